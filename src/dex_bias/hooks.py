@@ -1,0 +1,61 @@
+"""Run-level checks that no single pipeline can make for itself."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+from kedro.io import MemoryDataset
+from kedro.pipeline import Pipeline
+
+logger = logging.getLogger(__name__)
+
+
+class MissingUpstreamError(RuntimeError):
+    """A pipeline was run alone before the pipeline that makes one of its inputs."""
+
+
+def producers_of(dataset: str, pipelines: dict[str, Pipeline]) -> list[str]:
+    """Names of the registered pipelines (not ``__default__``) that write ``dataset``."""
+    return sorted(
+        name for name, pipe in pipelines.items()
+        if name != "__default__" and dataset in pipe.all_outputs()
+    )
+
+
+class UpstreamCheckHooks:
+    """Stop a run before any node runs when a persisted input has never been made.
+
+    ``kedro run --pipeline=explain`` reads the latest persisted versions of ``predictions``,
+    ``landmarks`` and ``age_model``; when one was never written, Kedro would otherwise fail at
+    the first node that loads it, possibly after other nodes ran for minutes.
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
+        from kedro.framework.project import pipelines as registered
+
+        missing = []
+        for name in sorted(pipeline.inputs()):
+            if name.startswith("params:") or name == "parameters":
+                continue
+            if name not in catalog:
+                continue  # Kedro itself reports unregistered inputs
+            dataset = catalog.get(name) if hasattr(catalog, "get") else catalog._get_dataset(name)
+            if isinstance(dataset, MemoryDataset):
+                continue
+            if not catalog.exists(name):
+                missing.append(name)
+        if missing:
+            lines = []
+            for name in missing:
+                makers = producers_of(name, dict(registered))
+                how = (
+                    f"run `kedro run --pipelines={makers[0]}` (or the full `kedro run`) first"
+                    if makers else "no registered pipeline makes it: supply the file named in the catalog"
+                )
+                lines.append(f"  - '{name}' has never been made: {how}")
+            raise MissingUpstreamError(
+                "This run needs datasets that do not exist yet; no node was run.\n" + "\n".join(lines)
+            )
