@@ -1,0 +1,106 @@
+"""Fixtures shared by every test folder.
+
+- ``project_factory(name, params=None)``: a fresh Kedro project folder (conf copied, ``src``
+  linked, empty data layers) under a temporary folder; ``params`` (a dict of dotted keys) is
+  written to that copy's ``conf/local/parameters_test.yml``, so a test can shrink the demo.
+- ``run_kedro(project, *args, env=None)``: ``kedro run`` there in a subprocess (telemetry off);
+  on failure the assertion shows the output.
+- ``demo_run``: a project in which the full ``kedro run`` on a small demo set has completed once
+  (shared by every test of the session that needs the whole flow).
+- ``utkface_dir``: ``crop_part1`` of UTKFace unpacked from ``../shared/data`` (skipped, with the
+  reason, where that tar is absent, as on a user's fresh machine).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_TAR = REPO_ROOT.parent / "shared" / "data" / "utkface_crop_part1.tar"
+DATA_LAYERS = (
+    "01_raw", "02_intermediate", "03_primary", "04_feature",
+    "05_model_input", "06_models", "07_model_output", "08_reporting",
+)
+
+#: The demo used by end-to-end tests: small enough for CI, large enough for the statistics.
+TEST_DEMO_PARAMS: dict[str, object] = {}
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _nest(dotted: dict[str, object]) -> dict:
+    nested: dict = {}
+    for key, value in dotted.items():
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def make_project(root: Path, params: dict[str, object] | None = None) -> Path:
+    """Lay out a runnable copy of this project at ``root`` and return it."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO_ROOT / "conf", root / "conf", dirs_exist_ok=True)
+    (root / "conf" / "local").mkdir(exist_ok=True)
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(REPO_ROOT / name, root / name)
+    if not (root / "src").exists():
+        (root / "src").symlink_to(REPO_ROOT / "src", target_is_directory=True)
+    for layer in DATA_LAYERS:
+        (root / "data" / layer).mkdir(parents=True, exist_ok=True)
+    if params:
+        with open(root / "conf" / "local" / "parameters_test.yml", "w") as fh:
+            yaml.safe_dump(_nest(params), fh)
+    return root
+
+
+def run_kedro(project: Path, *args: str, env: str | None = None, check: bool = True,
+              timeout: float = 1200) -> subprocess.CompletedProcess:
+    """Run ``kedro run *args`` in ``project``; fail the test with its output when it fails."""
+    command = [sys.executable, "-m", "kedro", "run", *args]
+    if env:
+        command += ["--env", env]
+    environ = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="2",
+                   PYTHONUNBUFFERED="1")
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True,
+                          timeout=timeout, env=environ)
+    if check and done.returncode != 0:
+        pytest.fail(f"`{' '.join(command[2:])}` failed in {project}:\n{done.stdout[-6000:]}\n{done.stderr[-12000:]}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def project_factory(tmp_path_factory) -> Callable[..., Path]:
+    def factory(name: str, params: dict[str, object] | None = None) -> Path:
+        return make_project(tmp_path_factory.mktemp(name), params)
+    return factory
+
+
+@pytest.fixture(scope="session")
+def demo_run(project_factory) -> Path:
+    """A project where the full ``kedro run`` on the default demo has completed."""
+    project = project_factory("demo_run", TEST_DEMO_PARAMS)
+    run_kedro(project)
+    return project
+
+
+@pytest.fixture(scope="session")
+def utkface_dir(tmp_path_factory) -> Path:
+    if not SHARED_TAR.exists():
+        pytest.skip(f"real UTKFace images not here: {SHARED_TAR} is absent (CI has it; a fresh machine does not)")
+    target = tmp_path_factory.mktemp("utkface")
+    with tarfile.open(SHARED_TAR) as tar:
+        tar.extractall(target, filter="data")
+    return target / "crop_part1"
