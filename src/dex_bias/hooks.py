@@ -40,11 +40,9 @@ class UpstreamCheckHooks:
         for name in sorted(pipeline.inputs()):
             if name.startswith("params:") or name == "parameters":
                 continue
-            if name not in catalog:
-                continue  # Kedro itself reports unregistered inputs
-            dataset = catalog.get(name) if hasattr(catalog, "get") else catalog._get_dataset(name)
-            if isinstance(dataset, MemoryDataset):
-                continue
+            dataset = catalog.get(name)
+            if dataset is None or isinstance(dataset, MemoryDataset):
+                continue  # Kedro itself reports unregistered inputs; memory ones are made in-run
             if not catalog.exists(name):
                 missing.append(name)
         if missing:
