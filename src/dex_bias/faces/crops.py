@@ -1,0 +1,281 @@
+"""Face crops cut on demand from an image and its stored crop transform.
+
+Alignment stores, per face, an affine map from the crop's unit square to image pixels
+(the ``landmarks`` columns ``crop_a`` … ``crop_f``)::
+
+    x = a·u + b·v + c
+    y = d·u + e·v + f        u, v ∈ [0, 1]  (u to the right, v down)
+
+Coordinate conventions (the same as dlib's): an image pixel's *centre* sits at integer
+coordinates, so column ``i`` covers ``x ∈ [i - 0.5, i + 0.5]`` and the image spans
+``[-0.5, W - 0.5] × [-0.5, H - 0.5]``. The crop's unit square spans its whole area, so crop
+pixel ``j`` (of ``size``) has its centre at ``u = (j + 0.5) / size``, and a point at crop
+pixel coordinate ``p`` has ``u = (p + 0.5) / size``.
+
+Sampling is bilinear. Pixels outside the image are padded — by replicating the edge pixel
+(``padding="edge"``) or with a constant colour (``padding="constant"``) — and never wrapped
+around: a crop near the left edge never shows pixels from the right edge (the crop of the
+dex-model-analysis study did, through negative indices). When a crop shrinks the image by
+2× or more, the image is first box-averaged by the integer factor (Pillow ``reduce``), so
+the bilinear sample does not alias.
+
+Nothing here is stored per run: later pipelines call :func:`iter_crop_batches` (streaming,
+flat memory) or :func:`cut_crops` on the rows they need.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from os import PathLike
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from dex_bias.imaging import load_rgb
+
+#: The six affine coefficients, in the order ``[[a, b, c], [d, e, f]]``.
+CROP_COLUMNS: tuple[str, ...] = ("crop_a", "crop_b", "crop_c", "crop_d", "crop_e", "crop_f")
+#: Number of dlib landmarks (iBUG 300-W 68-point scheme).
+N_LANDMARKS = 68
+LANDMARK_X_COLUMNS: tuple[str, ...] = tuple(f"x_{i:02d}" for i in range(N_LANDMARKS))
+LANDMARK_Y_COLUMNS: tuple[str, ...] = tuple(f"y_{i:02d}" for i in range(N_LANDMARKS))
+PADDING_MODES = ("edge", "constant")
+
+
+def read_image(path: str | PathLike) -> np.ndarray:
+    """Decode ``path`` to (H, W, 3) uint8 RGB (:func:`dex_bias.imaging.load_rgb`).
+
+    Raises :class:`dex_bias.imaging.ImageDecodeError` with a reason code.
+    """
+    return load_rgb(path)
+
+
+def crop_transforms(landmarks: pd.DataFrame) -> np.ndarray:
+    """The (N, 2, 3) float64 crop transforms ``[[a, b, c], [d, e, f]]`` of a ``landmarks`` table.
+
+    Raises ``KeyError`` naming the missing ``crop_*`` columns.
+    """
+    missing = [c for c in CROP_COLUMNS if c not in landmarks.columns]
+    if missing:
+        raise KeyError(
+            f"the table has no crop transform columns {missing}; pass the `landmarks` dataset "
+            "made by the align pipeline (or a table merged with it)"
+        )
+    return landmarks.loc[:, list(CROP_COLUMNS)].to_numpy(dtype=np.float64).reshape(-1, 2, 3)
+
+
+def transform_to_columns(transforms: np.ndarray) -> dict[str, np.ndarray]:
+    """The inverse of :func:`crop_transforms`: (N, 2, 3) → ``{"crop_a": (N,), …}``."""
+    flat = np.asarray(transforms, dtype=np.float64).reshape(-1, 6)
+    return {name: flat[:, k] for k, name in enumerate(CROP_COLUMNS)}
+
+
+def _sample_grid(transform: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image coordinates (x, y), each (size, size), of the crop's pixel centres."""
+    centres = (np.arange(size, dtype=np.float64) + 0.5) / size
+    u, v = np.meshgrid(centres, centres)  # u varies along columns, v along rows
+    (a, b, c), (d, e, f) = transform
+    return a * u + b * v + c, d * u + e * v + f
+
+
+def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear sample of ``image`` (H, W, C) at (x, y); coordinates are clipped to the image,
+    so anything outside takes the nearest edge value (no wrap-around by construction)."""
+    height, width = image.shape[:2]
+    x = np.clip(x, 0.0, width - 1.0)
+    y = np.clip(y, 0.0, height - 1.0)
+    x0 = np.floor(x).astype(np.intp)
+    y0 = np.floor(y).astype(np.intp)
+    x1 = np.minimum(x0 + 1, width - 1)
+    y1 = np.minimum(y0 + 1, height - 1)
+    wx = (x - x0)[..., None]
+    wy = (y - y0)[..., None]
+    pixels = image.astype(np.float32)
+    top = pixels[y0, x0] * (1.0 - wx) + pixels[y0, x1] * wx
+    bottom = pixels[y1, x0] * (1.0 - wx) + pixels[y1, x1] * wx
+    return top * (1.0 - wy) + bottom * wy
+
+
+def crop_image(
+    image: np.ndarray,
+    transform: np.ndarray,
+    size: int,
+    *,
+    padding: str = "edge",
+    fill: int | tuple[int, int, int] = 0,
+) -> np.ndarray:
+    """Cut one (size, size, 3) uint8 crop from an (H, W, 3) uint8 image.
+
+    ``transform`` is the (2, 3) map from the crop's unit square to image pixels. ``padding``:
+    ``"edge"`` replicates the nearest edge pixel outside the image, ``"constant"`` fills with
+    ``fill`` (an RGB triple or one grey level). Never wraps around.
+    """
+    if padding not in PADDING_MODES:
+        raise ValueError(f"padding must be one of {PADDING_MODES}, not {padding!r}")
+    if size < 1:
+        raise ValueError(f"crop size must be a positive number of pixels, not {size}")
+    transform = np.asarray(transform, dtype=np.float64).reshape(2, 3)
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+
+    # Source pixels per crop pixel along u and v; at 2x or more, box-average first.
+    spacing = min(np.hypot(transform[0, 0], transform[1, 0]), np.hypot(transform[0, 1], transform[1, 1])) / size
+    factor = int(math.floor(spacing))
+    if factor >= 2:
+        image = np.asarray(Image.fromarray(image).reduce(factor))
+        # A reduced pixel k covers original pixels [k·f, (k+1)·f): x' = (x + 0.5) / f - 0.5.
+        transform = transform / factor
+        transform[:, 2] += 0.5 / factor - 0.5
+
+    x, y = _sample_grid(transform, size)
+    if padding == "constant":
+        # A one-pixel frame of the fill colour: coordinates beyond it clip onto the frame, and
+        # the image edge blends smoothly into the fill.
+        colour = np.broadcast_to(np.asarray(fill, dtype=image.dtype), (3,))
+        framed = np.empty((image.shape[0] + 2, image.shape[1] + 2, 3), dtype=image.dtype)
+        framed[...] = colour
+        framed[1:-1, 1:-1] = image
+        image, x, y = framed, x + 1.0, y + 1.0
+    sampled = _bilinear(image, x, y)
+    return np.clip(np.rint(sampled), 0, 255).astype(np.uint8)
+
+
+def cut_crops(
+    paths: Sequence[str | PathLike],
+    transforms: np.ndarray,
+    size: int,
+    *,
+    padding: str = "edge",
+    fill: int | tuple[int, int, int] = 0,
+    workers: int | None = None,
+) -> np.ndarray:
+    """Cut one crop per image: (N, size, size, 3) uint8 RGB.
+
+    ``paths[i]`` is decoded with :func:`dex_bias.imaging.load_rgb` and sampled bilinearly
+    through ``transforms[i]`` (N, 2, 3; see the module docstring). ``workers`` > 1 decodes on
+    a thread pool (Pillow and numpy release the GIL). Raises
+    :class:`dex_bias.imaging.ImageDecodeError` for an image that cannot be decoded.
+    """
+    transforms = np.asarray(transforms, dtype=np.float64).reshape(-1, 2, 3)
+    if len(paths) != len(transforms):
+        raise ValueError(f"{len(paths)} paths but {len(transforms)} transforms; give one transform per image")
+    crops = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+
+    def cut(index: int) -> None:
+        crops[index] = crop_image(read_image(paths[index]), transforms[index], size, padding=padding, fill=fill)
+
+    if workers and workers > 1 and len(paths) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(cut, range(len(paths))))
+    else:
+        for index in range(len(paths)):
+            cut(index)
+    return crops
+
+
+def _cut_batch(
+    batch: pd.DataFrame,
+    size: int,
+    padding: str,
+    fill: int | tuple[int, int, int],
+    pool: ThreadPoolExecutor,
+    on_error: Callable[[pd.Series, Exception], None] | None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    transforms = crop_transforms(batch)
+    paths = batch["path"].tolist()
+
+    def cut(index: int) -> np.ndarray | Exception:
+        try:
+            return crop_image(read_image(paths[index]), transforms[index], size, padding=padding, fill=fill)
+        except Exception as exc:  # reported below, per row, or re-raised
+            if on_error is None:
+                raise
+            return exc
+
+    results = list(pool.map(cut, range(len(paths))))
+    keep = []
+    for index, result in enumerate(results):
+        if isinstance(result, Exception):
+            on_error(batch.iloc[index], result)
+        else:
+            keep.append(index)
+    crops = np.stack([results[i] for i in keep]) if keep else np.empty((0, size, size, 3), np.uint8)
+    return batch.iloc[keep], crops
+
+
+def iter_crop_batches(
+    table: pd.DataFrame,
+    size: int,
+    batch_size: int,
+    *,
+    padding: str = "edge",
+    fill: int | tuple[int, int, int] = 0,
+    workers: int = 4,
+    on_error: Callable[[pd.Series, Exception], None] | None = None,
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Stream ``(rows, crops)`` batches for a table with ``path`` and ``crop_a``…``crop_f``.
+
+    ``rows`` is the slice of ``table`` (index kept) whose crops are ``crops``
+    (len(rows), size, size, 3) uint8 RGB, in table order. Memory stays flat as the table
+    grows: at most two batches are held (the one yielded, and the next one, decoded on a
+    pool of ``workers`` threads while the caller works on the current one).
+
+    ``on_error``: ``None`` raises on the first image that cannot be decoded; otherwise it is
+    called as ``on_error(row, exception)`` and that row is left out of its batch, so the
+    caller can record it (e.g. as an ``inference_failures`` row) — nothing is dropped silently.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    if "path" not in table.columns:
+        raise KeyError("the table has no `path` column; merge `landmarks` with `faces` on image_id first")
+    crop_transforms(table.head(0))  # fail early, naming missing crop columns
+    starts = range(0, len(table), batch_size)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, ThreadPoolExecutor(max_workers=1) as prefetch:
+        def submit(start: int) -> Future:
+            batch = table.iloc[start:start + batch_size]
+            return prefetch.submit(_cut_batch, batch, size, padding, fill, pool, on_error)
+
+        pending: Future | None = submit(starts[0]) if len(starts) else None
+        for position in range(len(starts)):
+            current = pending
+            pending = submit(starts[position + 1]) if position + 1 < len(starts) else None
+            yield current.result()
+
+
+def landmarks_in_crop(landmarks: pd.DataFrame, size: int) -> np.ndarray:
+    """The 68 landmarks of each row in its (size × size) crop's pixel coordinates: (N, 68, 2).
+
+    ``[..., 0]`` is x (column), ``[..., 1]`` is y (row); pixel centres at integers, as in
+    the image. Each point is mapped through the inverse of its row's crop transform.
+    """
+    missing = [c for c in LANDMARK_X_COLUMNS + LANDMARK_Y_COLUMNS if c not in landmarks.columns]
+    if missing:
+        raise KeyError(f"the table lacks landmark columns ({missing[:3]}…); pass the `landmarks` dataset")
+    transforms = crop_transforms(landmarks)
+    points = np.stack(
+        [landmarks.loc[:, list(LANDMARK_X_COLUMNS)].to_numpy(np.float64),
+         landmarks.loc[:, list(LANDMARK_Y_COLUMNS)].to_numpy(np.float64)],
+        axis=-1,
+    )
+    return image_to_crop(points, transforms, size)
+
+
+def image_to_crop(points: np.ndarray, transforms: np.ndarray, size: int) -> np.ndarray:
+    """Map image points (N, K, 2) into crop pixel coordinates through transforms (N, 2, 3)."""
+    transforms = np.asarray(transforms, dtype=np.float64).reshape(-1, 2, 3)
+    linear = transforms[:, :, :2]
+    offset = transforms[:, :, 2]
+    relative = np.asarray(points, dtype=np.float64) - offset[:, None, :]
+    unit = np.einsum("nij,nkj->nki", np.linalg.inv(linear), relative)
+    return unit * size - 0.5
+
+
+def crop_to_image(points: np.ndarray, transforms: np.ndarray, size: int) -> np.ndarray:
+    """Map crop pixel coordinates (N, K, 2) back to image pixels through transforms (N, 2, 3)."""
+    transforms = np.asarray(transforms, dtype=np.float64).reshape(-1, 2, 3)
+    unit = (np.asarray(points, dtype=np.float64) + 0.5) / size
+    return np.einsum("nij,nkj->nki", transforms[:, :, :2], unit) + transforms[:, None, :, 2]
