@@ -1,0 +1,169 @@
+"""The input contract of the report: which ``predictions`` tables can be audited, and why not.
+
+A predictions table needs at least ``image_id`` and ``predicted_age`` (years, unrounded).
+``age``, ``gender`` and ``race`` come from the table where it has them, else they are parsed from
+UTKFace-style ids (``25_1_3_20170116174525125.jpg`` or ``....jpg.chip.jpg``; any folder part of
+the id is ignored). So a vendor's CSV of two columns is enough for an audit.
+
+Bad rows (unparseable ids, non-numeric, non-finite or negative predictions, labels out of range,
+duplicate ids) either stop the run with one error that lists the first few and the count per
+reason, or, when the caller allows it, go to a quarantine table with their reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import PurePosixPath, PureWindowsPath
+
+import numpy as np
+import pandas as pd
+
+from dex_bias.utkface import AGE_MAX, AGE_MIN, GENDER_NAMES, RACE_NAMES, LabelError, parse_utkface_name
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("image_id", "predicted_age")
+LABEL_COLUMNS: tuple[str, ...] = ("age", "gender", "race")
+QUARANTINE_COLUMNS: tuple[str, ...] = ("row", "image_id", "reason", "detail")
+#: How many offending rows an error message lists per reason.
+SHOWN_ROWS = 5
+
+
+class PredictionsContractError(ValueError):
+    """A predictions table the report cannot audit; the message says which rows and the fix."""
+
+
+def _basename(image_id: str) -> str:
+    # Ids may carry a folder (either separator); UTKFace labels live in the file name alone.
+    return PureWindowsPath(PurePosixPath(image_id).name).name
+
+
+def _labels_from_ids(ids: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+    """Parse UTKFace labels from ids; returns labels (NaN where unparseable) and the failure detail."""
+    parsed = {"age": [], "gender": [], "race": []}
+    failures = []
+    for image_id in ids:
+        try:
+            labels = parse_utkface_name(_basename(str(image_id)))
+        except LabelError as error:
+            for key in parsed:
+                parsed[key].append(np.nan)
+            failures.append(f"{error.reason}: {error.detail}")
+        else:
+            parsed["age"].append(labels.age)
+            parsed["gender"].append(labels.gender)
+            parsed["race"].append(labels.race)
+            failures.append("")
+    return pd.DataFrame(parsed, index=ids.index, dtype=float), pd.Series(failures, index=ids.index)
+
+
+def prepare_predictions(
+    df: pd.DataFrame,
+    *,
+    allow_quarantine: bool = False,
+    source: str = "predictions",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check a predictions table against the contract and complete its labels.
+
+    Args:
+        df: at least ``image_id`` and ``predicted_age``; optional ``age``, ``gender`` (0 male,
+            1 female), ``race`` (0-4, UTKFace codes); any other columns pass through.
+        allow_quarantine: when False, any bad row raises ``PredictionsContractError``; when
+            True, bad rows are set aside in the returned quarantine table instead.
+        source: how to name the table in messages (a catalog name or a file path).
+
+    Returns:
+        ``(predictions, quarantine)``: the valid rows with ``predicted_age`` float and ``age``,
+        ``gender``, ``race`` int (index reset), and one quarantine row per bad input row with
+        ``row`` (1-based data row, the header not counted), ``image_id``, ``reason``
+        (``unparseable_id``, ``non_numeric_prediction``, ``negative_prediction``,
+        ``label_out_of_range``, ``duplicate_id``) and ``detail``. Every copy of a duplicated id
+        is set aside: which copy is right cannot be told.
+
+    Raises:
+        PredictionsContractError: required columns missing (always), or bad rows while
+            ``allow_quarantine`` is False; the message lists the first rows and the count.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise PredictionsContractError(
+            f"{source}: missing column(s) {missing}; the table has {list(df.columns)}. "
+            "An audit needs at least 'image_id' (UTKFace-style file names when there are no "
+            "'age', 'gender', 'race' columns) and 'predicted_age' (years). Rename the columns "
+            "or add them."
+        )
+    table = df.reset_index(drop=True).copy()
+    table["image_id"] = table["image_id"].astype(str)
+    problems: list[pd.DataFrame] = []
+
+    def flag(mask: pd.Series, reason: str, detail: pd.Series | str) -> None:
+        if mask.any():
+            detail_values = detail[mask] if isinstance(detail, pd.Series) else detail
+            problems.append(pd.DataFrame({
+                "row": table.index[mask] + 1, "image_id": table.loc[mask, "image_id"],
+                "reason": reason, "detail": detail_values,
+            }))
+
+    # Labels: the table's own where present, else parsed from the id.
+    parsed, parse_failure = _labels_from_ids(table["image_id"])
+    label_missing = pd.Series(False, index=table.index)
+    for column in LABEL_COLUMNS:
+        given = pd.to_numeric(table[column], errors="coerce") if column in table else pd.Series(np.nan, index=table.index)
+        table[column] = given.fillna(parsed[column])
+        label_missing |= table[column].isna()
+    flag(label_missing, "unparseable_id",
+         parse_failure.where(parse_failure != "", "no labels in the table and none in the id"))
+
+    prediction = pd.to_numeric(table["predicted_age"], errors="coerce")
+    not_numeric = prediction.isna() | ~np.isfinite(prediction.fillna(0.0))
+    flag(not_numeric, "non_numeric_prediction",
+         "predicted_age " + table["predicted_age"].astype(str) + " is not a finite number")
+    negative = ~not_numeric & (prediction < 0)
+    flag(negative, "negative_prediction", "predicted_age " + prediction.astype(str) + " is below 0")
+    table["predicted_age"] = prediction.astype(float)
+
+    known = ~label_missing
+    out_of_range = known & ~(
+        table["age"].between(AGE_MIN, AGE_MAX)
+        & table["gender"].isin(list(GENDER_NAMES))
+        & table["race"].isin(list(RACE_NAMES))
+    )
+    flag(out_of_range, "label_out_of_range",
+         "age " + table["age"].astype(str) + ", gender " + table["gender"].astype(str) + ", race "
+         + table["race"].astype(str) + f" (need age {AGE_MIN}-{AGE_MAX}, gender 0/1, race 0-4)")
+
+    duplicated = table["image_id"].duplicated(keep=False)
+    counts = table["image_id"].map(table["image_id"].value_counts())
+    flag(duplicated, "duplicate_id", "image_id appears " + counts.astype(str) + " times")
+
+    quarantine = (
+        pd.concat(problems, ignore_index=True).sort_values(["row", "reason"], kind="stable").reset_index(drop=True)
+        if problems else pd.DataFrame({c: pd.Series(dtype=object if c != "row" else int) for c in QUARANTINE_COLUMNS})
+    )
+    if len(quarantine) and not allow_quarantine:
+        raise PredictionsContractError(_describe(quarantine, len(table), source))
+    bad_rows = set(quarantine["row"] - 1)
+    valid = table.loc[~table.index.isin(bad_rows)].reset_index(drop=True)
+    for column in LABEL_COLUMNS:
+        valid[column] = valid[column].astype(int)
+    logger.info(
+        "%s: %d rows in, %d valid, %d set aside (%s)", source, len(table), len(valid), len(bad_rows),
+        quarantine["reason"].value_counts().to_dict() if len(quarantine) else "none",
+    )
+    return valid, quarantine
+
+
+def _describe(quarantine: pd.DataFrame, total: int, source: str) -> str:
+    lines = [f"{source}: {quarantine['row'].nunique()} of {total} rows cannot be audited."]
+    for reason, rows in quarantine.groupby("reason", sort=False):
+        shown = "; ".join(
+            f"row {r.row} ({r.image_id!r}): {r.detail}" for r in rows.head(SHOWN_ROWS).itertuples()
+        )
+        more = f" … and {len(rows) - SHOWN_ROWS} more" if len(rows) > SHOWN_ROWS else ""
+        lines.append(f"  - {reason}: {len(rows)} rows, e.g. {shown}{more}")
+    lines.append(
+        "Fix those rows (rows are numbered from 1 after the header), or set "
+        "`report.input.allow_quarantine: true` to audit the rest and list these rows in "
+        "the `report_input_quarantine` output."
+    )
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from dex_bias.stats.intervals import bootstrap_ci, wilson_interval
+
+
+def test_wilson_matches_scipy_binomtest():
+    for k, n in [(0, 10), (3, 10), (47, 200), (200, 200)]:
+        expected = st.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson_interval(k, n) == pytest.approx((expected.low, expected.high), abs=1e-12)
+
+
+def test_wilson_is_vectorised_and_undefined_for_empty_groups():
+    low, high = wilson_interval(np.array([1, 5, 0]), np.array([10, 20, 0]), confidence=0.9)
+    expected = st.binomtest(5, 20).proportion_ci(confidence_level=0.9, method="wilson")
+    assert (low[1], high[1]) == pytest.approx((expected.low, expected.high))
+    assert np.isnan(low[2]) and np.isnan(high[2])
+    with pytest.raises(ValueError):
+        wilson_interval(5, 3)
+
+
+def test_bootstrap_matches_direct_resampling_and_scipy():
+    rng = np.random.default_rng(1)
+    y_true = rng.uniform(0, 80, 300)
+    y_pred = y_true + rng.normal(2, 5, 300)
+    mae = lambda t, p: np.mean(np.abs(p - t))  # noqa: E731
+    low, high = bootstrap_ci(y_true, y_pred, statistic=mae, n_boot=400, seed=7)
+    # the same draws, made directly
+    draws = np.random.default_rng(7)
+    replicates = []
+    for _ in range(400):
+        rows = draws.integers(0, 300, 300)
+        replicates.append(mae(y_true[rows], y_pred[rows]))
+    assert (low, high) == pytest.approx(tuple(np.quantile(replicates, [0.025, 0.975])))
+    # and it agrees with scipy's percentile bootstrap up to Monte Carlo error
+    reference = st.bootstrap((y_true, y_pred), mae, paired=True, vectorized=False, n_resamples=2000,
+                             method="percentile", rng=np.random.default_rng(3)).confidence_interval
+    assert low == pytest.approx(reference.low, abs=0.15) and high == pytest.approx(reference.high, abs=0.15)
+    assert low < mae(y_true, y_pred) < high
