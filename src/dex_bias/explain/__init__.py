@@ -1,0 +1,8 @@
+"""Explanations of age estimates: facial regions from landmarks, LIME over regions, and checks
+of how faithful and stable those explanations are. Knows nothing of Kedro.
+
+- ``regions``: the article's thirteen facial regions + background, as a label map per crop.
+- ``lime_regions``: LIME of the scalar expected age, batched across images (lime_image's draws).
+- ``quality``: deletion curves and seed stability.
+- ``groups``: image selection and group attribution maps in a common aligned frame.
+"""
