@@ -12,7 +12,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from dex_bias.utkface import age_bands
+from typing import Sequence
+
+from dex_bias.utkface import DEFAULT_AGE_BANDS, age_bands
 
 logger = logging.getLogger(__name__)
 
@@ -21,16 +23,14 @@ HELD_OUT = "held_out"
 STRATUM_COLUMNS = ("race", "gender", "age_band")
 
 
-def stratum_labels(faces: pd.DataFrame) -> pd.Series:
-    """``race × gender × age band`` label per row (age band from true ``age``, default bands)."""
-    bands = faces["age_band"].astype(str) if "age_band" in faces else age_bands(faces["age"]).astype(str)
-    return (
-        faces["race"].astype(int).astype(str) + "|" + faces["gender"].astype(int).astype(str)
-        + "|" + pd.Series(np.asarray(bands), index=faces.index)
-    )
+def stratum_labels(faces: pd.DataFrame, bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS) -> pd.Series:
+    """``race × gender × age band`` label per row (age band from true ``age`` and ``bands``)."""
+    band = pd.Series(np.asarray(age_bands(faces["age"], bands).astype(str)), index=faces.index)
+    return faces["race"].astype(int).astype(str) + "|" + faces["gender"].astype(int).astype(str) + "|" + band
 
 
-def calibration_split(faces: pd.DataFrame, calibration_fraction: float, seed: int) -> pd.DataFrame:
+def calibration_split(faces: pd.DataFrame, calibration_fraction: float, seed: int,
+                      bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS) -> pd.DataFrame:
     """Assign each row to ``calibration`` or ``held_out``, stratified by race × gender × age band.
 
     Within every stratum the rows are shuffled with ``numpy.random.default_rng(seed)`` and the
@@ -40,15 +40,16 @@ def calibration_split(faces: pd.DataFrame, calibration_fraction: float, seed: in
 
     Parameters
     ----------
-    faces : DataFrame with ``image_id``, ``age`` (years), ``gender`` (0/1), ``race`` (0-4);
-        ``age_band`` is used when present.
+    faces : DataFrame with ``image_id``, ``age`` (years), ``gender`` (0/1), ``race`` (0-4).
     calibration_fraction : share of each stratum used to fit the correction, in (0, 1).
     seed : seed of the shuffle; the same input and seed give the same split.
+    bands : inclusive ``(low, high)`` age bands (years) on true age.
 
     Returns
     -------
     DataFrame ``image_id``, ``stratum``, ``correction_part`` in the input's row order.
     """
+    faces = faces.reset_index(drop=True)
     if not 0.0 < calibration_fraction < 1.0:
         raise ValueError(
             f"correct.split.calibration_fraction is {calibration_fraction}: it must lie strictly "
@@ -59,7 +60,7 @@ def calibration_split(faces: pd.DataFrame, calibration_fraction: float, seed: in
         dupes = faces.loc[faces["image_id"].duplicated(), "image_id"].head(5).tolist()
         raise ValueError(f"duplicate image_id in predictions, e.g. {dupes}: one row per image is needed to split")
     rng = np.random.default_rng(seed)
-    strata = stratum_labels(faces)
+    strata = stratum_labels(faces, bands)
     part = pd.Series(HELD_OUT, index=faces.index, dtype=object)
     # Sorted strata so that the draw order (and so the split) does not depend on row order.
     for stratum in sorted(strata.unique()):
