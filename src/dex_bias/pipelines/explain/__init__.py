@@ -1,0 +1,1 @@
+"""The ``explain`` pipeline: LIME of the expected age over facial regions, and its quality."""
