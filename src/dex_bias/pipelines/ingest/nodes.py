@@ -1,0 +1,66 @@
+"""Ingest nodes: make or find the images, screen them, split them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dex_bias.demo import DemoSettings, ensure_demo_faces
+from dex_bias.pipelines.ingest.screening import (
+    QUARANTINE_COLUMNS, build_faces, drop_duplicate_ids, find_image_files, parse_labels, probe_images,
+)
+from dex_bias.utkface import DEFAULT_AGE_BANDS
+
+logger = logging.getLogger(__name__)
+
+
+def _resolve(folder: str) -> Path:
+    """Relative folders resolve against the working directory (the project root under kedro run)."""
+    return Path(folder).expanduser().resolve()
+
+
+def prepare_image_folder(params: dict[str, Any]) -> str:
+    """The absolute image folder to scan; makes the demo faces first when ``image_dir`` is the
+    demo folder and no demo is there yet (an existing matching demo is reused, never rewritten)."""
+    image_dir = _resolve(params["image_dir"])
+    demo = params.get("demo") or {}
+    if demo.get("output_dir") and _resolve(demo["output_dir"]) == image_dir:
+        outcome = ensure_demo_faces(image_dir, DemoSettings.from_params(demo))
+        logger.info("Demo faces %s in %s", outcome, image_dir)
+    return str(image_dir)
+
+
+def screen_images(image_folder: str, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scan ``image_folder``; returns (decodable, well-labelled, unique files; quarantine rows
+    with a reason: bad name, label out of range, undecodable, duplicate id)."""
+    files = find_image_files(image_folder)
+    labelled, bad_names = parse_labels(files)
+    decode = params.get("decode") or {}
+    decodable, undecodable = probe_images(
+        labelled, min_side=int(decode.get("min_side", 32)), max_pixels=int(decode.get("max_pixels", 50_000_000)),
+        workers=decode.get("workers") or None,
+    )
+    unique, duplicates = drop_duplicate_ids(decodable)
+    quarantine = pd.concat([bad_names, undecodable, duplicates], ignore_index=True)[QUARANTINE_COLUMNS]
+    quarantine = quarantine.sort_values("path", kind="stable").reset_index(drop=True)
+    if len(files) != len(unique) + len(quarantine):  # every file lands in exactly one table
+        raise AssertionError(f"ingest lost files: {len(files)} found, {len(unique)} kept, {len(quarantine)} quarantined")
+    logger.info("found %d files = %d faces + %d quarantined (%s)", len(files), len(unique), len(quarantine),
+                ", ".join(f"{reason}: {n}" for reason, n in quarantine["reason"].value_counts().sort_index().items())
+                or "none")
+    return unique, quarantine
+
+
+def split_faces(screened: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """The ``faces`` table: labels, age band and a seeded train/test split stratified by
+    race × gender × age band."""
+    split = params.get("split") or {}
+    bands = params.get("age_bands") or DEFAULT_AGE_BANDS
+    faces = build_faces(screened, test_share=float(split.get("test_share", 0.25)),
+                        seed=int(split.get("seed", 0)), bands=[tuple(band) for band in bands])
+    counts = faces["split"].value_counts()
+    logger.info("faces split: %d train, %d test", counts.get("train", 0), counts.get("test", 0))
+    return faces
