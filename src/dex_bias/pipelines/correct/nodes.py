@@ -11,7 +11,7 @@ from dex_bias.correction.corrected import corrected_predictions_table
 from dex_bias.correction.evaluate import correction_effects, gate_effects
 from dex_bias.correction.models import AgeCorrection, select_correction
 from dex_bias.correction.split import CALIBRATION, HELD_OUT, calibration_split
-from dex_bias.stats.contract import prepare_predictions
+from dex_bias.stats.contract import PredictionsContractError, prepare_predictions
 from dex_bias.stats.gender import gender_metrics
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,14 @@ def _part(prepared: pd.DataFrame, split: pd.DataFrame, part: str) -> pd.DataFram
 
 def prepare_correction_input(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Contract-checked predictions (labels from columns or UTKFace ids); bad rows stop or are logged."""
-    prepared, quarantine = prepare_predictions(
-        predictions, allow_quarantine=bool(params["input"]["allow_quarantine"]), source="predictions (correct)")
+    try:
+        prepared, quarantine = prepare_predictions(
+            predictions, allow_quarantine=bool(params["input"]["allow_quarantine"]), source="predictions (correct)")
+    except PredictionsContractError as error:
+        # The shared message names the report's switch; this pipeline has its own.
+        raise PredictionsContractError(
+            f"{error}\nIn the correct pipeline the switch is `correct.input.allow_quarantine` "
+            "(conf/base/parameters_correct.yml).") from error
     if len(quarantine):
         logger.warning("correct: %d predictions rows set aside by the input contract: %s",
                        quarantine["row"].nunique(), quarantine["reason"].value_counts().to_dict())
