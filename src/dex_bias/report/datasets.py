@@ -1,0 +1,79 @@
+"""``OptionalDataset``: an input that may legitimately be absent (explanations in an audit).
+
+The report's explanation sections need ``region_attributions``, which only the explain pipeline
+makes. An audit of a vendor's CSV (``--env external``) has none. Rather than a second pipeline or
+a ``catalog.exists`` call inside a node, the ``external`` environment declares the dataset as
+``OptionalDataset`` wrapping the usual file: it always *exists* (so the run's upstream check
+passes) and loads as an empty table with the expected columns when the file was never made; the
+report nodes then leave those sections out and say so.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset
+
+logger = logging.getLogger(__name__)
+
+
+class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """Read-only wrapper: the inner dataset's data, or an empty ``DataFrame`` when it is absent.
+
+    Catalog example::
+
+        region_attributions:
+          type: dex_bias.report.datasets.OptionalDataset
+          columns: [image_id, method, region, weight]
+          dataset:
+            type: pandas.ParquetDataset
+            filepath: data/07_model_output/region_attributions.parquet
+            versioned: true   # reads the latest version, when there is one
+    """
+
+    def __init__(self, *, dataset: dict[str, Any], columns: list[str] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self._inner_config = dict(dataset)
+        self._inner = AbstractDataset.from_config("optional_inner", dict(dataset))
+        self._columns = list(columns or [])
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"dataset": self._inner_config.get("type"), "columns": self._columns}
+
+    def _inner_exists(self) -> bool:
+        try:
+            return bool(self._inner.exists())
+        except Exception:  # a versioned dataset with no version yet may raise instead of saying False
+            return False
+
+    def load(self) -> pd.DataFrame:
+        if self._inner_exists():
+            return self._inner.load()
+        logger.info("Optional input %s is absent: the sections that need it are left out",
+                    self._inner_config.get("filepath", self._inner_config.get("type")))
+        return pd.DataFrame({column: pd.Series(dtype=object) for column in self._columns})
+
+    def save(self, data: pd.DataFrame) -> None:
+        raise NotImplementedError("OptionalDataset is read-only: the pipeline that makes the data saves it")
+
+    def _exists(self) -> bool:
+        return True
+
+
+try:  # kedro-datasets' pandas extra is pinned; the guard keeps this module importable alone
+    from kedro_datasets.pandas import CSVDataset
+except ImportError:  # pragma: no cover
+    CSVDataset = None
+
+if CSVDataset is not None:
+    class SourcedCSVDataset(CSVDataset):
+        """``pandas.CSVDataset`` whose frames remember their file (``df.attrs["source"]``), so the
+        report's input-contract errors name the user's file rather than a catalog entry."""
+
+        def load(self) -> pd.DataFrame:
+            data = super().load()
+            data.attrs["source"] = str(self._filepath)
+            return data

@@ -1,0 +1,170 @@
+"""The self-contained HTML audit report: every table and figure in one file, findings in words.
+
+No external resource (styles inline, figures as base64 PNG data URIs, no script), so the file
+can be mailed, archived with an audit and opened offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1200px;
+padding:0 1em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #4477AA}h2{margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:12px;margin:0.5em 0}
+th,td{border:1px solid #ddd;padding:2px 6px;text-align:right}th{background:#f1f4f8}
+td:first-child,th:first-child{text-align:left}
+.note{background:#fff8e1;border-left:4px solid #f0b400;padding:0.5em 1em}
+.finding{background:#eef5ff;border-left:4px solid #4477AA;padding:0.5em 1em}
+img{max-width:100%;border:1px solid #eee}details{margin:0.5em 0}summary{cursor:pointer;font-weight:600}
+.scroll{overflow-x:auto}
+"""
+
+
+def image_data_uri(image: Image.Image) -> str:
+    """PNG data URI of a PIL image, for an ``<img src=...>`` that needs no file."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def table_html(df: pd.DataFrame, *, digits: int = 3, collapsed: str | None = None) -> str:
+    """An HTML table of ``df`` (numbers to ``digits`` significant places, empty for missing)."""
+    if df is None or df.empty:
+        body = "<p><em>No rows.</em></p>"
+    else:
+        formatted = df.copy()
+        for column in formatted.columns:
+            if pd.api.types.is_float_dtype(formatted[column]):
+                formatted[column] = formatted[column].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}g}")
+        body = '<div class="scroll">' + formatted.to_html(index=False, na_rep="", border=0, escape=True) + "</div>"
+    if collapsed:
+        return f"<details><summary>{html.escape(collapsed)} ({0 if df is None else len(df)} rows)</summary>{body}</details>"
+    return body
+
+
+@dataclass
+class Section:
+    """One section of the report: a heading, paragraphs (already HTML), tables and figures."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    figures: list[tuple[str, Image.Image]] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame, bool]] = field(default_factory=list)  # (caption, table, collapsed)
+
+
+def _fmt_p(p: float) -> str:
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.4f}" if p < 0.01 else f"p = {p:.3f}"
+
+
+def summary_of_findings(group_metrics: pd.DataFrame, significance_tests: pd.DataFrame,
+                        age_gate_metrics: pd.DataFrame, challenge_age_buffers: pd.DataFrame,
+                        *, alpha: float = 0.05) -> list[str]:
+    """Plain-words findings (HTML-escaped sentences): who differs, by how much, CI, corrected p."""
+    out = []
+    overall = group_metrics[group_metrics["grouping"] == "overall"].iloc[0]
+    out.append(
+        f"{int(overall['n'])} faces audited: mean absolute error {overall['mae']:.2f} years "
+        f"(95% CI {overall['mae_ci_low']:.2f}–{overall['mae_ci_high']:.2f}); mean signed error "
+        f"{overall['mean_signed_error']:+.2f} years (positive: estimates too old)."
+    )
+    rest = significance_tests[(significance_tests["family"] == "group_vs_rest")
+                              & (significance_tests["status"] == "ok")]
+    for feature, rows in rest.groupby("feature", sort=False):
+        flagged = rows[(rows["p_corr"] < alpha)].sort_values("difference", ascending=False)
+        if flagged.empty:
+            out.append(f"By {feature}: no group's age-adjusted absolute error differs from the rest "
+                       f"at α = {alpha} after Holm correction over {len(rows)} groups.")
+        for row in flagged.itertuples():
+            metrics = group_metrics[(group_metrics["grouping"] == feature) & (group_metrics["group"] == row.group)]
+            mae = (f"; its MAE is {metrics.iloc[0]['mae']:.2f} years (95% CI {metrics.iloc[0]['mae_ci_low']:.2f}–"
+                   f"{metrics.iloc[0]['mae_ci_high']:.2f})") if len(metrics) else ""
+            direction = "larger (worse)" if row.difference > 0 else "smaller (better)"
+            out.append(
+                f"By {feature}: {row.group} faces have an age-adjusted absolute error {abs(row.difference):.2f} years "
+                f"{direction} than everyone else (95% CI {row.difference_ci_low:+.2f} to {row.difference_ci_high:+.2f}; "
+                f"Mann–Whitney, Holm-corrected {_fmt_p(row.p_corr)}, n = {row.n} vs {row.n_b}){mae}."
+            )
+    omnibus = significance_tests[(significance_tests["family"] == "omnibus") & (significance_tests["test"] == "kruskal")
+                                 & (significance_tests["status"] == "ok") & (significance_tests["p_corr"] < alpha)]
+    for row in omnibus.itertuples():
+        out.append(f"Within true ages {row.age_band}, absolute error differs across {row.feature} groups "
+                   f"(Kruskal–Wallis H = {row.statistic:.1f}, Holm-corrected {_fmt_p(row.p_corr)}, ε² = {row.effect_size:.3f}).")
+    gates = age_gate_metrics[(age_gate_metrics["measure"] == "minors_accepted") & (age_gate_metrics["status"] != "no_cases")]
+    for tau in sorted(gates["challenge_age"].unique()):
+        at = gates[gates["challenge_age"] == tau]
+        overall_gate = at[at["grouping"] == "overall"]
+        if overall_gate.empty:
+            continue
+        o = overall_gate.iloc[0]
+        # Rank only single-feature groups large enough to rank (intersections are in the tables).
+        ranked = at[(at["grouping"] != "overall") & ~at["grouping"].str.contains("×") & (at["status"] == "ok")]
+        worst = ranked.sort_values("rate", ascending=False).head(1)
+        sentence = (f"At challenge age {tau:g}, {100 * o['rate']:.1f}% of minors (95% CI {100 * o['ci_low']:.1f}–"
+                    f"{100 * o['ci_high']:.1f}%, n = {o['n']}) are estimated at or above it")
+        if len(worst):
+            w = worst.iloc[0]
+            sentence += (f"; the highest group rate is {w['group']} ({w['grouping']}): {100 * w['rate']:.1f}% "
+                         f"(95% CI {100 * w['ci_low']:.1f}–{100 * w['ci_high']:.1f}%, n = {w['n']})")
+        out.append(sentence + ".")
+    for target, rows in challenge_age_buffers[challenge_age_buffers["status"] != "no_minors"].groupby("target_rate"):
+        overall_buffer = rows[rows["grouping"] == "overall"]
+        ranked = rows[(rows["grouping"] != "overall") & (rows["status"] == "ok")]
+        worst = ranked.sort_values("buffer_challenge_age", ascending=False).head(1)
+        if overall_buffer.empty or worst.empty:
+            continue
+        out.append(
+            f"To accept at most {100 * target:g}% of minors, the challenge age must be at least "
+            f"{overall_buffer.iloc[0]['buffer_challenge_age']:g} overall, and {worst.iloc[0]['buffer_challenge_age']:g} "
+            f"for {worst.iloc[0]['group']} ({worst.iloc[0]['minors']} minors), the group that needs the most."
+        )
+    return [html.escape(sentence) for sentence in out]
+
+
+def min_n_warnings(group_metrics: pd.DataFrame) -> list[str]:
+    """One line per group below the minimum n: its estimates are too uncertain to rank."""
+    small = group_metrics[group_metrics["small_group"]]
+    return [html.escape(f"{row.grouping} = {row.group}: n = {row.n} (< {row.min_n})") for row in small.itertuples()]
+
+
+def render_report(title: str, introduction: Sequence[str], findings: Sequence[str],
+                  warnings: Sequence[str], sections: Sequence[Section]) -> str:
+    """Assemble the HTML document (UTF-8, self-contained)."""
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        # No external resources: a favicon request would be the only network access, so say none.
+        '<link rel="icon" href="data:,">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    parts += [f"<p>{p}</p>" for p in introduction]
+    parts.append('<h2 id="findings">Summary of findings</h2><div class="finding"><ul>')
+    parts += [f"<li>{f}</li>" for f in findings]
+    parts.append("</ul></div>")
+    if warnings:
+        parts.append(f'<div class="note"><strong>Small groups</strong> (fewer rows than the minimum; treat their '
+                     f'estimates as indicative only): <ul>{"".join(f"<li>{w}</li>" for w in warnings)}</ul></div>')
+    parts.append("<nav><h2>Contents</h2><ol>" + "".join(
+        f'<li><a href="#s{i}">{html.escape(s.title)}</a></li>' for i, s in enumerate(sections)) + "</ol></nav>")
+    for i, section in enumerate(sections):
+        parts.append(f'<h2 id="s{i}">{html.escape(section.title)}</h2>')
+        parts += [f"<p>{p}</p>" for p in section.paragraphs]
+        for caption, image in section.figures:
+            parts.append(f'<figure><img alt="{html.escape(caption)}" src="{image_data_uri(image)}">'
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        for caption, table, collapsed in section.tables:
+            if not collapsed:
+                parts.append(f"<h3>{html.escape(caption)}</h3>")
+            parts.append(table_html(table, collapsed=caption if collapsed else None))
+    parts.append("</body></html>")
+    return "\n".join(parts)
