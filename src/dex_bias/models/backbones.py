@@ -38,13 +38,16 @@ def _dex_heads(features, *, use_bias: bool = True, weight_decay: float | None = 
     return [gender, age]
 
 
-def build_compact(*, dropout: float = 0.3, width: int = 32, weight_decay: float = 1e-4):
+def build_compact(*, width: int = 16, convs_per_block: tuple[int, ...] = (1, 2, 2, 2), dropout: float = 0.3,
+                  dense_units: int = 128, weight_decay: float = 1e-4, bn_momentum: float = 0.9):
     """dex_bias's small DEX CNN: 64x64 RGB/255 -> [pred_gender, pred_age].
 
-    Four blocks of two 3x3 convolutions (BatchNorm, ReLU; ``width``, 2x, 4x, 8x filters),
-    each but the last followed by 2x2 max pooling, then global average pooling, dropout, a
-    128-unit dense layer and the two DEX heads. Sized (1,221,319 parameters at width 32)
-    to train on a few hundred faces in a minute on two CPU cores.
+    Four blocks of 3x3 convolutions (``width``, 2x, 4x, 8x filters; ``convs_per_block`` each;
+    BatchNorm, ReLU), 2x2 max pooling after each of the first three, global average pooling,
+    dropout, a ``dense_units`` ReLU layer and the two DEX heads. BatchNorm's moving averages
+    use momentum 0.9 (Keras's 0.99 lags far behind the weights when an epoch is a dozen steps,
+    which makes validation predictions useless early on). Sized to train on a few hundred
+    faces in about a minute on two CPU cores.
     """
     keras = _keras()
     layers = keras.layers
@@ -52,17 +55,17 @@ def build_compact(*, dropout: float = 0.3, width: int = 32, weight_decay: float 
     spec = MODEL_SPECS["compact"]
     inputs = keras.Input(shape=spec.input_shape, name="image")
     x = inputs
-    for block, filters in enumerate((width, width * 2, width * 4, width * 8), start=1):
-        for conv in (1, 2):
+    for block, (filters, convs) in enumerate(zip((width, width * 2, width * 4, width * 8), convs_per_block), start=1):
+        for conv in range(1, convs + 1):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer,
                               name=f"block{block}_conv{conv}")(x)
-            x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{block}_bn{conv}")(x)
             x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
         if block < 4:
             x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    x = layers.Dense(128, activation="relu", kernel_regularizer=regularizer, name="features")(x)
+    x = layers.Dense(dense_units, activation="relu", kernel_regularizer=regularizer, name="features")(x)
     return keras.Model(inputs, _dex_heads(x), name="compact")
 
 
