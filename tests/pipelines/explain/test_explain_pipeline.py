@@ -1,0 +1,122 @@
+"""The explain pipeline: in-process on stand-in inputs (fast), then end to end on the demo run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from dex_bias.demo.generate import DemoSettings, plan_demo, render_demo_face
+from dex_bias.explain.regions import REGION_NAMES
+from dex_bias.faces import LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS
+from dex_bias.utkface import age_bands
+from tests.conftest import REPO_ROOT, run_kedro
+
+N_FACES = 10
+
+
+def _params(**overrides) -> dict:
+    with open(REPO_ROOT / "conf" / "base" / "parameters_explain.yml") as fh:
+        params = yaml.safe_load(fh)["explain"]
+    params["lime"].update(num_samples=120, batch_size=256)
+    params["quickshift"].update(sample_size=3)
+    params["quality"].update(sample_size=2, stability_seeds=2, random_orders=2)
+    params.update(overrides)
+    return params
+
+
+@pytest.fixture(scope="module")
+def stand_in_inputs(tmp_path_factory):
+    """faces, landmarks (the renderer's own 68 points), predictions and an untrained compact model."""
+    from dex_bias.models import build_model
+
+    folder = tmp_path_factory.mktemp("explain_faces")
+    rows, marks = [], []
+    for face, rng in plan_demo(DemoSettings(count=N_FACES, size=128, seed=5)):
+        image, points = render_demo_face(face, rng, 128)
+        path = folder / face.file_name
+        Image.fromarray(image).save(path)
+        rows.append({"image_id": face.file_name, "path": str(path), "age": face.age, "gender": face.gender,
+                     "race": face.race, "split": "test"})
+        left, top = points.min(axis=0) - 0.4 * np.ptp(points, axis=0)
+        side = 1.8 * np.ptp(points, axis=0).max()
+        mark = {"image_id": face.file_name, "crop_a": side, "crop_b": 0.0, "crop_c": left,
+                "crop_d": 0.0, "crop_e": side, "crop_f": top}
+        mark.update(dict(zip(LANDMARK_X_COLUMNS, points[:, 0])))
+        mark.update(dict(zip(LANDMARK_Y_COLUMNS, points[:, 1])))
+        marks.append(mark)
+    faces = pd.DataFrame(rows)
+    faces["age_band"] = age_bands(faces["age"]).astype(str)
+    landmarks = pd.DataFrame(marks[1:])  # the first face's alignment "failed"
+    predictions = faces[["image_id", "age", "gender", "race", "split"]].iloc[:-1].copy()  # the last: no prediction
+    predictions["predicted_age"] = 30.0
+    model = build_model("compact")
+    return faces, landmarks, predictions, model
+
+
+def _run(stand_in_inputs, params):
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+
+    from dex_bias.pipelines.explain.pipeline import create_pipeline
+
+    class KeptDataset(MemoryDataset):
+        def _release(self) -> None:  # keep intermediate outputs for the assertions
+            pass
+
+    faces, landmarks, predictions, model = stand_in_inputs
+    pipeline = create_pipeline()
+    catalog = DataCatalog({name: KeptDataset(copy_mode="assign") for name in pipeline.datasets()})
+    for name, value in {"faces": faces, "landmarks": landmarks, "predictions": predictions, "age_model": model,
+                        "params:explain": params}.items():
+        catalog[name] = KeptDataset(value, copy_mode="assign")
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in pipeline.datasets() if not name.startswith("params:")}
+
+
+def test_pipeline_on_stand_ins(stand_in_inputs):
+    faces = stand_in_inputs[0]
+    out = _run(stand_in_inputs, _params())
+    attributions, failures = out["region_attributions"], out["explanation_failures"]
+    # counts reconcile: every face is explained or skipped with its reason
+    assert set(attributions["image_id"]) | set(failures["image_id"]) == set(faces["image_id"])
+    assert dict(zip(failures["image_id"], failures["reason"])) == {
+        faces["image_id"].iloc[0]: "no_landmarks", faces["image_id"].iloc[-1]: "no_prediction"}
+    regions = attributions[attributions["method"] == "regions"]
+    assert regions["image_id"].nunique() == N_FACES - 2
+    assert (regions.groupby("image_id")["region"].apply(list) == [list(REGION_NAMES)] * (N_FACES - 2)).all()
+    contract = ["image_id", "method", "region", "weight", "region_empty", "intercept", "surrogate_r2",
+                "predicted_age", "age", "gender", "race"]
+    assert set(contract) <= set(attributions.columns)
+    assert attributions["weight"].notna().all() and (regions["weight"] != 0).any()
+    assert attributions.loc[attributions["region_empty"], "weight"].eq(0).all()
+    quick = attributions[attributions["method"] == "quickshift"]
+    assert quick["image_id"].nunique() == 3 and quick["weight"].between(0, 1).all()
+    quality = out["explanation_quality"]
+    assert len(quality) == 2 and quality[["auc_attribution", "auc_random", "auc_gap"]].notna().all().all()
+    group = out["group_attributions"]
+    means = regions.merge(faces[["image_id", "age_band"]]).groupby(["race", "gender", "age_band", "region"])["weight"].mean()
+    check = group.set_index(["race", "gender", "age_band", "region"])["mean_weight"]
+    pd.testing.assert_series_equal(check.sort_index(), means.sort_index(), check_names=False)
+    # the same run seed gives the same weights
+    again = _run(stand_in_inputs, _params())["region_attributions"]
+    pd.testing.assert_frame_equal(again, attributions)
+
+
+@pytest.mark.slow
+def test_explain_alone_after_the_demo_run_writes_a_new_version(demo_run):
+    folder = demo_run / "data" / "07_model_output" / "region_attributions.parquet"
+    first = sorted(p.name for p in folder.iterdir())
+    assert len(first) == 1
+    run_kedro(demo_run, "--pipelines=explain")
+    second = sorted(p.name for p in folder.iterdir())
+    assert len(second) == 2 and first[0] in second
+    old, new = (pd.read_parquet(folder / v / "region_attributions.parquet") for v in second)
+    pd.testing.assert_frame_equal(old, new)  # same inputs and seed: same explanations
+    predictions_dir = demo_run / "data" / "07_model_output" / "predictions.parquet"
+    for name in ("group_attribution_maps.png", "facial_regions.png"):
+        assert len(list((demo_run / "data" / "08_reporting" / name).iterdir())) == 2
+    quality_dir = demo_run / "data" / "08_reporting" / "explanation_quality.csv"
+    assert len(list(quality_dir.iterdir())) == 2
