@@ -62,6 +62,7 @@ def prepare_predictions(
     *,
     allow_quarantine: bool = False,
     source: str = "predictions",
+    quarantine_switch: str = "report.input.allow_quarantine",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check a predictions table against the contract and complete its labels.
 
@@ -71,6 +72,8 @@ def prepare_predictions(
         allow_quarantine: when False, any bad row raises ``PredictionsContractError``; when
             True, bad rows are set aside in the returned quarantine table instead.
         source: how to name the table in messages (a catalog name or a file path).
+        quarantine_switch: the parameter the error message tells the user to set (each
+            pipeline that reads predictions has its own).
 
     Returns:
         ``(predictions, quarantine)``: the valid rows with ``predicted_age`` float and ``age``,
@@ -141,7 +144,7 @@ def prepare_predictions(
         if problems else pd.DataFrame({c: pd.Series(dtype=object if c != "row" else int) for c in QUARANTINE_COLUMNS})
     )
     if len(quarantine) and not allow_quarantine:
-        raise PredictionsContractError(_describe(quarantine, len(table), source))
+        raise PredictionsContractError(_describe(quarantine, len(table), source, quarantine_switch))
     bad_rows = set(quarantine["row"] - 1)
     valid = table.loc[~table.index.isin(bad_rows)].reset_index(drop=True)
     for column in LABEL_COLUMNS:
@@ -153,7 +156,7 @@ def prepare_predictions(
     return valid, quarantine
 
 
-def _describe(quarantine: pd.DataFrame, total: int, source: str) -> str:
+def _describe(quarantine: pd.DataFrame, total: int, source: str, quarantine_switch: str) -> str:
     lines = [f"{source}: {quarantine['row'].nunique()} of {total} rows cannot be audited."]
     for reason, rows in quarantine.groupby("reason", sort=False):
         shown = "; ".join(
@@ -163,7 +166,7 @@ def _describe(quarantine: pd.DataFrame, total: int, source: str) -> str:
         lines.append(f"  - {reason}: {len(rows)} rows, e.g. {shown}{more}")
     lines.append(
         "Fix those rows (rows are numbered from 1 after the header), or set "
-        "`report.input.allow_quarantine: true` to audit the rest and list these rows in "
-        "the `report_input_quarantine` output."
+        f"`{quarantine_switch}: true` (or `--params {quarantine_switch}=true`) to go on with the "
+        "other rows; the set-aside rows are then listed with their reason."
     )
     return "\n".join(lines)

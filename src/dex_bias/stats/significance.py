@@ -9,7 +9,7 @@ of age-gate outcomes. Families and corrections:
   Games–Howell (Hedges' g), whose p is already family-wise adjusted by the studentized range.
 - ``group_vs_rest``: each group against everyone else, two-sided Mann–Whitney on the
   *age-adjusted* absolute error (a row's absolute error minus the mean absolute error of all rows
-  of the same whole year of true age, so that groups with different age mixes compare fairly);
+  in the same age band of true age, so that groups with different age mixes compare fairly);
   Holm over the groups of a feature. ``difference`` is the group's mean minus the rest's, in
   years, with a percentile-bootstrap interval; ``worse`` marks a significantly larger error.
   This is the family the report's findings and the planted-bias check use.
@@ -66,8 +66,10 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
 def _with_errors(df: pd.DataFrame, bands) -> pd.DataFrame:
     table = with_display_columns(df, bands)
     table["absolute_error"] = (table["predicted_age"] - table["age"]).abs()
-    year = np.floor(table["age"].astype(float))
-    table["age_adjusted_error"] = table["absolute_error"] - table.groupby(year)["absolute_error"].transform("mean")
+    # Adjust within age bands, not single years: year cells are small, and their noisy means
+    # (which include the row itself) cost the group-vs-rest test most of its power.
+    table["age_adjusted_error"] = table["absolute_error"] - table.groupby(
+        "age_band", observed=True)["absolute_error"].transform("mean")
     return table
 
 
@@ -229,7 +231,7 @@ def significance_tests(
     result = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
     result["worse"] = result["worse"].astype("boolean").fillna(False).astype(bool)
     for column in ("age_band", "measure", "group", "group_b", "correction", "effect_size_name"):
-        result[column] = result[column].fillna("")
+        result[column] = result[column].astype(object).fillna("").astype(str)
     logger.info("significance_tests: %d rows, %d ok, %d flagged worse", len(result),
                 result["status"].str.startswith("ok").sum(), result["worse"].sum())
     return result

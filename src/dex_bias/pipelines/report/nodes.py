@@ -173,7 +173,7 @@ def build_audit_report(
                     ("Group metrics: intersections and the article's bands", group_metrics.drop(main.index), True)]),
         Section("Between-group tests", [html.escape(
             "Group against the rest: Mann–Whitney on the age-adjusted absolute error (absolute error minus the "
-            "mean absolute error at the same year of true age), Holm-corrected over the groups of a feature. "
+            "mean absolute error of everyone in the same age band), Holm-corrected over the groups of a feature. "
             "Within each age band: Kruskal–Wallis and Welch ANOVA (Holm over bands), pairwise Mann–Whitney "
             "(Holm) and Games–Howell. Chi-square tests of age-gate outcomes across groups. Groups too small "
             "for a test carry the status 'too_small'.")],
