@@ -16,6 +16,9 @@ from dex_bias.utkface import DEFAULT_AGE_BANDS
 
 logger = logging.getLogger(__name__)
 
+#: Where the demo faces are made and read unless ``ingest.image_dir`` says otherwise.
+DEFAULT_IMAGE_DIR = "data/01_raw/demo_faces"
+
 
 def _resolve(folder: str) -> Path:
     """Relative folders resolve against the working directory (the project root under kedro run)."""
@@ -24,10 +27,14 @@ def _resolve(folder: str) -> Path:
 
 def prepare_image_folder(params: dict[str, Any]) -> str:
     """The absolute image folder to scan; makes the demo faces first when ``image_dir`` is the
-    demo folder and no demo is there yet (an existing matching demo is reused, never rewritten)."""
-    image_dir = _resolve(params["image_dir"])
-    demo = params.get("demo") or {}
-    if demo.get("output_dir") and _resolve(demo["output_dir"]) == image_dir:
+    demo folder and no demo is there yet (an existing matching demo is reused, never rewritten).
+
+    Keys left out fall back to the defaults of parameters_ingest.yml, so an environment that
+    overrides only ``ingest.demo.count`` still runs.
+    """
+    image_dir = _resolve(params.get("image_dir", DEFAULT_IMAGE_DIR))
+    demo = {"output_dir": DEFAULT_IMAGE_DIR, **(params.get("demo") or {})}
+    if _resolve(demo["output_dir"]) == image_dir:
         outcome = ensure_demo_faces(image_dir, DemoSettings.from_params(demo))
         logger.info("Demo faces %s in %s", outcome, image_dir)
     return str(image_dir)
@@ -60,7 +67,7 @@ def split_faces(screened: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     split = params.get("split") or {}
     bands = params.get("age_bands") or DEFAULT_AGE_BANDS
     faces = build_faces(screened, test_share=float(split.get("test_share", 0.25)),
-                        seed=int(split.get("seed", 0)), bands=[tuple(band) for band in bands])
+                        seed=int(split.get("seed", 42)), bands=[tuple(band) for band in bands])
     counts = faces["split"].value_counts()
     logger.info("faces split: %d train, %d test", counts.get("train", 0), counts.get("test", 0))
     return faces
