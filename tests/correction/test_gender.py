@@ -43,7 +43,7 @@ def test_counts_rates_and_intervals_per_race_and_band_match_a_direct_count():
     assert cell["female_read_as_male_rate"] == pytest.approx((guessed[~males] == 0).mean())
     low, high = wilson_interval(int((guessed == part["gender"]).sum()), len(part))
     assert (cell["accuracy_ci_low"], cell["accuracy_ci_high"]) == pytest.approx((low, high))
-    assert cell["status"].startswith("below_min_n")
+    assert cell["status"].startswith("small_group")
 
 
 def test_no_gender_head_is_skipped_with_a_logged_reason(caplog):

@@ -54,7 +54,7 @@ def _confusion_row(true_gender: np.ndarray, guessed: np.ndarray, min_n: int) -> 
     f2m_low, f2m_high = wilson_interval(counts["female_read_as_male"], n_female)
     flags = []
     if n < min_n:
-        flags.append(f"below_min_n ({n} < {min_n}: wide interval)")
+        flags.append(f"small_group ({n} < {min_n}: wide interval)")
     if n_male == 0:
         flags.append("no_male_faces (male error rate undefined)")
     if n_female == 0:
@@ -80,7 +80,7 @@ def gender_metrics(df: pd.DataFrame, *, bands: Sequence[Sequence[int]] = DEFAULT
             ``gender`` (true, 0 male / 1 female), ``race`` (0-4), ``age`` (years) and
             ``prob_female`` (the gender head's probability of female).
         bands: inclusive age bands on true age (default 0-12, 13-17, 18-24, 25-39, 40-59, 60+).
-        min_n: groups with fewer faces are flagged ``below_min_n`` in ``status``.
+        min_n: groups with fewer faces are flagged ``small_group`` in ``status`` (as in the report).
 
     Returns:
         One row per group for the groupings ``overall``, ``race``, ``age_band`` and
