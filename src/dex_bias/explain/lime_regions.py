@@ -101,7 +101,7 @@ class LimeSettings:
     num_features: int | None = None  # None: all segments, as lime_image's num_features=100000
     hide: str = "mean"
     blur_sigma: float = 3.0
-    batch_size: int = 500
+    batch_size: int = 100
     distance_metric: str = "cosine"
 
     def __post_init__(self) -> None:
