@@ -90,7 +90,7 @@ def gate_rates(gates: pd.DataFrame, grouping: str = "race",
             x = np.arange(len(groups)) + (k - (len(taus) - 1) / 2) * width
             rate = rows["rate"].to_numpy(float)
             errors = np.vstack([rate - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - rate])
-            ax.bar(x, rate, width, yerr=np.nan_to_num(errors), capsize=3, color=PALETTE[k % len(PALETTE)],
+            ax.bar(x, rate, width, yerr=np.clip(np.nan_to_num(errors), 0, None), capsize=3, color=PALETTE[k % len(PALETTE)],
                    label=f"challenge age {tau:g}")
         ax.set_xticks(range(len(groups)), groups)
         ax.set_ylabel("rate")
