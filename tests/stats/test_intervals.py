@@ -38,3 +38,12 @@ def test_bootstrap_matches_direct_resampling_and_scipy():
                              method="percentile", rng=np.random.default_rng(3)).confidence_interval
     assert low == pytest.approx(reference.low, abs=0.15) and high == pytest.approx(reference.high, abs=0.15)
     assert low < mae(y_true, y_pred) < high
+
+
+def test_vectorized_bootstrap_gives_the_same_interval_from_the_same_draws():
+    rng = np.random.default_rng(2)
+    y_true, y_pred = rng.uniform(0, 80, 257), rng.uniform(0, 80, 257)
+    loop = bootstrap_ci(y_true, y_pred, statistic=lambda t, p: float(np.mean(np.abs(p - t))), n_boot=300, seed=4)
+    block = bootstrap_ci(y_true, y_pred, statistic=lambda t, p: np.mean(np.abs(p - t), axis=-1), n_boot=300,
+                         seed=4, vectorized=True)
+    assert block == pytest.approx(loop, abs=1e-12)

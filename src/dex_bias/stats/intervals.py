@@ -43,6 +43,7 @@ def bootstrap_ci(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    vectorized: bool = False,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic(*samples)``.
 
@@ -51,6 +52,10 @@ def bootstrap_ci(
     ``numpy.random.default_rng(seed)``: one ``integers(0, n, n)`` per replicate, in order.
     Returns ``(low, high)``, the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
     quantiles of the replicates; ``(nan, nan)`` for empty samples.
+
+    ``vectorized=True`` promises that ``statistic`` reduces over the last axis (given arrays of
+    shape ``(replicates, n)`` it returns ``(replicates,)``): the replicates are then computed in
+    blocks, from exactly the same draws, many times faster.
 
     Reference: Efron & Tibshirani (1993), An Introduction to the Bootstrap, ch. 13.
     """
@@ -64,9 +69,18 @@ def bootstrap_ci(
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     replicates = np.empty(n_boot, dtype=float)
-    for b in range(n_boot):
-        rows = rng.integers(0, n, n)
-        replicates[b] = statistic(*(a[rows] for a in arrays))
+    if vectorized:
+        # Blocks of about 4 M indices keep memory flat for large groups; one integers() call
+        # of shape (k, n) draws the same stream as k calls of shape (n,).
+        block = max(1, min(n_boot, 4_000_000 // n))
+        for start in range(0, n_boot, block):
+            stop = min(n_boot, start + block)
+            rows = rng.integers(0, n, (stop - start, n))
+            replicates[start:stop] = statistic(*(a[rows] for a in arrays))
+    else:
+        for b in range(n_boot):
+            rows = rng.integers(0, n, n)
+            replicates[b] = statistic(*(a[rows] for a in arrays))
     alpha = 1.0 - confidence
     low, high = np.quantile(replicates, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(low), float(high)
