@@ -124,6 +124,8 @@ def _decode(path: Path, image: Image.Image) -> Image.Image:
         raise ImageDecodeError(path, reason, f"decoding stopped: {message}") from None
     except (SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise ImageDecodeError(path, "corrupt", f"decoding failed: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - format plugins raise odd types (struct.error...); one bad file must not stop a run
+        raise ImageDecodeError(path, "corrupt", f"decoding failed: {type(exc).__name__}: {exc}") from None
 
 
 def _check_size(path: Path, image: Image.Image, min_side: int) -> None:

@@ -105,7 +105,7 @@ def test_hog_detector_finds_at_least_nine_in_ten_and_landmarks_agree(rendered_sa
         inner = slice(17, 68)  # brows, nose, eyes, lips: the jaw line is soft by nature
         errors.append(np.median(np.linalg.norm(points[inner] - template[inner], axis=1)))
     assert found / len(rendered_sample) >= 0.9
-    assert np.median(errors) < 6.0  # pixels, on 200-px faces
+    assert np.median(errors) < 4.0  # pixels, on 200-px faces (measured: about 1.5)
 
 
 def test_demo_settings_are_checked():
