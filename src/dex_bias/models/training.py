@@ -161,7 +161,10 @@ class _EpochLog:
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
-                shown = ", ".join(f"{k} {v:.3f}" for k, v in sorted(logs.items()) if "loss" in k or "mae" in k)
+                shown = ", ".join(f"{_HISTORY_NAMES.get(k.removeprefix('val_'), k.removeprefix('val_'))}"
+                                  f"{' (validation)' if k.startswith('val_') else ''} {v:.3f}"
+                                  for k, v in sorted(logs.items())
+                                  if k in ("loss", "val_loss") or k.endswith("mae") or k.endswith("accuracy"))
                 logger.info("epoch %d/%d (%.1f s): %s", epoch + 1, total_epochs,
                             time.perf_counter() - self._started, shown)
 

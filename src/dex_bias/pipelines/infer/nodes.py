@@ -1,0 +1,54 @@
+"""Nodes of the ``infer`` pipeline: thin wrappers over :mod:`dex_bias.models.inference`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from dex_bias.models.inference import FAILURE_COLUMNS, join_faces_and_landmarks, predict_faces
+from dex_bias.models.weights import model_card
+
+logger = logging.getLogger(__name__)
+
+
+def splits_to_predict(card: dict[str, Any], all_splits: list[str], setting: str | list[str]) -> list[str]:
+    """The splits to predict: ``setting`` as a list, or for ``"auto"`` the splits the model was not trained on.
+
+    ``"auto"``: a model trained (or fine-tuned) here on the ``train`` split predicts only the
+    other splits (no leakage into the audit); a model used as loaded from a weights file
+    predicts every split. ``"all"``: every split.
+    """
+    if isinstance(setting, str):
+        if setting == "all":
+            return sorted(all_splits)
+        if setting != "auto":
+            raise ValueError(f"infer.splits must be 'auto', 'all' or a list of split names, not {setting!r}")
+        trained = set(card.get("trained_splits") or [])
+        return sorted(split for split in all_splits if split not in trained)
+    return list(setting)
+
+
+def predict_ages(faces: pd.DataFrame, landmarks: pd.DataFrame, age_model,
+                 params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict the faces of the chosen splits: ``(predictions, inference_failures)``; counts reconcile in the log."""
+    card = model_card(age_model)
+    splits = splits_to_predict(card, sorted(faces["split"].dropna().unique()), params.get("splits", "auto"))
+    in_scope = faces[faces["split"].isin(splits)]
+    table, without_landmarks = join_faces_and_landmarks(in_scope, landmarks)
+    version = str(card.get("version") or card.get("weights_sha256", "")[:12] or "unversioned")
+    logger.info("Model %s (version %s, %s; trained on split(s) %s): predicting split(s) %s.",
+                age_model.name, version, card.get("source", "unknown source"), card.get("trained_splits") or "none here",
+                splits)
+    predictions, unreadable = predict_faces(
+        age_model, table, batch_size=int(params.get("batch_size", 64)), padding=params.get("crop_padding", "edge"),
+        workers=int(params.get("crop_workers", 2)), model_version=version, log_every=int(params.get("log_every", 20)),
+    )
+    failures = pd.concat([without_landmarks, unreadable], ignore_index=True)[FAILURE_COLUMNS]
+    logger.info("Faces: %d in all; %d in split(s) %s = %d predicted + %d without landmarks + %d unreadable.",
+                len(faces), len(in_scope), splits, len(predictions), len(without_landmarks), len(unreadable))
+    if len(predictions) + len(failures) != len(in_scope):
+        raise RuntimeError(f"counts do not reconcile: {len(in_scope)} faces in scope, {len(predictions)} predicted, "
+                           f"{len(failures)} failed")
+    return predictions, failures
