@@ -1,0 +1,80 @@
+"""The report pipeline in-process on a tiny catalog (spaceflights style): every output made,
+explanation sections present when attributions are, absent and said so when they are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from dex_bias.pipelines.report.pipeline import create_pipeline
+from dex_bias.report.datasets import OptionalDataset
+from tests.conftest import REPO_ROOT
+from tests.stats.conftest import synthetic_predictions
+
+REGIONS = ["nose", "mouth", "chin", "left_cheek"]
+
+
+class KeptDataset(MemoryDataset):
+    """A memory dataset the runner cannot release, so the test can read every output after."""
+
+    def _release(self) -> None:
+        pass
+
+
+def _params() -> dict:
+    params = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_report.yml").read_text())["report"]
+    params["bootstrap"]["n_boot"] = 100
+    return params
+
+
+def _run(predictions: pd.DataFrame, attributions) -> dict:
+    pipeline = create_pipeline()
+    catalog = DataCatalog({"predictions": MemoryDataset(predictions), "params:report": MemoryDataset(_params()),
+                           "region_attributions": attributions})
+    outputs = sorted(pipeline.all_outputs())
+    for name in outputs:  # keep every output in memory so the test can read it
+        catalog[name] = KeptDataset()
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in outputs}
+
+
+@pytest.fixture(scope="module")
+def predictions() -> pd.DataFrame:
+    df = synthetic_predictions(700, seed=31, race_bias={2: 5.0})
+    df["split"] = np.where(np.arange(len(df)) % 4 == 0, "train", "test")
+    df["prob_female"] = np.clip(df["gender"] * 0.8 + 0.1 + np.random.default_rng(0).normal(0, 0.2, len(df)), 0, 1)
+    return df
+
+
+def test_with_attributions_every_section_is_made(predictions):
+    rng = np.random.default_rng(5)
+    attributions = pd.DataFrame(
+        [(i, "regions", r, rng.normal()) for i in predictions.image_id for r in REGIONS],
+        columns=["image_id", "method", "region", "weight"])
+    out = _run(predictions, MemoryDataset(attributions))
+    audited = (predictions.split == "test").sum()
+    metrics = out["group_metrics"]
+    assert metrics.loc[(metrics.grouping == "overall") & (metrics.band_scheme == "audit"), "n"].iloc[0] == audited
+    assert {"audit", "article"} == set(metrics.band_scheme)
+    assert set(out["paper_correlation_table"].region) == set(REGIONS)
+    assert out["figure_attribution_heatmap"].size[0] > 300
+    report = out["audit_report"]
+    assert "Appendix B" in report and "No region attributions" not in report
+    assert "Gender head" in report  # dex_bias.stats.gender with prob_female present
+    assert report.count("data:image/png;base64,") == 5
+    assert set(out["significance_tests"].family) == {"omnibus", "pairwise", "group_vs_rest", "gate_chi_square"}
+    assert not out["age_gate_metrics"].empty and not out["challenge_age_buffers"].empty
+
+
+def test_without_attributions_the_report_says_so(predictions, tmp_path):
+    absent = OptionalDataset(dataset={"type": "pandas.ParquetDataset", "filepath": str(tmp_path / "none.parquet")},
+                             columns=["image_id", "method", "region", "weight"])
+    out = _run(predictions.drop(columns=["prob_female"]), absent)
+    assert out["paper_correlation_table"].empty
+    report = out["audit_report"]
+    assert "No region attributions in this run" in report and "Gender head" not in report
+    assert "Asian faces have an age-adjusted absolute error" in report
