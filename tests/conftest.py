@@ -56,8 +56,11 @@ def make_project(root: Path, params: dict[str, object] | None = None) -> Path:
     (root / "conf" / "local").mkdir(exist_ok=True)
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(REPO_ROOT / name, root / name)
-    if not (root / "src").exists():
-        (root / "src").symlink_to(REPO_ROOT / "src", target_is_directory=True)
+    # Kedro resolves the source folder and insists it lies inside the project, so the copy
+    # gets a real src/ holding a link to the package (edits in the repo are seen at once).
+    (root / "src").mkdir(exist_ok=True)
+    if not (root / "src" / "dex_bias").exists():
+        (root / "src" / "dex_bias").symlink_to(REPO_ROOT / "src" / "dex_bias", target_is_directory=True)
     for layer in DATA_LAYERS:
         (root / "data" / layer).mkdir(parents=True, exist_ok=True)
     if params:

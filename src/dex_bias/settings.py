@@ -10,4 +10,7 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # A run's --params or an env may set one key of a pipeline's dict (ingest.demo.count)
+    # without wiping the rest of that dict.
+    "merge_strategy": {"parameters": "soft"},
 }
