@@ -161,6 +161,22 @@ def suffix_of(entry: dict) -> str:
     return Path(path).suffix.lower()
 
 
+def runnable(project: Path) -> Path:
+    """Make a ``project_factory`` copy loadable by the ``kedro`` CLI.
+
+    Kedro resolves ``src`` and refuses one outside the project, and the shared fixture links
+    ``src`` to the repository's; a real ``src`` folder holding a link to the package passes.
+    (No-op once the fixture itself lays ``src`` out that way.)
+    """
+    src = project / "src"
+    if src.is_symlink():
+        target = src.resolve()
+        src.unlink()
+        src.mkdir()
+        (src / "dex_bias").symlink_to(target / "dex_bias", target_is_directory=True)
+    return project
+
+
 def read_only_view(source: Path, root: Path) -> Path:
     """A project folder at ``root`` that shares ``source``'s code, conf and data (data linked).
 
@@ -172,7 +188,9 @@ def read_only_view(source: Path, root: Path) -> Path:
     for name in ("pyproject.toml", ".telemetry"):
         if (source / name).exists():
             shutil.copy(source / name, root / name)
-    for name in ("src", "data"):
-        if not (root / name).exists():
-            (root / name).symlink_to((source / name).resolve(), target_is_directory=True)
+    if not (root / "data").exists():
+        (root / "data").symlink_to((source / "data").resolve(), target_is_directory=True)
+    if not (root / "src").exists():
+        (root / "src").mkdir()
+        (root / "src" / "dex_bias").symlink_to((source / "src" / "dex_bias").resolve(), target_is_directory=True)
     return root

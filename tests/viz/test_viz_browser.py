@@ -26,6 +26,7 @@ import pytest
 
 from dex_bias.lineage import FLOW_ORDER
 from tests.browser import chromium_path, open_in_chromium
+from tests.viz.kedro_viz_data import runnable
 
 pytestmark = pytest.mark.browser
 
@@ -146,7 +147,7 @@ def test_errors_of_an_offline_font_request_are_told_from_real_ones():
 
 def test_kedro_viz_shows_every_pipeline_as_a_box_without_console_errors(project_factory, tmp_path):
     chromium_path()  # skip here (fail under CI) before starting a server, when there is no browser
-    project = project_factory("viz_browser")
+    project = runnable(project_factory("viz_browser"))
     screenshot = tmp_path / "kedro_viz.png"
     started = time.monotonic()
     with kedro_viz_server(project, tmp_path / "kedro_viz_run.log") as (url, server):
