@@ -50,7 +50,7 @@ class Edge:
 #: The datasets that pass between pipelines (the contract of CONTRIBUTING.md) and their readers.
 SHARED_DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     # dataset: (made by, read by)
-    "faces": ("ingest", ("align", "train", "infer")),
+    "faces": ("ingest", ("align", "train", "infer", "explain")),  # explain: image paths
     "landmarks": ("align", ("train", "infer", "explain")),
     "age_model": ("train", ("infer", "explain")),
     "predictions": ("infer", ("explain", "report", "correct")),

@@ -161,22 +161,6 @@ def suffix_of(entry: dict) -> str:
     return Path(path).suffix.lower()
 
 
-def runnable(project: Path) -> Path:
-    """Make a ``project_factory`` copy loadable by the ``kedro`` CLI.
-
-    Kedro resolves ``src`` and refuses one outside the project, and the shared fixture links
-    ``src`` to the repository's; a real ``src`` folder holding a link to the package passes.
-    (No-op once the fixture itself lays ``src`` out that way.)
-    """
-    src = project / "src"
-    if src.is_symlink():
-        target = src.resolve()
-        src.unlink()
-        src.mkdir()
-        (src / "dex_bias").symlink_to(target / "dex_bias", target_is_directory=True)
-    return project
-
-
 def read_only_view(source: Path, root: Path) -> Path:
     """A project folder at ``root`` that shares ``source``'s code, conf and data (data linked).
 

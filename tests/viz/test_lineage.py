@@ -36,7 +36,6 @@ from tests.viz.kedro_viz_data import (
     file_config,
     preview_type_name,
     read_only_view,
-    runnable,
     suffix_of,
 )
 
@@ -77,7 +76,7 @@ def test_the_intended_graph_follows_the_flow_order():
 
 @pytest.fixture(scope="module")
 def lineage_project(project_factory) -> Path:
-    return runnable(project_factory("lineage"))
+    return project_factory("lineage")
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ import pytest
 
 from dex_bias.lineage import FLOW_ORDER
 from tests.browser import chromium_path, open_in_chromium
-from tests.viz.kedro_viz_data import runnable
 
 pytestmark = pytest.mark.browser
 
@@ -147,7 +146,7 @@ def test_errors_of_an_offline_font_request_are_told_from_real_ones():
 
 def test_kedro_viz_shows_every_pipeline_as_a_box_without_console_errors(project_factory, tmp_path):
     chromium_path()  # skip here (fail under CI) before starting a server, when there is no browser
-    project = runnable(project_factory("viz_browser"))
+    project = project_factory("viz_browser")
     screenshot = tmp_path / "kedro_viz.png"
     started = time.monotonic()
     with kedro_viz_server(project, tmp_path / "kedro_viz_run.log") as (url, server):
@@ -158,7 +157,7 @@ def test_kedro_viz_shows_every_pipeline_as_a_box_without_console_errors(project_
         # Every pipeline's collapsed box, labelled with its name, must be drawn before the shot.
         all_boxes = "svg" + "".join(
             f':has(g.pipeline-node--modularPipeline[data-id="{name}"]:has-text("{name}"))' for name in FLOW_ORDER)
-        errors = open_in_chromium(url, screenshot, wait_for=all_boxes, viewport=(1600, 1000))
+        errors = open_in_chromium(url, screenshot, wait_for=all_boxes, viewport=(1600, 1400))
     print(f"kedro viz run served in {serving_s:.1f} s; total with browser {time.monotonic() - started:.1f} s")
 
     assert screenshot.stat().st_size > 10_000, "the screenshot is (nearly) blank"
