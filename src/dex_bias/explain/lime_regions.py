@@ -30,8 +30,6 @@ from functools import partial
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-import sklearn.metrics
-from lime.lime_base import LimeBase
 from scipy import ndimage
 
 logger = logging.getLogger(__name__)
@@ -201,6 +199,9 @@ class SegmentExplanation:
 
 def fit_surrogate(masks: np.ndarray, ages: np.ndarray, settings: LimeSettings, seed: int) -> tuple[np.ndarray, float, float, float]:
     """Fit LimeBase to (masks, ages) as lime_image does; returns (weights, intercept, score, local_pred)."""
+    import sklearn.metrics  # imported here: lime and scikit-learn are slow to import, seeds need neither
+    from lime.lime_base import LimeBase
+
     distances = sklearn.metrics.pairwise_distances(masks, masks[0].reshape(1, -1), metric=settings.distance_metric).ravel()
     base = LimeBase(partial(lime_kernel, kernel_width=float(settings.kernel_width)), random_state=seed)
     num_features = settings.num_features if settings.num_features is not None else 100000

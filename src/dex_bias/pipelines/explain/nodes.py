@@ -75,11 +75,12 @@ def select_images(predictions: pd.DataFrame, landmarks: pd.DataFrame, faces: pd.
     has_prediction = candidates["image_id"].isin(
         predictions.loc[predictions["predicted_age"].notna(), "image_id"])
     has_landmarks = candidates["image_id"].isin(landmarks["image_id"])
+    # Alignment comes first in the flow: a face it failed on has no prediction either, for that reason.
     failures = pd.concat([
-        pd.DataFrame({"image_id": candidates.loc[~has_prediction, "image_id"], "reason": "no_prediction",
-                      "detail": "no predicted_age in `predictions` (see `inference_failures`)"}),
-        pd.DataFrame({"image_id": candidates.loc[has_prediction & ~has_landmarks, "image_id"],
-                      "reason": "no_landmarks", "detail": "alignment failed (see `alignment_failures`)"}),
+        pd.DataFrame({"image_id": candidates.loc[~has_landmarks, "image_id"], "reason": "no_landmarks",
+                      "detail": "alignment failed (see `alignment_failures`)"}),
+        pd.DataFrame({"image_id": candidates.loc[has_landmarks & ~has_prediction, "image_id"],
+                      "reason": "no_prediction", "detail": "no predicted_age in `predictions` (see `inference_failures`)"}),
     ], ignore_index=True)
     usable = candidates[has_prediction & has_landmarks]
     targets = (usable.merge(predictions[["image_id", "predicted_age", *LABEL_COLUMNS]], on="image_id")
