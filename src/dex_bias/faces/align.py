@@ -15,15 +15,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from dex_bias.faces.crops import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS
-from dex_bias.faces.detect import AlignSettings, NoFaceFound, align_image
-from dex_bias.imaging import ImageDecodeError, load_rgb
+from dex_bias.faces.columns import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS
+from dex_bias.faces.detect import AlignSettings, align_chunk
 
 logger = logging.getLogger(__name__)
 
@@ -67,32 +65,6 @@ class FanOut:
         return self.workers or os.cpu_count() or 1
 
 
-def align_chunk(image_ids: Sequence[str], paths: Sequence[str], settings: AlignSettings) -> tuple[list[dict], list[dict]]:
-    """Align one chunk of images: ``(landmark rows, failure rows)``. Never raises per image."""
-    aligned, failed = [], []
-    for image_id, path in zip(image_ids, paths):
-        try:
-            # Ingest already judged the size; align tries whatever ingest let through.
-            image = load_rgb(path, min_side=1)
-        except ImageDecodeError as exc:
-            failed.append({"image_id": image_id, "path": path, "reason": "image_unreadable",
-                           "detail": f"{exc.reason}: {exc.detail}"})
-            continue
-        try:
-            row = align_image(image, settings)
-        except NoFaceFound:
-            stages = ", ".join(stage.name for stage in settings.stages)
-            failed.append({"image_id": image_id, "path": path, "reason": "no_face_found",
-                           "detail": f"{image.shape[1]}x{image.shape[0]} image; stages tried: {stages}"})
-            continue
-        except Exception as exc:  # a dlib failure on one image must not stop the run
-            failed.append({"image_id": image_id, "path": path, "reason": "alignment_error",
-                           "detail": f"{type(exc).__name__}: {exc}"})
-            continue
-        aligned.append({"image_id": image_id, **row})
-    return aligned, failed
-
-
 def _chunks(count: int, fan_out: FanOut) -> list[slice]:
     # Small tables still use every worker: at least ~4 tasks per worker when possible.
     per_task = max(1, min(fan_out.chunk_size, math.ceil(count / (4 * fan_out.worker_count))))
@@ -111,7 +83,9 @@ def _run_local(tasks: list[tuple], fan_out: FanOut, progress) -> list[tuple[list
 
     scheduler = "sync" if fan_out.scheduler == "synchronous" else fan_out.scheduler
     with Callback(posttask=advance):
-        return list(dask.compute(*graph, scheduler=scheduler, num_workers=fan_out.worker_count))
+        # No more workers than tasks: each process loads dlib's 95 MB landmark model.
+        workers = min(fan_out.worker_count, len(graph))
+        return list(dask.compute(*graph, scheduler=scheduler, num_workers=workers))
 
 
 def _run_distributed(tasks: list[tuple], fan_out: FanOut, progress) -> list[tuple[list[dict], list[dict]]]:

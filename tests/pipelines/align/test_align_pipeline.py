@@ -140,3 +140,21 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
     in_crop = landmarks_in_crop(landmarks, 100)
     assert np.median(in_crop[..., 0]) == pytest.approx(50, abs=12)
     assert (np.percentile(in_crop, 1) > 0) and (np.percentile(in_crop, 99) < 100)
+
+
+@pytest.mark.slow
+def test_ingest_and_align_on_demo_faces_then_align_alone_reads_the_latest_faces(project_factory):
+    project = _runnable(project_factory("align_demo", {"ingest.demo.count": 40, "align.contact_sheet.count": 12}))
+    run_kedro(project, "--pipelines=ingest,align")
+    faces = pd.read_parquet(_latest(project, "data/02_intermediate/faces.parquet"))
+    landmarks = pd.read_parquet(_latest(project, "data/03_primary/landmarks.parquet"))
+    failures = pd.read_parquet(_latest(project, "data/03_primary/alignment_failures.parquet"))
+    assert len(faces) == len(landmarks) + len(failures) == 40
+    assert len(landmarks) >= 36  # the demo is drawn so that HOG finds about 9 in 10
+
+    # Alone, align reads the persisted faces and writes a new version of its outputs.
+    run_kedro(project, "--pipelines=align")
+    versions = sorted((project / "data/03_primary/landmarks.parquet").iterdir())
+    assert len(versions) == 2
+    again = pd.read_parquet(versions[-1] / "landmarks.parquet")
+    pd.testing.assert_frame_equal(again, landmarks)
