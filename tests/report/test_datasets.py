@@ -1,0 +1,26 @@
+import pandas as pd
+import pytest
+from kedro.io import AbstractDataset
+
+from dex_bias.report.datasets import OptionalDataset, SourcedCSVDataset
+
+
+def test_optional_dataset_is_empty_when_absent_and_the_data_when_present(tmp_path):
+    config = {"type": "dex_bias.report.datasets.OptionalDataset", "columns": ["image_id", "weight"],
+              "dataset": {"type": "pandas.ParquetDataset", "filepath": str(tmp_path / "a.parquet"), "versioned": True}}
+    absent = AbstractDataset.from_config("region_attributions", config)
+    assert absent.exists()  # so a run's upstream check lets the report run
+    loaded = absent.load()
+    assert loaded.empty and list(loaded.columns) == ["image_id", "weight"]
+    inner = AbstractDataset.from_config("inner", dict(config["dataset"]))
+    inner.save(pd.DataFrame({"image_id": ["x"], "weight": [0.5]}))
+    present = AbstractDataset.from_config("region_attributions", config)
+    assert present.load()["weight"].tolist() == [0.5]
+    with pytest.raises(Exception, match="read-only"):
+        present.save(pd.DataFrame())
+
+
+def test_sourced_csv_names_its_file(tmp_path):
+    path = tmp_path / "vendor.csv"
+    pd.DataFrame({"image_id": ["1_0_0_1.jpg"], "predicted_age": [3]}).to_csv(path, index=False)
+    assert SourcedCSVDataset(filepath=str(path)).load().attrs["source"] == str(path)
