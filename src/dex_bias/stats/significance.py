@@ -77,7 +77,7 @@ def _usable(part: pd.DataFrame, feature: str, min_n: int, base: dict) -> tuple[p
     """Rows of groups large enough for a test, and ``too_small`` rows for the others."""
     sizes = part[feature].astype(str).value_counts()
     small = sizes[sizes < min_n]
-    rows = [dict(base, family=base["family"], group=str(group), n=int(size), status=f"too_small (n={size} < {min_n})")
+    rows = [dict(base, group=str(group), n=int(size), status=f"too_small (n={size} < {min_n})")
             for group, size in small.items() if size > 0]
     return part[part[feature].astype(str).isin(sizes[sizes >= min_n].index)], rows
 
@@ -165,8 +165,8 @@ def _gate_chi_square(table: pd.DataFrame, feature: str, challenge_ages: Sequence
                        challenge_age=float(challenge_age), measure=measure, n=len(part))
             small = ", ".join(f"{g} (n={s})" for g, s in sizes[sizes < min_n].items())
             if part["group"].nunique() < 2 or part["outcome"].nunique() < 2:
-                rows.append(dict(row, status="too_few_groups" if part["group"].nunique() < 2 else "no_variation"
-                                 + (f"; left out: {small}" if small else "")))
+                reason = "too_few_groups" if part["group"].nunique() < 2 else "no_variation"
+                rows.append(dict(row, status=reason + (f"; left out as too small: {small}" if small else "")))
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -218,7 +218,6 @@ def significance_tests(
                 rows[i].update(p_corr=float(p), correction="holm")
         start = len(rows)
         rows += _group_vs_rest(table, feature, min_n, n_boot, seed, confidence)
-        rows += []
         tested = [i for i in range(start, len(rows)) if rows[i]["status"] == "ok"]
         for i, p in zip(tested, holm([rows[i]["p_unc"] for i in tested])):
             rows[i].update(p_corr=float(p), correction="holm",
