@@ -86,14 +86,18 @@ def group_maps_figure(group_table: pd.DataFrame, template_map: np.ndarray, band_
     """Figures 6-7 of the article, of signed weights: one painted template map per group.
 
     Rows: race x gender; columns: age bands. Red pushes the expected age up, blue down; one
-    symmetric colour scale (years) for all panels; empty cells are groups with no image.
+    symmetric colour scale (years) for all panels, set by the face and band regions (the
+    background is clipped to it); grey cells are groups with no image.
     """
     import matplotlib.pyplot as plt
 
     groups = group_table[["race", "gender"]].drop_duplicates().sort_values(["race", "gender"])
     n_rows, n_cols = max(len(groups), 1), max(len(band_order), 1)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.6 * n_cols + 1.5, 1.6 * n_rows + 0.8), squeeze=False)
-    limit = float(np.nanmax(np.abs(group_table["mean_weight"]))) if len(group_table) else 1.0
+    # The colour scale follows the face and band regions: the background often carries far larger
+    # weights (a model that reads the backdrop) and would wash the face out; it is clipped instead.
+    face_rows = group_table[group_table["region"] != "background"]
+    limit = float(np.nanmax(np.abs(face_rows["mean_weight"]))) if len(face_rows) else 1.0
     limit = limit or 1.0
     image = None
     for r, (_, group) in enumerate(groups.iterrows()):
@@ -114,8 +118,10 @@ def group_maps_figure(group_table: pd.DataFrame, template_map: np.ndarray, band_
             values = np.zeros(len(REGION_NAMES))
             values[[REGION_NAMES.index(n) for n in cell["region"]]] = cell["mean_weight"].to_numpy()
             image = ax.imshow(paint_regions(values, template_map), cmap="RdBu_r", vmin=-limit, vmax=limit)
-            ax.text(1, 1, f"n={int(cell['n_images'].max())}", fontsize=6, va="top", color="0.2")
+            ax.text(1, 1, f"n={int(cell['n_images'].max())}", fontsize=6, va="top", color="0.1",
+                    bbox={"facecolor": "white", "alpha": 0.7, "pad": 0.5, "linewidth": 0})
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.6, label="mean LIME weight (years of expected age)")
+        fig.colorbar(image, ax=axes, shrink=0.6, extend="both",
+                     label="mean LIME weight (years of expected age); background clipped")
     fig.suptitle("Mean signed region attributions by race, gender and age band (aligned template)", fontsize=10)
     return fig
