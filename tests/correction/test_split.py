@@ -48,3 +48,6 @@ def test_a_lone_row_is_held_out_and_bad_fractions_are_refused():
     assert split.set_index("image_id").loc[lone["image_id"].iloc[0], "correction_part"] == HELD_OUT
     with pytest.raises(ValueError, match="calibration_fraction"):
         calibration_split(faces, 1.0, seed=0)
+    # Two faces of different strata: both held out, nothing to fit on; said, not a crash later.
+    with pytest.raises(ValueError, match="0 calibration and 2 held-out rows"):
+        calibration_split(faces.iloc[:2].assign(race=[0, 1]), 0.3, seed=0)

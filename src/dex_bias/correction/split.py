@@ -75,6 +75,12 @@ def calibration_split(faces: pd.DataFrame, calibration_fraction: float, seed: in
     split = pd.DataFrame({"image_id": faces["image_id"].to_numpy(), "stratum": strata.to_numpy(),
                           "correction_part": part.to_numpy()})
     counts = split["correction_part"].value_counts()
+    if counts.get(CALIBRATION, 0) < 2 or counts.get(HELD_OUT, 0) < 1:
+        raise ValueError(
+            f"{len(split)} predictions split into {counts.get(CALIBRATION, 0)} calibration and "
+            f"{counts.get(HELD_OUT, 0)} held-out rows: a correction needs at least 2 rows to fit and 1 to "
+            "judge it on. Supply more predictions, or change correct.split.calibration_fraction."
+        )
     logger.info(
         "Correction split (seed %d, fraction %.2f): %d rows = %d calibration + %d held out, %d strata",
         seed, calibration_fraction, len(split), counts.get(CALIBRATION, 0), counts.get(HELD_OUT, 0),
