@@ -92,7 +92,7 @@ def summary_of_findings(group_metrics: pd.DataFrame, significance_tests: pd.Data
             out.append(
                 f"By {feature}: {row.group} faces have an age-adjusted absolute error {abs(row.difference):.2f} years "
                 f"{direction} than everyone else (95% CI {row.difference_ci_low:+.2f} to {row.difference_ci_high:+.2f}; "
-                f"Mann–Whitney, Holm-corrected {_fmt_p(row.p_corr)}, n = {row.n} vs {row.n_b}){mae}."
+                f"Mann–Whitney, Holm-corrected {_fmt_p(row.p_corr)}, n = {int(row.n)} vs {int(row.n_b)}){mae}."
             )
     omnibus = significance_tests[(significance_tests["family"] == "omnibus") & (significance_tests["test"] == "kruskal")
                                  & (significance_tests["status"] == "ok") & (significance_tests["p_corr"] < alpha)]
@@ -107,25 +107,32 @@ def summary_of_findings(group_metrics: pd.DataFrame, significance_tests: pd.Data
             continue
         o = overall_gate.iloc[0]
         # Rank only single-feature groups large enough to rank (intersections are in the tables).
-        ranked = at[(at["grouping"] != "overall") & ~at["grouping"].str.contains("×") & (at["status"] == "ok")]
+        ranked = at[(at["grouping"] != "overall") & ~at["grouping"].str.contains("×")]
         worst = ranked.sort_values("rate", ascending=False).head(1)
         sentence = (f"At challenge age {tau:g}, {100 * o['rate']:.1f}% of minors (95% CI {100 * o['ci_low']:.1f}–"
                     f"{100 * o['ci_high']:.1f}%, n = {o['n']}) are estimated at or above it")
         if len(worst):
             w = worst.iloc[0]
             sentence += (f"; the highest group rate is {w['group']} ({w['grouping']}): {100 * w['rate']:.1f}% "
-                         f"(95% CI {100 * w['ci_low']:.1f}–{100 * w['ci_high']:.1f}%, n = {w['n']})")
+                         f"(95% CI {100 * w['ci_low']:.1f}–{100 * w['ci_high']:.1f}%, n = {w['n']}"
+                         + (", a small group" if w["status"] != "ok" else "") + ")")
         out.append(sentence + ".")
     for target, rows in challenge_age_buffers[challenge_age_buffers["status"] != "no_minors"].groupby("target_rate"):
         overall_buffer = rows[rows["grouping"] == "overall"]
-        ranked = rows[(rows["grouping"] != "overall") & (rows["status"] == "ok")]
+        ranked = rows[(rows["grouping"] != "overall") & rows["status"].isin(["ok", "small_group", "not_reached"])]
         worst = ranked.sort_values("buffer_challenge_age", ascending=False).head(1)
         if overall_buffer.empty or worst.empty:
             continue
+        def needs(row) -> str:
+            if row["status"] == "not_reached":
+                return f"more than {row['buffer_challenge_age']:g} (no candidate up to it is enough)"
+            return f"{row['buffer_challenge_age']:g}"
+
+        w = worst.iloc[0]
         out.append(
             f"To accept at most {100 * target:g}% of minors, the challenge age must be at least "
-            f"{overall_buffer.iloc[0]['buffer_challenge_age']:g} overall, and {worst.iloc[0]['buffer_challenge_age']:g} "
-            f"for {worst.iloc[0]['group']} ({worst.iloc[0]['minors']} minors), the group that needs the most."
+            f"{needs(overall_buffer.iloc[0])} overall, and {needs(w)} for {w['group']} ({w['minors']} minors"
+            + (", a small group" if w["status"] == "small_group" else "") + "), the group that needs the most."
         )
     return [html.escape(sentence) for sentence in out]
 
