@@ -213,7 +213,9 @@ def build_audit_report(
     if gender is not None and not gender.empty:
         sections.append(Section("Gender head", [html.escape(
             "Accuracy of the model's gender output (prob_female ≥ 0.5 read as female) by race and age band, "
-            "with Wilson 95 % intervals.")], tables=[("Gender metrics", gender, False)]))
+            "with Wilson 95 % intervals.")],
+            tables=[("Gender metrics", gender[~gender["grouping"].str.contains("×")], False),
+                    ("Gender metrics by intersection", gender[gender["grouping"].str.contains("×")], True)]))
     if len(quarantine):
         sections.append(Section("Input rows set aside", [], tables=[("Quarantine", quarantine, False)]))
     report = render_report("Age-estimation bias audit", introduction, findings, min_n_warnings(main), sections)
