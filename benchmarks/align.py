@@ -88,12 +88,19 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scheduler", choices=["processes", "threads", "synchronous"],
+                        help="override align.dask.scheduler for our side (default: the parameter)")
+    parser.add_argument("--workers", type=int, help="override align.dask.workers for our side")
     args = parser.parse_args()
     if not SHARED_TAR.exists():
         print(f"skipped: the real chips are not here ({SHARED_TAR} is absent)")
         return 0
     params = yaml.safe_load((ROOT / "conf" / "base" / "parameters_align.yml").read_text())["align"]
     params["progress"] = False
+    if args.scheduler:
+        params["dask"]["scheduler"] = args.scheduler
+    if args.workers:
+        params["dask"]["workers"] = args.workers
     with tempfile.TemporaryDirectory() as scratch:
         paths = sample_chips(args.images, args.seed, Path(scratch))
         print(f"{len(paths)} real chips; {os.cpu_count()} cores; ours: Dask {params['dask']['scheduler']}, "

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from dex_bias.faces.columns import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS
-from dex_bias.faces.detect import AlignSettings, align_chunk
+from dex_bias.faces.detect import AlignSettings, align_chunk, dlib_models
 
 logger = logging.getLogger(__name__)
 
@@ -39,26 +40,38 @@ FAILURE_REASONS: dict[str, str] = {
     "alignment_error": "dlib failed on this image; see the detail",
 }
 SCHEDULERS = ("processes", "threads", "synchronous")
+START_METHODS = ("fork", "spawn", "forkserver")
 
 
 @dataclass(frozen=True)
 class FanOut:
     """Where the per-image work runs: ``scheduler`` (``processes``, ``threads`` or
     ``synchronous``), ``workers`` (None: all CPU cores), ``address`` (a ``dask.distributed``
-    scheduler, overriding ``scheduler``) and ``chunk_size`` (images per task, at most)."""
+    scheduler, overriding ``scheduler``), ``chunk_size`` (images per task, at most) and
+    ``start_method`` of worker processes (None: ``fork`` on Linux, ``spawn`` elsewhere)."""
 
     scheduler: str = "processes"
     workers: int | None = None
     address: str | None = None
     chunk_size: int = 32
+    start_method: str | None = None
 
     def __post_init__(self):
+        if self.start_method not in (None, *START_METHODS):
+            raise ValueError(f"align.dask.start_method must be null or one of {START_METHODS}, not {self.start_method!r}")
         if self.address is None and self.scheduler not in SCHEDULERS:
             raise ValueError(f"align.dask.scheduler must be one of {SCHEDULERS}, not {self.scheduler!r}")
         if self.chunk_size < 1:
             raise ValueError(f"align.dask.chunk_size must be at least 1, not {self.chunk_size}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"align.dask.workers must be at least 1 (or null for all cores), not {self.workers}")
+
+    @property
+    def process_start_method(self) -> str:
+        """How worker processes start: ``fork`` on Linux unless set (no re-import, and the
+        models loaded once in this process are inherited), ``spawn`` elsewhere (macOS and
+        Windows cannot fork safely)."""
+        return self.start_method or ("fork" if sys.platform.startswith("linux") else "spawn")
 
     @property
     def worker_count(self) -> int:
@@ -82,10 +95,19 @@ def _run_local(tasks: list[tuple], fan_out: FanOut, progress) -> list[tuple[list
         progress.update(len(result[0]) + len(result[1]))
 
     scheduler = "sync" if fan_out.scheduler == "synchronous" else fan_out.scheduler
-    with Callback(posttask=advance):
-        # No more workers than tasks: each process loads dlib's 95 MB landmark model.
-        workers = min(fan_out.worker_count, len(graph))
-        return list(dask.compute(*graph, scheduler=scheduler, num_workers=workers))
+    # No more workers than tasks: each process holds dlib's 95 MB landmark model.
+    options = {"scheduler": scheduler, "num_workers": min(fan_out.worker_count, len(graph))}
+    config = {}
+    if scheduler in ("processes", "threads"):
+        # One task per dispatch (dask batches 6 by default, which leaves a worker idle while
+        # another works through a batch of chunks).
+        options["chunksize"] = 1
+    if scheduler == "processes":
+        config["multiprocessing.context"] = fan_out.process_start_method
+        if fan_out.process_start_method == "fork":
+            dlib_models()  # loaded once here, inherited by every forked worker
+    with dask.config.set(config), Callback(posttask=advance):
+        return list(dask.compute(*graph, **options))
 
 
 def _run_distributed(tasks: list[tuple], fan_out: FanOut, progress) -> list[tuple[list[dict], list[dict]]]:

@@ -32,6 +32,7 @@ def test_parameters_give_the_stages_in_order_and_refuse_unknown_keys():
         ("upsample_1", 1, 0.0), ("padded", 1, 0.25), ("upsample_2", 2, 0.0)]
     assert (settings.margin, settings.alignment, settings.edge) == (0.4, "box", "pad")
     assert fan_out(PARAMS) == FanOut(scheduler="processes", workers=None, address=None, chunk_size=32)
+    assert fan_out(with_dask(start_method="spawn")).process_start_method == "spawn"
     bad = {**PARAMS, "detection": {**PARAMS["detection"], "fallbacks": [{"upsampel": 2}]}}
     with pytest.raises(ValueError, match="upsampel"):
         align_settings(bad)
@@ -62,9 +63,11 @@ def awkward_faces(tmp_path_factory) -> pd.DataFrame:
     return pd.DataFrame({"image_id": names, "path": [str(folder / n) for n in names]})
 
 
-def test_dask_processes_give_the_synchronous_tables(awkward_faces):
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_dask_processes_give_the_synchronous_tables(awkward_faces, start_method):
     serial = align_faces(awkward_faces, with_dask(scheduler="synchronous"))
-    fanned = align_faces(awkward_faces, with_dask(scheduler="processes", workers=2, chunk_size=2))
+    fanned = align_faces(awkward_faces, with_dask(scheduler="processes", workers=2, chunk_size=2,
+                                                  start_method=start_method))
     for ours, reference in zip(fanned, serial):
         pd.testing.assert_frame_equal(ours, reference)
     landmarks, failures = serial

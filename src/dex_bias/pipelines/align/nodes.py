@@ -54,6 +54,7 @@ def fan_out(params: dict[str, Any]) -> FanOut:
         workers=dask.get("workers"),
         address=dask.get("address"),
         chunk_size=int(dask.get("chunk_size", 32)),
+        start_method=dask.get("start_method"),
     )
 
 
