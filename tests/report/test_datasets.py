@@ -16,8 +16,16 @@ def test_optional_dataset_is_empty_when_absent_and_the_data_when_present(tmp_pat
     inner.save(pd.DataFrame({"image_id": ["x"], "weight": [0.5]}))
     present = AbstractDataset.from_config("region_attributions", config)
     assert present.load()["weight"].tolist() == [0.5]
-    with pytest.raises(Exception, match="read-only"):
-        present.save(pd.DataFrame())
+
+
+
+def test_optional_dataset_saves_through_with_the_run_stamp(tmp_path):
+    config = {"type": "dex_bias.report.datasets.OptionalDataset", "columns": ["image_id"], "versioned": True,
+              "dataset": {"type": "pandas.CSVDataset", "filepath": str(tmp_path / "b.csv")}}
+    writer = AbstractDataset.from_config("attributions", config, save_version="2026-01-02T03.04.05.678Z")
+    writer.save(pd.DataFrame({"image_id": ["y"]}))
+    assert (tmp_path / "b.csv" / "2026-01-02T03.04.05.678Z" / "b.csv").exists()
+    assert AbstractDataset.from_config("attributions", config).load()["image_id"].tolist() == ["y"]
 
 
 def test_sourced_csv_names_its_file(tmp_path):

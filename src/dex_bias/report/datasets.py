@@ -1,4 +1,5 @@
-"""``OptionalDataset``: an input that may legitimately be absent (explanations in an audit).
+"""Datasets of the report: ``OptionalDataset`` (an input that may legitimately be absent) and
+``SourcedCSVDataset`` (a CSV whose frames remember their file, for error messages).
 
 The report's explanation sections need ``region_attributions``, which only the explain pipeline
 makes. An audit of a vendor's CSV (``--env external``) has none. Rather than a second pipeline or
@@ -15,28 +16,39 @@ from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset
+from kedro.io.core import Version
 
 logger = logging.getLogger(__name__)
 
 
 class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
-    """Read-only wrapper: the inner dataset's data, or an empty ``DataFrame`` when it is absent.
+    """Wrapper: the inner dataset's data, or an empty ``DataFrame`` when it was never made.
+
+    It always *exists*, loads the inner data when there is some (the latest version, or the
+    one ``--load-versions`` names) and otherwise an empty table with ``columns``; ``save`` goes
+    to the inner dataset, so the pipeline that makes the data can write through it too.
+    ``versioned: true`` at the top level versions the inner dataset with the run's stamp.
 
     Catalog example::
 
         region_attributions:
           type: dex_bias.report.datasets.OptionalDataset
           columns: [image_id, method, region, weight]
+          versioned: true
           dataset:
             type: pandas.ParquetDataset
             filepath: data/07_model_output/region_attributions.parquet
-            versioned: true   # reads the latest version, when there is one
     """
 
     def __init__(self, *, dataset: dict[str, Any], columns: list[str] | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
+                 version: Version | None = None, metadata: dict[str, Any] | None = None) -> None:
         self._inner_config = dict(dataset)
-        self._inner = AbstractDataset.from_config("optional_inner", dict(dataset))
+        inner_config = dict(dataset)
+        if version is not None:
+            inner_config["versioned"] = True
+        self._inner = AbstractDataset.from_config(
+            "optional_inner", inner_config,
+            load_version=version.load if version else None, save_version=version.save if version else None)
         self._columns = list(columns or [])
         self.metadata = metadata
 
@@ -57,11 +69,10 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return pd.DataFrame({column: pd.Series(dtype=object) for column in self._columns})
 
     def save(self, data: pd.DataFrame) -> None:
-        raise NotImplementedError("OptionalDataset is read-only: the pipeline that makes the data saves it")
+        self._inner.save(data)
 
     def _exists(self) -> bool:
         return True
-
 
 try:  # kedro-datasets' pandas extra is pinned; the guard keeps this module importable alone
     from kedro_datasets.pandas import CSVDataset

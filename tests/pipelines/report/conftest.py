@@ -14,8 +14,8 @@ OPTIONAL_ATTRIBUTIONS = {
     "region_attributions": {
         "type": "dex_bias.report.datasets.OptionalDataset",
         "columns": ["image_id", "method", "region", "weight"],
-        "dataset": {"type": "pandas.ParquetDataset",
-                    "filepath": "data/07_model_output/region_attributions.parquet", "versioned": True},
+        "versioned": True,
+        "dataset": {"type": "pandas.ParquetDataset", "filepath": "data/07_model_output/region_attributions.parquet"},
     }
 }
 
