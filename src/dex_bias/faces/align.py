@@ -161,8 +161,11 @@ def align_table(
     failed = [row for _, rows in results for row in rows]
     landmarks = pd.DataFrame(aligned, columns=list(LANDMARK_COLUMNS))
     failures = pd.DataFrame(failed, columns=list(FAILURE_COLUMNS))
-    landmarks = landmarks.astype({"face_count": np.int64, "upsample": np.int64, "border_pad": np.int64,
-                                  "image_id": str, "detection_stage": str})
+    # Explicit dtypes, so an empty table (or a run with no faces) keeps the contract's types.
+    kinds = {column: np.float64 for column in LANDMARK_COLUMNS}
+    kinds.update({"image_id": str, "detection_stage": str, "face_count": np.int64, "upsample": np.int64,
+                  "border_pad": np.int64})
+    landmarks = landmarks.astype(kinds)
     failures = failures.astype(str)
     if len(landmarks) + len(failures) != len(faces) or set(landmarks["image_id"]) & set(failures["image_id"]):
         raise RuntimeError(

@@ -86,6 +86,15 @@ def test_contact_sheet_is_a_figure_even_with_nothing_aligned(awkward_faces):
     assert isinstance(empty, Figure) and any("no aligned faces" in text.get_text() for text in empty.texts)
 
 
+def test_no_faces_give_empty_tables_with_the_contract_types():
+    faces = pd.DataFrame({"image_id": pd.Series([], dtype=str), "path": pd.Series([], dtype=str)})
+    landmarks, failures = align_faces(faces, with_dask())
+    assert (len(landmarks), len(failures)) == (0, 0)
+    assert landmarks["x_00"].dtype == np.float64 and landmarks["face_count"].dtype == np.int64
+    assert list(failures.columns) == ["image_id", "path", "reason", "detail"]
+    assert isinstance(draw_contact_sheet(faces, landmarks, PARAMS), Figure)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is not None, reason="distributed is installed here")
 def test_a_scheduler_address_without_distributed_says_how_to_install_it(awkward_faces):
     with pytest.raises(ImportError, match="pip install"):

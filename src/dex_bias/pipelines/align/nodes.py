@@ -84,7 +84,7 @@ def draw_contact_sheet(faces: pd.DataFrame, landmarks: pd.DataFrame, params: dic
     count = min(int(sheet.get("count", 48)), len(landmarks))
     size = int(sheet.get("crop_size", 128))
     sample = landmarks.sample(n=count, random_state=int(sheet.get("seed", 0))) if count else landmarks.head(0)
-    sample = sample.merge(faces, on="image_id", how="left", validate="one_to_one")
+    sample = sample.merge(faces.astype({"image_id": str}), on="image_id", how="left", validate="one_to_one")
     crops = cut_crops(sample["path"].tolist(), crop_transforms(sample), size,
                       padding=str(sheet.get("padding", "edge")))
     points = landmarks_in_crop(sample, size) if sheet.get("draw_landmarks", True) else None
