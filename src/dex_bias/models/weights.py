@@ -240,16 +240,23 @@ def set_model_card(model, card: dict[str, Any]) -> None:
     setattr(model, CARD_ATTRIBUTE, dict(card))
 
 
-def load_model_from_config(model_config: dict[str, Any], *, build_options: dict[str, Any] | None = None):
+def load_model_from_config(model_config: dict[str, Any], *, build_options: dict[str, Any] | None = None,
+                           seed: int | None = None):
     """Build the model named by a ``model`` parameter block, loading its weights file when asked.
 
     ``model_config``: ``{source: trained_here | weights_file, backbone, weights_file, trust_unsafe}``.
     ``trained_here`` gives a fresh, untrained model of ``backbone``; ``weights_file`` loads the
     file (HDF5 weights into ``backbone``'s layout, or a whole ``.keras`` model). The model's
     card records the source and the file's SHA-256. Raises :class:`WeightsFileError` before
-    anything else is done.
+    anything else is done. ``seed`` seeds Keras before a model is built, so that its initial
+    weights are the same on every run.
     """
     from dex_bias.models.backbones import build_model
+
+    if seed is not None:
+        import keras
+
+        keras.utils.set_random_seed(int(seed))
 
     source = model_config.get("source", "trained_here")
     backbone = model_config.get("backbone", "compact")

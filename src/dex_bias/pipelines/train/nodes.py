@@ -22,7 +22,8 @@ def load_starting_model(params: dict[str, Any]):
     Runs before any image is read, so a missing or wrong weights file stops the run at once.
     """
     model_config = dict(params.get("model", {}))
-    model = load_model_from_config(model_config, build_options=params.get("model", {}).get("options") or {})
+    model = load_model_from_config(model_config, build_options=model_config.get("options") or {},
+                                   seed=int(params.get("seed", 42)))
     card = model_card(model)
     logger.info("Starting model: %s (%s, %s parameters)%s.", model.name, card.get("source"),
                 f"{model.count_params():,}",
