@@ -1,6 +1,6 @@
 """Speed of the explain pipeline's LIME against lime_image, on the same images, model and regions.
 
-    python benchmarks/explain.py [--images 12] [--num-samples 1000] [--article-images 6]
+    python benchmarks/explain.py [--images 12] [--num-samples 1000] [--article-images 6] [--model FILE]
 
 Sides (each explains the expected age over the same 14-region maps, num_samples perturbations):
 
@@ -42,13 +42,14 @@ from dex_bias.models import AGE_OUTPUT, build_model, expected_age, make_age_func
 from dex_bias.models.spec import output_index  # noqa: E402
 
 
-def load_or_train_model():
-    """The latest demo age_model, or a compact model trained for one epoch here."""
-    versions = sorted((ROOT / "data" / "06_models" / "age_model.keras").glob("*/age_model.keras"))
+def load_or_train_model(model_file: str | None = None):
+    """``model_file``, else the latest demo age_model, else a compact model trained for one epoch here."""
+    versions = [Path(model_file)] if model_file else sorted(
+        (ROOT / "data" / "06_models" / "age_model.keras").glob("*/age_model.keras"))
     if versions:
         from dex_bias.models.weights import load_keras_model
 
-        print(f"model: {versions[-1].relative_to(ROOT)}")
+        print(f"model: {versions[-1]}")
         return load_keras_model(versions[-1])
     import keras
 
@@ -95,11 +96,12 @@ def main() -> None:
     parser.add_argument("--article-images", type=int, default=6, help="images for the slow article set-up")
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--model", help="a .keras age model (default: the latest demo age_model here)")
     args = parser.parse_args()
 
     from lime import lime_image
 
-    model = load_or_train_model()
+    model = load_or_train_model(args.model)
     spec = spec_for(model)
     size = spec.input_size
     age_function = make_age_function(model)

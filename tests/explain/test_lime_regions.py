@@ -138,3 +138,22 @@ def test_positive_pixel_shares_against_a_direct_count():
     assert empty[-1] and activation[-1] == 0.0 and not empty[:-1].any()
     top1, _, _ = positive_pixel_shares(weights, segments, regions, N_REGIONS, top_k=1)
     assert top1.sum() < activation.sum()
+
+
+def test_background_batching_matches_sequential_and_reports_errors():
+    from dex_bias.explain.lime_regions import MaskedJob, predict_masked
+
+    age = _texture_model()
+    labels = compact_segments(region_map(crop_landmarks(SIZE), SIZE))[1]
+    def jobs(fail_at=None):
+        for i, image in enumerate(_face_images(4)):
+            if i == fail_at:
+                raise ValueError("cannot read image 2")
+            yield MaskedJob(i, image, hide_image(image, labels), labels, sample_masks(labels.max() + 1, 70 + i, i))
+    background = [job.ages for job in predict_masked(jobs(), age, 64, prefetch=True)]
+    sequential = [job.ages for job in predict_masked(jobs(), age, 64, prefetch=False)]
+    assert [len(a) for a in background] == [70, 71, 72, 73]
+    for a, b in zip(background, sequential):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="cannot read image 2"):
+        list(predict_masked(jobs(fail_at=2), age, 64))

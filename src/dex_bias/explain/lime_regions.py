@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
@@ -129,33 +131,41 @@ class MaskedJob:
         self.ages = np.empty(len(self.masks), dtype=np.float64)
 
 
-def predict_masked(jobs: Iterable[MaskedJob], age_function: AgeFunction, batch_size: int) -> Iterator[MaskedJob]:
-    """Predict the expected age of every masked image of every job; yield each job once done.
+def _fill_batches(jobs: Iterable[MaskedJob], batch_size: int, free: "queue.Queue[np.ndarray]",
+                  n_buffers: int) -> Iterator[tuple[np.ndarray | None, int, list, list[MaskedJob]]]:
+    """Fill model batches with the perturbations of consecutive jobs.
 
-    Model batches are filled with the perturbations of as many consecutive jobs as needed, so
-    the model always sees ``batch_size`` images (the last call excepted); memory holds one batch
-    of images plus the masks of the jobs in flight. Jobs come back in input order.
+    Yields (buffer, fill, pieces, started): ``buffer[:fill]`` holds the perturbed images,
+    ``pieces`` says which rows of which job sit where, ``started`` lists the jobs whose first
+    rows are in this batch (in input order). A buffer comes back through ``free`` once the
+    model has read it; at most ``n_buffers`` are ever allocated. The last item has fill 0.
     """
     jobs = iter(jobs)
-    in_flight: deque[MaskedJob] = deque()
-    buffer: np.ndarray | None = None
     current: MaskedJob | None = None
+    shape: tuple | None = None
+    allocated = 0
     exhausted = False
-    while True:
-        fill = 0
-        pieces: list[tuple[MaskedJob, int, int, int]] = []  # job, row start, row stop, buffer start
+    while not exhausted:
+        buffer, fill, pieces, started = None, 0, [], []
         while fill < batch_size:
             if current is None or current._next >= len(current.masks):
-                current = None if exhausted else next(jobs, None)
+                current = next(jobs, None)
                 if current is None:
                     exhausted = True
                     break
-                in_flight.append(current)
-                if buffer is None:
-                    buffer = np.empty((batch_size, *current.image.shape), dtype=np.uint8)
-                elif buffer.shape[1:] != current.image.shape:
-                    raise ValueError(f"image {current.key!r} is {current.image.shape}, the others "
-                                     f"{buffer.shape[1:]}: crops of one run must share one size")
+                started.append(current)
+                if shape is None:
+                    shape = current.image.shape
+                elif current.image.shape != shape:
+                    raise ValueError(f"image {current.key!r} is {current.image.shape}, the others {shape}: "
+                                     "crops of one run must share one size")
+                continue
+            if buffer is None:
+                if free.empty() and allocated < n_buffers:
+                    allocated += 1
+                    buffer = np.empty((batch_size, *shape), dtype=np.uint8)
+                else:
+                    buffer = free.get()
             take = min(len(current.masks) - current._next, batch_size - fill)
             rows = slice(current._next, current._next + take)
             target = buffer[fill:fill + take]
@@ -166,19 +176,72 @@ def predict_masked(jobs: Iterable[MaskedJob], age_function: AgeFunction, batch_s
             pieces.append((current, rows.start, rows.stop, fill))
             current._next += take
             fill += take
-        if fill == 0:
-            break
-        ages = np.asarray(age_function(buffer[:fill]), dtype=np.float64).reshape(-1)
-        if ages.shape[0] != fill:
-            raise ValueError(f"age_function returned {ages.shape[0]} ages for a batch of {fill} images")
-        for job, start, stop, at in pieces:
-            job.ages[start:stop] = ages[at:at + stop - start]
-            job._done += stop - start
+        if fill or started:
+            yield buffer, fill, pieces, started
+    yield None, 0, [], []
+
+
+def _in_background(items: Iterator, depth: int = 1) -> Iterator:
+    """Run a generator in a thread, ``depth`` items ahead: perturbations are built while the
+    model (which releases the GIL) runs on the previous batch. Exceptions are re-raised here."""
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(("end", done))
+        except BaseException as error:  # handed to the consumer, raised there
+            handoff.put(("error", error))
+
+    worker = threading.Thread(target=produce, name="explain-perturbations", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+
+
+def predict_masked(jobs: Iterable[MaskedJob], age_function: AgeFunction, batch_size: int,
+                   prefetch: bool = True) -> Iterator[MaskedJob]:
+    """Predict the expected age of every masked image of every job; yield each job once done.
+
+    Model batches are filled with the perturbations of as many consecutive jobs as needed, so
+    the model always sees ``batch_size`` images (the last call excepted). With ``prefetch`` the
+    next batch is built in a background thread while the model runs. Memory holds three batches
+    of images plus the masks of the jobs in flight. Jobs come back in input order.
+    """
+    free: queue.Queue = queue.Queue()
+    batches = _fill_batches(jobs, batch_size, free, n_buffers=3 if prefetch else 1)
+    in_flight: deque[MaskedJob] = deque()
+    for buffer, fill, pieces, started in (_in_background(batches) if prefetch else batches):
+        in_flight.extend(started)
+        if fill:
+            ages = np.asarray(age_function(buffer[:fill]), dtype=np.float64).reshape(-1)
+            free.put(buffer)
+            if ages.shape[0] != fill:
+                raise ValueError(f"age_function returned {ages.shape[0]} ages for a batch of {fill} images")
+            for job, start, stop, at in pieces:
+                job.ages[start:stop] = ages[at:at + stop - start]
+                job._done += stop - start
         while in_flight and in_flight[0]._done == len(in_flight[0].masks):
             yield in_flight.popleft()
-        if exhausted and current is None and not in_flight:
-            break
-    while in_flight:  # only zero-sample jobs could remain here
+    while in_flight:
         yield in_flight.popleft()
 
 
