@@ -25,13 +25,16 @@ from __future__ import annotations
 import importlib.util
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from dex_bias.faces.crops import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS, N_LANDMARKS
+# Only light imports here (no pandas): Dask worker processes import this module to align.
+from dex_bias.faces.columns import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS, N_LANDMARKS
+from dex_bias.imaging import ImageDecodeError, load_rgb
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 #: 68-point scheme indices of the eyes. "Left"/"right" are the subject's: the subject's right
@@ -173,6 +176,16 @@ def _shrink_for_detection(image: np.ndarray, max_side: int) -> tuple[np.ndarray,
     return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
 
 
+def _to_image(pixel: int, pad: int, scale: float, last: bool = False) -> float:
+    """A box pixel of the padded, shrunk search image back in the original image's pixels.
+
+    Scaling acts on pixel edges (pixel ``i`` spans ``i ± 0.5``): a first pixel maps through its
+    left/top edge, a ``last`` (inclusive right/bottom) pixel through its right/bottom edge.
+    """
+    edge = (pixel - pad + (0.5 if last else -0.5)) / scale
+    return edge - 0.5 if last else edge + 0.5
+
+
 def detect_face(image: np.ndarray, settings: AlignSettings, detector=None) -> tuple[Detection, np.ndarray, int]:
     """Find the most confident face, trying ``settings.stages`` in order.
 
@@ -189,15 +202,10 @@ def detect_face(image: np.ndarray, settings: AlignSettings, detector=None) -> tu
             continue
         best = int(np.argmax(scores))
         box = boxes[best]
-        # Back to the unpadded, full-resolution image; pixel centres scale about -0.5 edges.
-        def back(value: float, inclusive_end: bool = False) -> float:
-            edge = value - pad + (0.5 if inclusive_end else -0.5)
-            full = edge / scale
-            return full - 0.5 if inclusive_end else full + 0.5
-
         detection = Detection(
-            left=back(box.left()), top=back(box.top()),
-            right=back(box.right(), True), bottom=back(box.bottom(), True),
+            left=_to_image(box.left(), pad, scale), top=_to_image(box.top(), pad, scale),
+            right=_to_image(box.right(), pad, scale, last=True),
+            bottom=_to_image(box.bottom(), pad, scale, last=True),
             score=float(scores[best]), face_count=len(boxes), stage=stage,
         )
         full_pad = int(round(pad / scale))
@@ -311,3 +319,29 @@ def align_image(image: np.ndarray, settings: AlignSettings, models=None) -> dict
     row.update(zip(LANDMARK_X_COLUMNS, points[:N_LANDMARKS, 0].tolist()))
     row.update(zip(LANDMARK_Y_COLUMNS, points[:N_LANDMARKS, 1].tolist()))
     return row
+
+
+def align_chunk(image_ids: Sequence[str], paths: Sequence[str], settings: AlignSettings) -> tuple[list[dict], list[dict]]:
+    """Align one chunk of images: ``(landmark rows, failure rows)``. Never raises per image."""
+    aligned, failed = [], []
+    for image_id, path in zip(image_ids, paths):
+        try:
+            # Ingest already judged the size; align tries whatever ingest let through.
+            image = load_rgb(path, min_side=1)
+        except ImageDecodeError as exc:
+            failed.append({"image_id": image_id, "path": path, "reason": "image_unreadable",
+                           "detail": f"{exc.reason}: {exc.detail}"})
+            continue
+        try:
+            row = align_image(image, settings)
+        except NoFaceFound:
+            stages = ", ".join(stage.name for stage in settings.stages)
+            failed.append({"image_id": image_id, "path": path, "reason": "no_face_found",
+                           "detail": f"{image.shape[1]}x{image.shape[0]} image; stages tried: {stages}"})
+            continue
+        except Exception as exc:  # a dlib failure on one image must not stop the run
+            failed.append({"image_id": image_id, "path": path, "reason": "alignment_error",
+                           "detail": f"{type(exc).__name__}: {exc}"})
+            continue
+        aligned.append({"image_id": image_id, **row})
+    return aligned, failed
