@@ -33,6 +33,9 @@ def test_parameters_give_the_stages_in_order_and_refuse_unknown_keys():
     assert (settings.margin, settings.alignment, settings.edge) == (0.4, "box", "pad")
     assert fan_out(PARAMS) == FanOut(scheduler="processes", workers=None, address=None, chunk_size=32)
     assert fan_out(with_dask(start_method="spawn")).process_start_method == "spawn"
+    # An env that overrides `align` with a few keys keeps the base defaults for the rest.
+    assert align_settings({"dask": {"workers": 1}}) == settings
+    assert align_settings({"detection": {"fallbacks": []}}).stages == settings.stages[:1]
     bad = {**PARAMS, "detection": {**PARAMS["detection"], "fallbacks": [{"upsampel": 2}]}}
     with pytest.raises(ValueError, match="upsampel"):
         align_settings(bad)

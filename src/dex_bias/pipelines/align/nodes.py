@@ -19,12 +19,19 @@ logger = logging.getLogger(__name__)
 
 
 def align_settings(params: dict[str, Any]) -> AlignSettings:
-    """``AlignSettings`` from the ``align`` parameters (``detection`` and ``crop`` blocks)."""
-    detection = params.get("detection", {})
-    crop = params.get("crop", {})
+    """``AlignSettings`` from the ``align`` parameters (``detection`` and ``crop`` blocks).
+
+    Keys left out (e.g. by a conf env that overrides ``align`` with only a few keys) take the
+    defaults of ``AlignSettings``, which are those of conf/base/parameters_align.yml.
+    """
+    defaults = AlignSettings()
+    detection = params.get("detection") or {}
+    crop = params.get("crop") or {}
     upsample = int(detection.get("upsample", 1))
     stages = [DetectionStage(f"upsample_{upsample}", upsample=upsample, pad=0.0)]
-    for number, fallback in enumerate(detection.get("fallbacks") or [], start=1):
+    fallbacks = detection["fallbacks"] if "fallbacks" in detection else [
+        {"name": stage.name, "upsample": stage.upsample, "pad": stage.pad} for stage in defaults.stages[1:]]
+    for number, fallback in enumerate(fallbacks or [], start=1):
         unknown = set(fallback) - {"name", "upsample", "pad"}
         if unknown:
             raise ValueError(
@@ -38,17 +45,17 @@ def align_settings(params: dict[str, Any]) -> AlignSettings:
         ))
     return AlignSettings(
         stages=tuple(stages),
-        adjust_threshold=float(detection.get("adjust_threshold", 0.0)),
-        max_side=int(detection.get("max_side", 1600)),
-        margin=float(crop.get("margin", 0.4)),
-        alignment=str(crop.get("alignment", "box")),
-        edge=str(crop.get("edge", "pad")),
+        adjust_threshold=float(detection.get("adjust_threshold", defaults.adjust_threshold)),
+        max_side=int(detection.get("max_side", defaults.max_side)),
+        margin=float(crop.get("margin", defaults.margin)),
+        alignment=str(crop.get("alignment", defaults.alignment)),
+        edge=str(crop.get("edge", defaults.edge)),
     )
 
 
 def fan_out(params: dict[str, Any]) -> FanOut:
     """``FanOut`` from ``align.dask``."""
-    dask = params.get("dask", {})
+    dask = params.get("dask") or {}
     return FanOut(
         scheduler=str(dask.get("scheduler", "processes")),
         workers=dask.get("workers"),
@@ -80,10 +87,10 @@ def align_faces(faces: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFra
 
 def draw_contact_sheet(faces: pd.DataFrame, landmarks: pd.DataFrame, params: dict[str, Any]) -> Figure:
     """A seeded sample of aligned crops with their landmarks and labels, as one figure."""
-    sheet = params.get("contact_sheet", {})
+    sheet = params.get("contact_sheet") or {}
     count = min(int(sheet.get("count", 48)), len(landmarks))
     size = int(sheet.get("crop_size", 128))
-    sample = landmarks.sample(n=count, random_state=int(sheet.get("seed", 0))) if count else landmarks.head(0)
+    sample = landmarks.sample(n=count, random_state=int(sheet.get("seed", 42))) if count else landmarks.head(0)
     sample = sample.merge(faces.astype({"image_id": str}), on="image_id", how="left", validate="one_to_one")
     crops = cut_crops(sample["path"].tolist(), crop_transforms(sample), size,
                       padding=str(sheet.get("padding", "edge")))
@@ -94,5 +101,5 @@ def draw_contact_sheet(faces: pd.DataFrame, landmarks: pd.DataFrame, params: dic
         for row in sample.itertuples()
     ]
     margin = params.get("crop", {}).get("margin", 0.4)
-    heading = f"{count} of {len(landmarks)} aligned faces (margin {margin}, seed {sheet.get('seed', 0)})"
+    heading = f"{count} of {len(landmarks)} aligned faces (margin {margin}, seed {sheet.get("seed", 42)})"
     return contact_sheet(crops, titles, points=points, columns=int(sheet.get("columns", 8)), heading=heading)
