@@ -101,5 +101,5 @@ def draw_contact_sheet(faces: pd.DataFrame, landmarks: pd.DataFrame, params: dic
         for row in sample.itertuples()
     ]
     margin = params.get("crop", {}).get("margin", 0.4)
-    heading = f"{count} of {len(landmarks)} aligned faces (margin {margin}, seed {sheet.get("seed", 42)})"
+    heading = f"{count} of {len(landmarks)} aligned faces (margin {margin}, seed {sheet.get('seed', 42)})"
     return contact_sheet(crops, titles, points=points, columns=int(sheet.get("columns", 8)), heading=heading)
