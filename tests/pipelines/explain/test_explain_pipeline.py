@@ -120,7 +120,9 @@ def test_explain_alone_after_the_demo_run_writes_a_new_version(demo_run):
     assert pd.read_parquet(folder / first[0] / "region_attributions.parquet").equals(old)  # old version untouched
     new = pd.read_parquet(folder / second[-1] / "region_attributions.parquet")
     assert new.loc[new["method"] == "regions", "image_id"].nunique() == 10
-    assert set(new["image_id"]) <= set(old["image_id"])
+    predictions_dir = demo_run / "data" / "07_model_output" / "predictions.parquet"
+    latest_predictions = sorted(predictions_dir.iterdir())[-1] / "predictions.parquet"
+    assert set(new["image_id"]) <= set(pd.read_parquet(latest_predictions)["image_id"])
     for name in ("group_attribution_maps.png", "facial_regions.png", "explanation_quality.csv",
                  "group_attributions.csv"):
         assert len(list((demo_run / "data" / "08_reporting" / name).iterdir())) == 2, name
