@@ -128,3 +128,15 @@ def test_explain_alone_after_the_demo_run_writes_a_new_version(demo_run):
         assert len(list((demo_run / "data" / "08_reporting" / name).iterdir())) == 2, name
     failures = demo_run / "data" / "07_model_output" / "explanation_failures.csv"
     assert len(list(failures.iterdir())) == 2
+
+
+def test_parameter_defaults_match_the_base_config_and_fill_partial_envs():
+    from dex_bias.pipelines.explain.nodes import DEFAULT_PARAMS, complete_params
+
+    with open(REPO_ROOT / "conf" / "base" / "parameters_explain.yml") as fh:
+        assert yaml.safe_load(fh)["explain"] == DEFAULT_PARAMS
+    partial = complete_params({"max_images": 5, "lime": {"num_samples": 50}})
+    assert partial["max_images"] == 5 and partial["lime"]["num_samples"] == 50
+    assert partial["lime"]["hide"] == "mean" and partial["quality"] == DEFAULT_PARAMS["quality"]
+    with pytest.raises(KeyError, match="max_image"):
+        complete_params({"max_image": 5})

@@ -27,8 +27,41 @@ from dex_bias.utkface import age_bands
 
 logger = logging.getLogger(__name__)
 
+#: The defaults of conf/base/parameters_explain.yml (a test keeps the two equal). Kedro's conf
+#: environments replace the whole ``explain`` dict, so keys an env leaves out are filled from here.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "seed": 20240617,
+    "max_images": None,
+    "age_bands": [[0, 12], [13, 17], [18, 24], [25, 39], [40, 59], [60, 116]],
+    "crop_batch_size": 64,
+    "crop_padding": "edge",
+    "prediction_tolerance": 0.5,
+    "lime": {"num_samples": 1000, "kernel_width": 0.25, "feature_selection": "auto", "num_features": None,
+             "hide": "mean", "blur_sigma": 3.0, "batch_size": 100},
+    "regions": {"band_width": 0.25, "eye_area_drop": 0.35, "inner_eye_scale": 1.4, "mouth_margin": 0.3},
+    "quickshift": {"enabled": True, "sample_size": 16, "positive_segments": None,
+                   "segmentation": {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}},
+    "quality": {"sample_size": 12, "random_orders": 3, "stability_seeds": 3},
+}
+
 LABEL_COLUMNS = ["age", "gender", "race"]
 FAILURE_COLUMNS = ["image_id", "reason", "detail"]
+
+
+def complete_params(params: dict[str, Any] | None, defaults: dict[str, Any] = DEFAULT_PARAMS) -> dict[str, Any]:
+    """``params`` over the defaults, nested dicts merged key by key; unknown keys are an error."""
+    params = params or {}
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise KeyError(f"unknown explain parameter(s) {unknown}; known: {sorted(defaults)} "
+                       "(see conf/base/parameters_explain.yml)")
+    merged = {}
+    for key, default in defaults.items():
+        value = params.get(key, default)
+        if isinstance(default, dict) and key != "segmentation" and isinstance(value, dict):
+            value = complete_params(value, default)
+        merged[key] = value
+    return merged
 
 
 def _bands(params: dict[str, Any]) -> tuple[tuple[int, int], ...]:
@@ -70,6 +103,7 @@ def select_images(predictions: pd.DataFrame, landmarks: pd.DataFrame, faces: pd.
     Candidates are the faces of the splits that were predicted. Without a prediction, or without
     landmarks (alignment failed), a face is skipped with a reason. Counts reconcile and are logged.
     """
+    params = complete_params(params)
     predicted_splits = set(predictions["split"].dropna()) if "split" in predictions else set(faces["split"])
     candidates = faces[faces["split"].isin(predicted_splits)][["image_id", "path"]]
     has_prediction = candidates["image_id"].isin(
@@ -104,6 +138,7 @@ def explain_with_regions(targets: pd.DataFrame, selection_failures: pd.DataFrame
     (selection failures plus images that could not be cut), and the crop frame (size and the
     mean landmark template) for the group maps.
     """
+    params = complete_params(params)
     settings = _lime_settings(params)
     age_function, size = _model_parts(age_model)
     # Landmarks are small; region maps are drawn per image as its crop arrives (memory stays flat).
@@ -164,6 +199,7 @@ def explain_with_quickshift(targets: pd.DataFrame, age_model, params: dict[str, 
     Per landmark region: ``weight`` = share of the region's pixels that are positively weighted
     (the article's activation), ``positive_share`` = its share of all positively weighted pixels.
     """
+    params = complete_params(params)
     options = params["quickshift"]
     if not options["enabled"] or targets.empty:
         return _empty_attributions()
@@ -213,6 +249,7 @@ def collect_attributions(region_rows: pd.DataFrame, quickshift_rows: pd.DataFram
 def measure_quality(targets: pd.DataFrame, region_attributions: pd.DataFrame, age_model,
                     params: dict[str, Any]) -> pd.DataFrame:
     """``explanation_quality`` on a seeded sample: deletion-curve AUCs and seed stability, per image."""
+    params = complete_params(params)
     options = params["quality"]
     rows = region_attributions[region_attributions["method"] == "regions"]
     explained = targets[targets["image_id"].isin(rows["image_id"])]
@@ -271,6 +308,7 @@ def measure_quality(targets: pd.DataFrame, region_attributions: pd.DataFrame, ag
 def attribution_group_maps(region_attributions: pd.DataFrame, targets: pd.DataFrame, crop_frame: dict,
                            params: dict[str, Any]):
     """Mean signed region weights per race x gender x age band: a table and the painted figure."""
+    params = complete_params(params)
     rows = region_attributions.merge(targets[["image_id", "age_band"]], on="image_id", how="left")
     table = group_mean_weights(rows, method="regions")
     band_order = [f"{lo}+" if hi >= 116 else f"{lo}-{hi}" for lo, hi in _bands(params)]
@@ -284,6 +322,7 @@ def attribution_group_maps(region_attributions: pd.DataFrame, targets: pd.DataFr
 
 def draw_regions_figure(targets: pd.DataFrame, crop_frame: dict, params: dict[str, Any]):
     """The facial regions drawn on the first target face (a glance at what each region covers)."""
+    params = complete_params(params)
     import matplotlib.pyplot as plt
 
     size = crop_frame["size"]
