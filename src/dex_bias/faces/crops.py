@@ -34,14 +34,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from dex_bias.faces.columns import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS, N_LANDMARKS
 from dex_bias.imaging import load_rgb
 
-#: The six affine coefficients, in the order ``[[a, b, c], [d, e, f]]``.
-CROP_COLUMNS: tuple[str, ...] = ("crop_a", "crop_b", "crop_c", "crop_d", "crop_e", "crop_f")
-#: Number of dlib landmarks (iBUG 300-W 68-point scheme).
-N_LANDMARKS = 68
-LANDMARK_X_COLUMNS: tuple[str, ...] = tuple(f"x_{i:02d}" for i in range(N_LANDMARKS))
-LANDMARK_Y_COLUMNS: tuple[str, ...] = tuple(f"y_{i:02d}" for i in range(N_LANDMARKS))
 PADDING_MODES = ("edge", "constant")
 
 

@@ -1,0 +1,9 @@
+"""Column names of the ``landmarks`` contract (CONTRIBUTING.md), in one light module: the
+alignment workers import it without pandas."""
+
+#: The six affine coefficients of the crop transform, in the order ``[[a, b, c], [d, e, f]]``.
+CROP_COLUMNS: tuple[str, ...] = ("crop_a", "crop_b", "crop_c", "crop_d", "crop_e", "crop_f")
+#: Number of dlib landmarks (iBUG 300-W 68-point scheme).
+N_LANDMARKS = 68
+LANDMARK_X_COLUMNS: tuple[str, ...] = tuple(f"x_{i:02d}" for i in range(N_LANDMARKS))
+LANDMARK_Y_COLUMNS: tuple[str, ...] = tuple(f"y_{i:02d}" for i in range(N_LANDMARKS))
