@@ -151,6 +151,33 @@ def test_each_contract_dataset_is_made_by_the_pipeline_contributing_md_names(viz
                                    for dataset, who in sorted(wrong.items())))
 
 
+def _makers_in_contributing() -> dict[str, str]:
+    """dataset -> maker, from the table under "Which pipeline makes each dataset" in CONTRIBUTING.md."""
+    import re
+
+    text = (REPO_ROOT / "CONTRIBUTING.md").read_text()
+    section = text.split("### Which pipeline makes each dataset", 1)[1].split("\n### ", 1)[0]
+    makers = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[1] in FLOW_ORDER:
+            for dataset in re.findall(r"`([a-z0-9_]+)`", cells[0]):
+                makers[dataset] = cells[1]
+    return makers
+
+
+def test_contributing_md_names_the_maker_of_every_persisted_dataset(viz, catalog):
+    documented = _makers_in_contributing()
+    assert documented, "CONTRIBUTING.md lost its 'Which pipeline makes each dataset' table"
+    wrong = {}
+    for pipeline, outputs in viz.outputs_by_pipeline.items():
+        for dataset in outputs:
+            persisted = dataset in catalog and dataset_class(catalog[dataset]).__name__ != "MemoryDataset"
+            if persisted and documented.get(dataset) != pipeline:
+                wrong[dataset] = f"made by {pipeline}, CONTRIBUTING.md says {documented.get(dataset, 'nothing')}"
+    assert not wrong, f"update the table in CONTRIBUTING.md: {wrong}"
+
+
 def test_every_persisted_dataset_is_versioned(viz, catalog):
     made_here = set().union(*viz.outputs_by_pipeline.values())
     unversioned = []
