@@ -23,10 +23,10 @@ def test_every_pipeline_is_registered_and_default_is_their_union():
 def test_a_pipeline_run_alone_before_its_upstream_stops_before_any_node(project_factory):
     project: Path = project_factory("never_ingested")
     done = run_kedro(project, "--pipelines=align", check=False)
-    output = done.stdout + done.stderr
+    output = " ".join((done.stdout + done.stderr).split())  # rich wraps long log lines
     assert done.returncode != 0
     assert "'faces' has never been made" in output
-    assert "--pipelines=ingest" in output
+    assert "`kedro run --pipelines=ingest`" in output
     # No node ran: nothing was written in any data layer.
     written = [p for p in (project / "data").rglob("*") if p.is_file()]
     assert written == []

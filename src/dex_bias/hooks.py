@@ -34,8 +34,6 @@ class UpstreamCheckHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
-        from kedro.framework.project import pipelines as registered
-
         missing = []
         for name in sorted(pipeline.inputs()):
             if name.startswith("params:") or name == "parameters":
@@ -44,15 +42,22 @@ class UpstreamCheckHooks:
             if dataset is None or isinstance(dataset, MemoryDataset):
                 continue  # Kedro itself reports unregistered inputs; memory ones are made in-run
             if not catalog.exists(name):
-                missing.append(name)
+                missing.append((name, dataset))
         if missing:
+            # Kedro registers only the pipelines a run asks for, so look the makers up in all of them.
+            from dex_bias.pipeline_registry import register_pipelines
+
+            every_pipeline = register_pipelines()
             lines = []
-            for name in missing:
-                makers = producers_of(name, dict(registered))
+            for name, dataset in missing:
+                where = getattr(dataset, "_filepath", None)
+                makers = producers_of(name, every_pipeline)
                 how = (
                     f"run `kedro run --pipelines={makers[0]}` (or the full `kedro run`) first"
-                    if makers else "no registered pipeline makes it: supply the file named in the catalog"
+                    if makers else "no pipeline makes it"
                 )
+                if where is not None:
+                    how += f", or put the file at {where} if it comes from elsewhere"
                 lines.append(f"  - '{name}' has never been made: {how}")
             raise MissingUpstreamError(
                 "This run needs datasets that do not exist yet; no node was run.\n" + "\n".join(lines)
