@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -22,6 +24,21 @@ def producers_of(dataset: str, pipelines: dict[str, Pipeline]) -> list[str]:
         name for name, pipe in pipelines.items()
         if name != "__default__" and dataset in pipe.all_outputs()
     )
+
+
+def project_pipelines() -> dict[str, Pipeline]:
+    """Every pipeline folder's ``create_pipeline()``, by folder name.
+
+    ``find_pipelines`` returns only the pipelines a ``--pipelines`` run asked for, so the maker
+    of a missing input has to be looked up here instead.
+    """
+    import dex_bias.pipelines as package
+
+    found = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        found[info.name] = module.create_pipeline()
+    return found
 
 
 class UpstreamCheckHooks:
@@ -44,10 +61,7 @@ class UpstreamCheckHooks:
             if not catalog.exists(name):
                 missing.append((name, dataset))
         if missing:
-            # Kedro registers only the pipelines a run asks for, so look the makers up in all of them.
-            from dex_bias.pipeline_registry import register_pipelines
-
-            every_pipeline = register_pipelines()
+            every_pipeline = project_pipelines()
             lines = []
             for name, dataset in missing:
                 where = getattr(dataset, "_filepath", None)
