@@ -11,12 +11,15 @@ report nodes then leave those sections out and say so.
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset
-from kedro.io.core import Version
+from kedro.io.core import Version, get_filepath_str
+from kedro_datasets._typing import ImagePreview
+from kedro_datasets.pillow import ImageDataset
 
 logger = logging.getLogger(__name__)
 
@@ -88,3 +91,16 @@ if CSVDataset is not None:
             data = super().load()
             data.attrs["source"] = str(self._filepath)
             return data
+
+
+class PreviewImageDataset(ImageDataset):
+    """``pillow.ImageDataset`` with a Kedro-Viz preview: the saved PNG, base64-encoded.
+
+    The report's figures are PIL images (they are also inlined into the HTML report), and
+    kedro-datasets' pillow dataset offers no ``preview()``.
+    """
+
+    def preview(self) -> ImagePreview:
+        load_path = get_filepath_str(self._get_load_path(), self._protocol)
+        with self._fs.open(load_path, mode="rb") as handle:
+            return ImagePreview(base64.b64encode(handle.read()).decode("ascii"))
