@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset
 from kedro.io.core import Version, get_filepath_str
-from kedro_datasets._typing import ImagePreview
+from kedro_datasets._typing import ImagePreview, TablePreview
 from kedro_datasets.pillow import ImageDataset
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,12 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def _exists(self) -> bool:
         return True
+
+    def preview(self, **kwargs: Any) -> TablePreview:
+        """The inner table's Kedro-Viz preview (an empty table when it was never made)."""
+        if self._inner_exists() and hasattr(self._inner, "preview"):
+            return self._inner.preview(**kwargs)
+        return {"index": [], "columns": self._columns, "data": []}
 
 try:  # kedro-datasets' pandas extra is pinned; the guard keeps this module importable alone
     from kedro_datasets.pandas import CSVDataset

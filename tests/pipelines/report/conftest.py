@@ -10,16 +10,6 @@ import yaml
 #: Fewer bootstrap draws in subprocess runs: the intervals' code path is the same, just coarser.
 FAST = ("--params", "report.bootstrap.n_boot=200")
 
-OPTIONAL_ATTRIBUTIONS = {
-    "region_attributions": {
-        "type": "dex_bias.report.datasets.OptionalDataset",
-        "columns": ["image_id", "method", "region", "weight"],
-        "versioned": True,
-        "dataset": {"type": "pandas.ParquetDataset", "filepath": "data/07_model_output/region_attributions.parquet"},
-    }
-}
-
-
 def latest(project: Path, relative: str) -> Path:
     """The newest version of a versioned output (``data/.../name.ext/<stamp>/name.ext``)."""
     folder = project / relative
@@ -30,12 +20,6 @@ def latest(project: Path, relative: str) -> Path:
 
 def read_latest_csv(project: Path, relative: str) -> pd.DataFrame:
     return pd.read_csv(latest(project, relative), keep_default_na=True)
-
-
-def make_attributions_optional(project: Path) -> None:
-    """Let a run without the explain pipeline still run the report (see the README)."""
-    with open(project / "conf" / "local" / "catalog_optional_attributions.yml", "w") as fh:
-        yaml.safe_dump(OPTIONAL_ATTRIBUTIONS, fh)
 
 
 def ingest_demo_params(project: Path) -> dict:

@@ -7,7 +7,7 @@ import pytest
 from tests.browser import open_in_chromium
 from tests.conftest import TEST_DEMO_PARAMS, run_kedro
 from tests.pipelines.report.conftest import (
-    FAST, ingest_demo_params, latest, make_attributions_optional, read_latest_csv,
+    FAST, ingest_demo_params, latest, read_latest_csv,
 )
 from dex_bias.utkface import RACE_NAMES
 
@@ -35,7 +35,6 @@ def test_demo_report_flags_the_planted_group(demo_run, tmp_path):
 
 def test_demo_without_planted_bias_flags_nothing(project_factory):
     project = project_factory("demo_no_bias", {**TEST_DEMO_PARAMS, "ingest.demo.planted_strength": 0})
-    make_attributions_optional(project)  # no explain in this run
     run_kedro(project, "--pipelines=ingest,align,train,infer,report", *FAST)
     rows = _group_vs_rest(project)
     assert len(rows[rows.feature == "race"]) == len(RACE_NAMES)  # every race was tested
