@@ -104,18 +104,6 @@ def test_a_scheduler_address_without_distributed_says_how_to_install_it(awkward_
         align_table(awkward_faces, align_settings(PARAMS), FanOut(address="tcp://127.0.0.1:8786"), show_progress=False)
 
 
-def _runnable(project: Path) -> Path:
-    """Kedro resolves ``src`` and refuses one outside the project; the shared fixture links it,
-    so make it a real folder holding a link to the package (as tests/pipelines/ingest does)."""
-    src = project / "src"
-    if src.is_symlink():
-        target = src.resolve()
-        src.unlink()
-        src.mkdir()
-        (src / "dex_bias").symlink_to(target / "dex_bias", target_is_directory=True)
-    return project
-
-
 def _latest(project: Path, relative: str) -> Path:
     versions = sorted((project / relative).iterdir())
     assert versions, f"no version of {relative} was written"
@@ -129,8 +117,8 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
     folder.mkdir()
     for path in random.Random(20170109).sample(chips, 220):
         shutil.copy(path, folder / path.name)
-    project = _runnable(project_factory("align_real", {"ingest.image_dir": str(folder),
-                                                       "align.dask.chunk_size": 16}))
+    project = project_factory("align_real", {"ingest.image_dir": str(folder),
+                                                       "align.dask.chunk_size": 16})
     done = run_kedro(project, "--pipelines=ingest,align")
 
     faces = pd.read_parquet(_latest(project, "data/02_intermediate/faces.parquet"))
@@ -159,7 +147,7 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
 
 @pytest.mark.slow
 def test_ingest_and_align_on_demo_faces_then_align_alone_reads_the_latest_faces(project_factory):
-    project = _runnable(project_factory("align_demo", {"ingest.demo.count": 40, "align.contact_sheet.count": 12}))
+    project = project_factory("align_demo", {"ingest.demo.count": 40, "align.contact_sheet.count": 12})
     run_kedro(project, "--pipelines=ingest,align")
     faces = pd.read_parquet(_latest(project, "data/02_intermediate/faces.parquet"))
     landmarks = pd.read_parquet(_latest(project, "data/03_primary/landmarks.parquet"))

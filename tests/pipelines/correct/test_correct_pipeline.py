@@ -13,18 +13,6 @@ from tests.conftest import run_kedro
 pytestmark = pytest.mark.slow
 
 
-def _runnable(project):
-    """Kedro refuses a ``src`` that resolves outside the project: keep a real ``src`` folder
-    holding a link to the package (as the ingest and align tests do)."""
-    src = project / "src"
-    if src.is_symlink():
-        target = src.resolve()
-        src.unlink()
-        src.mkdir()
-        (src / "dex_bias").symlink_to(target / "dex_bias", target_is_directory=True)
-    return project
-
-
 def _planted_race(project) -> str:
     """Name of the demo's planted race as the project's run saw it (conf/base, then conf/local)."""
     code = None
@@ -92,7 +80,7 @@ def test_demo_reports_the_correction_effect_on_the_planted_group_out_of_sample(d
 
 def test_correct_runs_on_an_external_csv_and_the_report_reruns_on_corrected_estimates(project_factory, monkeypatch):
     monkeypatch.setenv("COLUMNS", "300")  # rich logging wraps at 80 columns without a terminal
-    project = _runnable(project_factory("correct_external"))
+    project = project_factory("correct_external")
     rng = np.random.default_rng(3)
     n = 400
     age, gender, race = rng.integers(1, 80, n), rng.integers(0, 2, n), rng.integers(0, 5, n)

@@ -35,18 +35,6 @@ def _latest(project: Path, relative: str) -> Path:
     return versions[-1] / Path(relative).name
 
 
-def _runnable(project: Path) -> Path:
-    """Kedro resolves ``src`` and refuses one that lies outside the project, so a linked ``src``
-    becomes a real folder holding a link to the package."""
-    src = project / "src"
-    if src.is_symlink():
-        target = src.resolve()
-        src.unlink()
-        src.mkdir()
-        (src / "dex_bias").symlink_to(target / "dex_bias", target_is_directory=True)
-    return project
-
-
 def _log_text(done) -> str:
     """The run's log with Rich's wrapping and source-location column taken out."""
     text = re.sub(r"\s+[\w.]+\.py:\d+", " ", done.stdout + done.stderr)
@@ -55,7 +43,7 @@ def _log_text(done) -> str:
 
 def test_kedro_run_ingest_makes_the_demo_and_reconciles(project_factory, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # Rich wraps log lines at the terminal width
-    project = _runnable(project_factory("ingest_demo", {"ingest.demo.count": 40}))
+    project = project_factory("ingest_demo", {"ingest.demo.count": 40})
     done = run_kedro(project, "--pipelines=ingest")
     demo_dir = project / "data" / "01_raw" / "demo_faces"
     assert (demo_dir / "demo_manifest.json").exists()
