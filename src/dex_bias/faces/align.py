@@ -21,8 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dex_bias.faces.columns import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS
-from dex_bias.faces.detect import AlignSettings, align_chunk, dlib_models
+from dex_bias.faces.columns import (
+    CROP_COLUMNS, FIVE_POINT_X_COLUMNS, FIVE_POINT_Y_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS,
+)
+from dex_bias.faces.detect import AlignSettings, align_chunk, dlib_models, five_point_model
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ LANDMARK_COLUMNS: tuple[str, ...] = (
     "box_left", "box_top", "box_right", "box_bottom",
     *CROP_COLUMNS, *LANDMARK_X_COLUMNS, *LANDMARK_Y_COLUMNS,
 )
+#: Added when ``AlignSettings.five_point`` is on (the default).
+FIVE_POINT_COLUMNS: tuple[str, ...] = ("five_point_box", *FIVE_POINT_X_COLUMNS, *FIVE_POINT_Y_COLUMNS)
 FAILURE_COLUMNS: tuple[str, ...] = ("image_id", "path", "reason", "detail")
 #: Failure reasons: what happened, and what to do about it.
 FAILURE_REASONS: dict[str, str] = {
@@ -106,6 +110,8 @@ def _run_local(tasks: list[tuple], fan_out: FanOut, progress) -> list[tuple[list
         config["multiprocessing.context"] = fan_out.process_start_method
         if fan_out.process_start_method == "fork":
             dlib_models()  # loaded once here, inherited by every forked worker
+            if tasks and tasks[0][2].five_point:
+                five_point_model()
     with dask.config.set(config), Callback(posttask=advance):
         return list(dask.compute(*graph, **options))
 
@@ -159,12 +165,15 @@ def align_table(
             results = _run_local(tasks, fan_out, progress)
     aligned = [row for rows, _ in results for row in rows]
     failed = [row for _, rows in results for row in rows]
-    landmarks = pd.DataFrame(aligned, columns=list(LANDMARK_COLUMNS))
+    columns = list(LANDMARK_COLUMNS) + (list(FIVE_POINT_COLUMNS) if settings.five_point else [])
+    landmarks = pd.DataFrame(aligned, columns=columns)
     failures = pd.DataFrame(failed, columns=list(FAILURE_COLUMNS))
     # Explicit dtypes, so an empty table (or a run with no faces) keeps the contract's types.
-    kinds = {column: np.float64 for column in LANDMARK_COLUMNS}
+    kinds = {column: np.float64 for column in columns}
     kinds.update({"image_id": str, "detection_stage": str, "face_count": np.int64, "upsample": np.int64,
                   "border_pad": np.int64})
+    if settings.five_point:
+        kinds["five_point_box"] = str
     landmarks = landmarks.astype(kinds)
     failures = failures.astype(str)
     if len(landmarks) + len(failures) != len(faces) or set(landmarks["image_id"]) & set(failures["image_id"]):

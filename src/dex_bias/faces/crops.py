@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from os import PathLike
 
 import numpy as np
@@ -172,36 +172,6 @@ def cut_crops(
     return crops
 
 
-def _cut_batch(
-    batch: pd.DataFrame,
-    size: int,
-    padding: str,
-    fill: int | tuple[int, int, int],
-    pool: ThreadPoolExecutor,
-    on_error: Callable[[pd.Series, Exception], None] | None,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    transforms = crop_transforms(batch)
-    paths = batch["path"].tolist()
-
-    def cut(index: int) -> np.ndarray | Exception:
-        try:
-            return crop_image(read_image(paths[index]), transforms[index], size, padding=padding, fill=fill)
-        except Exception as exc:  # reported below, per row, or re-raised
-            if on_error is None:
-                raise
-            return exc
-
-    results = list(pool.map(cut, range(len(paths))))
-    keep = []
-    for index, result in enumerate(results):
-        if isinstance(result, Exception):
-            on_error(batch.iloc[index], result)
-        else:
-            keep.append(index)
-    crops = np.stack([results[i] for i in keep]) if keep else np.empty((0, size, size, 3), np.uint8)
-    return batch.iloc[keep], crops
-
-
 def iter_crop_batches(
     table: pd.DataFrame,
     size: int,
@@ -222,35 +192,27 @@ def iter_crop_batches(
     ``on_error``: ``None`` raises on the first image that cannot be decoded; otherwise it is
     called as ``on_error(row, exception)`` and that row is left out of its batch, so the
     caller can record it (e.g. as an ``inference_failures`` row) — nothing is dropped silently.
+    The stored crop is one view of :func:`dex_bias.faces.views.iter_view_batches`.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    if "path" not in table.columns:
-        raise KeyError("the table has no `path` column; merge `landmarks` with `faces` on image_id first")
-    crop_transforms(table.head(0))  # fail early, naming missing crop columns
-    starts = range(0, len(table), batch_size)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, ThreadPoolExecutor(max_workers=1) as prefetch:
-        def submit(start: int) -> Future:
-            batch = table.iloc[start:start + batch_size]
-            return prefetch.submit(_cut_batch, batch, size, padding, fill, pool, on_error)
+    from dex_bias.faces.views import STORED_CROP, iter_view_batches
 
-        pending: Future | None = submit(starts[0]) if len(starts) else None
-        for position in range(len(starts)):
-            current = pending
-            pending = submit(starts[position + 1]) if position + 1 < len(starts) else None
-            yield current.result()
+    for rows, (crops,) in iter_view_batches(table, [(STORED_CROP, size)], batch_size, padding=padding, fill=fill,
+                                            workers=workers, on_error=on_error):
+        yield rows, crops
 
 
-def landmarks_in_crop(landmarks: pd.DataFrame, size: int) -> np.ndarray:
+def landmarks_in_crop(landmarks: pd.DataFrame, size: int, transforms: np.ndarray | None = None) -> np.ndarray:
     """The 68 landmarks of each row in its (size × size) crop's pixel coordinates: (N, 68, 2).
 
     ``[..., 0]`` is x (column), ``[..., 1]`` is y (row); pixel centres at integers, as in
-    the image. Each point is mapped through the inverse of its row's crop transform.
+    the image. Each point is mapped through the inverse of its row's crop transform: the stored
+    one, or ``transforms`` (N, 2, 3), e.g. a model's view from
+    :func:`dex_bias.faces.views.view_transforms`.
     """
     missing = [c for c in LANDMARK_X_COLUMNS + LANDMARK_Y_COLUMNS if c not in landmarks.columns]
     if missing:
         raise KeyError(f"the table lacks landmark columns ({missing[:3]}…); pass the `landmarks` dataset")
-    transforms = crop_transforms(landmarks)
+    transforms = crop_transforms(landmarks) if transforms is None else transforms
     points = np.stack(
         [landmarks.loc[:, list(LANDMARK_X_COLUMNS)].to_numpy(np.float64),
          landmarks.loc[:, list(LANDMARK_Y_COLUMNS)].to_numpy(np.float64)],

@@ -43,7 +43,13 @@ def align_settings(params: dict[str, Any]) -> AlignSettings:
             upsample=int(fallback.get("upsample", upsample)),
             pad=float(fallback.get("pad", 0.0)),
         ))
+    five_point = params.get("five_point") or {}
+    unknown = set(five_point) - {"enabled", "upsample"}
+    if unknown:
+        raise ValueError(f"align.five_point has unknown keys {sorted(unknown)}; it takes enabled and upsample")
     return AlignSettings(
+        five_point=bool(five_point.get("enabled", defaults.five_point)),
+        five_point_upsample=int(five_point.get("upsample", defaults.five_point_upsample)),
         stages=tuple(stages),
         adjust_threshold=float(detection.get("adjust_threshold", defaults.adjust_threshold)),
         max_side=int(detection.get("max_side", defaults.max_side)),
