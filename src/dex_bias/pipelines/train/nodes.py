@@ -75,8 +75,11 @@ def train_age_model(starting_model, training_faces: pd.DataFrame, params: dict[s
     settings = TrainingSettings.from_params(params)
     result = train_dex_model(starting_model, crops, rows["age"].to_numpy(), rows["gender"].to_numpy(), settings)
     card = model_card(starting_model)
+    trained = bool(result.summary.get("epochs_run", 0))
+    if trained:
+        card["female_column"] = 1  # training here uses UTKFace's codes: column 1 is female
     card.update({
-        "trained_splits": list(params.get("splits", ["train"])) if result.summary.get("epochs_run", 0) else [],
+        "trained_splits": list(params.get("splits", ["train"])) if trained else [],
         "training": result.summary,
         "n_training_faces": int(len(rows)),
         "n_unreadable": len(unreadable),
