@@ -29,8 +29,9 @@ def producers_of(dataset: str, pipelines: dict[str, Pipeline]) -> list[str]:
 def project_pipelines() -> dict[str, Pipeline]:
     """Every pipeline folder's ``create_pipeline()``, by folder name.
 
-    ``find_pipelines`` returns only the pipelines a ``--pipelines`` run asked for, so the maker
-    of a missing input has to be looked up here instead.
+    ``find_pipelines`` returns only the pipelines a ``--pipelines`` run asked for (and refuses a
+    name that is not a folder, such as a declared model's branch), so the registry and the maker
+    of a missing input look them up here instead.
     """
     import dex_bias.pipelines as package
 
@@ -61,7 +62,9 @@ class UpstreamCheckHooks:
             if not catalog.exists(name):
                 missing.append((name, dataset))
         if missing:
-            every_pipeline = project_pipelines()
+            from dex_bias.pipeline_registry import register_pipelines
+
+            every_pipeline = register_pipelines()
             lines = []
             for name, dataset in missing:
                 where = getattr(dataset, "_filepath", None)

@@ -3,8 +3,12 @@
 from kedro.config import OmegaConfigLoader
 
 from dex_bias.hooks import UpstreamCheckHooks
+from dex_bias.model_audit import AuditedModelsHook
 
-HOOKS = (UpstreamCheckHooks(),)
+# Hooks run in reverse order of this tuple (pluggy: last registered, first called): declared
+# model files are checked, with the command that fetches a missing one, before the generic
+# upstream check.
+HOOKS = (UpstreamCheckHooks(), AuditedModelsHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

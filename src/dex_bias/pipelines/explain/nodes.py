@@ -22,7 +22,8 @@ from dex_bias.explain.lime_regions import (
 )
 from dex_bias.explain.quality import deletion_masks, deletion_summary, seed_stability
 from dex_bias.explain.regions import N_REGIONS, REGION_NAMES, mean_template, region_figure, region_map
-from dex_bias.faces import cut_crops, crop_transforms, iter_crop_batches, landmarks_in_crop
+from dex_bias.faces import landmarks_in_crop
+from dex_bias.faces.views import STORED_CROP, View, iter_view_batches, view_transforms
 from dex_bias.utkface import age_bands
 
 logger = logging.getLogger(__name__)
@@ -72,26 +73,35 @@ def _lime_settings(params: dict[str, Any]) -> LimeSettings:
     return LimeSettings(**params["lime"])
 
 
-def _model_parts(age_model) -> tuple[Any, int]:
-    from dex_bias.models import make_age_function, spec_for
+def _model_parts(age_model) -> tuple[Any, View]:
+    """The model's age function (uint8 crops -> years) and its age input's view (crop style, size)."""
+    from dex_bias.models.runtime import as_estimator
 
-    return make_age_function(age_model), int(spec_for(age_model).input_size)
+    estimator = as_estimator(age_model)
+    return estimator.age_function(), estimator.spec.input.view
 
 
-def _region_maps_of(targets: pd.DataFrame, size: int, params: dict[str, Any]) -> dict[str, np.ndarray]:
-    points = landmarks_in_crop(targets, size)
+def _points_in_view(targets: pd.DataFrame, view: View) -> np.ndarray:
+    """The 68 landmarks of each target in the model's crop (N, 68, 2)."""
+    crop, size = view
+    return landmarks_in_crop(targets, size, view_transforms(targets, crop, size))
+
+
+def _region_maps_of(targets: pd.DataFrame, view: View, params: dict[str, Any]) -> dict[str, np.ndarray]:
+    size = view[1]
+    points = _points_in_view(targets, view)
     return {image_id: region_map(p, size, **params["regions"]) for image_id, p in zip(targets["image_id"], points)}
 
 
-def _crop_stream(targets: pd.DataFrame, size: int, params: dict[str, Any],
+def _crop_stream(targets: pd.DataFrame, view: View, params: dict[str, Any],
                  failures: list[dict]) -> Iterator[tuple[pd.Series, np.ndarray]]:
-    """(row, crop) for each target; an undecodable image becomes a failure row instead."""
+    """(row, crop) for each target, cut as the model expects; an undecodable image becomes a failure row instead."""
     def record(row: pd.Series, error: Exception) -> None:
         failures.append({"image_id": row["image_id"], "reason": getattr(error, "reason", "crop_failed"),
                          "detail": str(error)})
 
-    for rows, crops in iter_crop_batches(targets, size, int(params["crop_batch_size"]),
-                                         padding=params["crop_padding"], on_error=record):
+    for rows, (crops,) in iter_view_batches(targets, [view], int(params["crop_batch_size"]),
+                                            padding=params["crop_padding"], on_error=record):
         for (_, row), crop in zip(rows.iterrows(), crops):
             yield row, crop
 
@@ -140,15 +150,16 @@ def explain_with_regions(targets: pd.DataFrame, selection_failures: pd.DataFrame
     """
     params = complete_params(params)
     settings = _lime_settings(params)
-    age_function, size = _model_parts(age_model)
+    age_function, view = _model_parts(age_model)
+    size = view[1]
     # Landmarks are small; region maps are drawn per image as its crop arrives (memory stays flat).
-    points = dict(zip(targets["image_id"], landmarks_in_crop(targets, size))) if len(targets) else {}
+    points = dict(zip(targets["image_id"], _points_in_view(targets, view))) if len(targets) else {}
     seed = int(params["seed"])
     failures: list[dict] = []
     labels = targets.set_index("image_id")
 
     def items():
-        for row, crop in _crop_stream(targets, size, params, failures):
+        for row, crop in _crop_stream(targets, view, params, failures):
             image_id = row["image_id"]
             yield image_id, crop, region_map(points[image_id], size, **params["regions"]), image_seed(seed, image_id)
 
@@ -183,7 +194,8 @@ def explain_with_regions(targets: pd.DataFrame, selection_failures: pd.DataFrame
     logger.info("explain: %d images explained over regions in %.1f s (%.2f images/s, %d samples each); "
                 "%d could not be cut; %d skipped in all", explained, seconds, explained / max(seconds, 1e-9),
                 settings.num_samples, len(failures), len(all_failures))
-    frame = {"size": size, "template": mean_template(np.stack(list(points.values()))).tolist() if points else None}
+    frame = {"size": size, "crop": view[0],
+             "template": mean_template(np.stack(list(points.values()))).tolist() if points else None}
     return attributions, all_failures, frame
 
 
@@ -206,14 +218,14 @@ def explain_with_quickshift(targets: pd.DataFrame, age_model, params: dict[str, 
     sample = stratified_sample(targets, options.get("sample_size"), int(params["seed"]) + 1,
                                strata=("race", "gender", "age_band")).reset_index(drop=True)
     settings = _lime_settings(params)
-    age_function, size = _model_parts(age_model)
-    maps = _region_maps_of(sample, size, params)
+    age_function, view = _model_parts(age_model)
+    maps = _region_maps_of(sample, view, params)
     seed = int(params["seed"])
     segmentation = options["segmentation"]
     failures: list[dict] = []
 
     def items():
-        for row, crop in _crop_stream(sample, size, params, failures):
+        for row, crop in _crop_stream(sample, view, params, failures):
             image_id = row["image_id"]
             segments = quickshift_segments(crop, seed=image_seed(seed, image_id) % 1000, **segmentation)
             yield image_id, crop, segments, image_seed(seed, image_id)
@@ -258,14 +270,14 @@ def measure_quality(targets: pd.DataFrame, region_attributions: pd.DataFrame, ag
     if sample.empty:
         return pd.DataFrame(columns=["image_id", "method", "n_regions"])
     settings = _lime_settings(params)
-    age_function, size = _model_parts(age_model)
-    maps = _region_maps_of(sample, size, params)
+    age_function, view = _model_parts(age_model)
+    maps = _region_maps_of(sample, view, params)
     seed = int(params["seed"])
     weights_of = {image_id: group.set_index("region").loc[list(REGION_NAMES), "weight"].to_numpy()
                   for image_id, group in rows[rows["image_id"].isin(sample["image_id"])].groupby("image_id")}
     crops: dict[str, np.ndarray] = {}
     failures: list[dict] = []
-    for row, crop in _crop_stream(sample, size, params, failures):
+    for row, crop in _crop_stream(sample, view, params, failures):
         crops[row["image_id"]] = crop
 
     def deletion_jobs():
@@ -321,7 +333,7 @@ def attribution_group_maps(region_attributions: pd.DataFrame, targets: pd.DataFr
 
 
 def draw_regions_figure(targets: pd.DataFrame, crop_frame: dict, params: dict[str, Any]):
-    """The facial regions drawn on the first target face (a glance at what each region covers)."""
+    """The facial regions drawn on the first target face, in the model's crop (a glance at what each region covers)."""
     params = complete_params(params)
     import matplotlib.pyplot as plt
 
@@ -331,7 +343,9 @@ def draw_regions_figure(targets: pd.DataFrame, crop_frame: dict, params: dict[st
         fig.text(0.5, 0.5, "no face to draw regions on", ha="center")
         return fig
     first = targets.iloc[[0]]
-    crop = cut_crops(first["path"].tolist(), crop_transforms(first), size, padding=params["crop_padding"])[0]
-    points = landmarks_in_crop(first, size)[0]
+    view = (crop_frame.get("crop") or STORED_CROP, size)
+    _, (crops,) = next(iter_view_batches(first, [view], 1, padding=params["crop_padding"]))
+    crop = crops[0]
+    points = _points_in_view(first, view)[0]
     return region_figure(crop, region_map(points, size, **params["regions"]), points,
                          title=f"facial regions ({first['image_id'].iloc[0]})")

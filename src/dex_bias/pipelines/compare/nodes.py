@@ -1,0 +1,140 @@
+"""Nodes of the ``compare`` pipeline: thin wrappers over ``dex_bias.stats.comparison`` and ``dex_bias.report.comparison``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+from dex_bias.report import comparison as report
+from dex_bias.report.figures import figure_to_image
+from dex_bias.stats import comparison
+from dex_bias.stats.contract import prepare_predictions
+from dex_bias.stats.metrics import with_display_columns
+
+logger = logging.getLogger(__name__)
+
+
+def _bands(report_params: dict[str, Any]) -> tuple[tuple[int, int], ...]:
+    return tuple((int(low), int(high)) for low, high in report_params["age_bands"])
+
+
+def collect_predictions(report_params: dict[str, Any], **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every model's contract-checked predictions on the faces all models predicted: ``(long table, coverage)``."""
+    checked = {}
+    for model, table in predictions.items():
+        checked[model], _ = prepare_predictions(table, allow_quarantine=bool(report_params["input"]["allow_quarantine"]),
+                                                source=f"{model} predictions")
+    return comparison.same_faces(checked)
+
+
+def compare_metrics(compared: pd.DataFrame, report_params: dict[str, Any],
+                    compare_params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MAE and mean signed error (bootstrap CIs) and gate rates (Wilson CIs) per model and group."""
+    bootstrap = report_params["bootstrap"]
+    metrics = comparison.model_metrics(compared, features=compare_params["features"], bands=_bands(report_params),
+                                       n_boot=int(bootstrap["n_boot"]), seed=int(bootstrap["seed"]),
+                                       confidence=float(report_params["confidence"]), min_n=int(report_params["min_n"]))
+    gates = comparison.model_gate_metrics(compared, challenge_ages=report_params["challenge_ages"],
+                                          features=[f for f in compare_params["features"] if f != "age_band"],
+                                          bands=_bands(report_params), confidence=float(report_params["confidence"]),
+                                          min_n=int(report_params["min_n"]))
+    return metrics, gates
+
+
+def rank_models(metrics: pd.DataFrame, gates: pd.DataFrame, report_params: dict[str, Any],
+                compare_params: dict[str, Any]) -> pd.DataFrame:
+    """The leaderboard: overall MAE and the spread of group MAE and of a gate rate, per feature."""
+    board = compare_params["leaderboard"]
+    return comparison.leaderboard(metrics, gates, features=[f for f in compare_params["features"] if f != "age_band"],
+                                  gate_measure=board["gate_measure"], challenge_age=float(board["challenge_age"]),
+                                  min_n=int(report_params["min_n"]))
+
+
+def test_model_pairs(compared: pd.DataFrame, report_params: dict[str, Any],
+                     compare_params: dict[str, Any]) -> pd.DataFrame:
+    """Wilcoxon signed-rank tests between models per group, Holm-corrected, with effects and intervals."""
+    bootstrap = report_params["bootstrap"]
+    return comparison.paired_model_tests(compared, features=compare_params["features"], bands=_bands(report_params),
+                                         min_n=int(report_params["test_min_n"]), n_boot=int(bootstrap["n_boot"]),
+                                         seed=int(bootstrap["seed"]), confidence=float(report_params["confidence"]),
+                                         alpha=float(report_params["alpha"]))
+
+
+def compare_region_attention(compared: pd.DataFrame, report_params: dict[str, Any],
+                             **region_attributions: pd.DataFrame) -> pd.DataFrame:
+    """Mean LIME region weight per model × race × region (``regions`` rows), where explanations exist."""
+    labels = with_display_columns(compared.drop_duplicates("image_id"), _bands(report_params))[["image_id", "race"]]
+    frames = []
+    for model, table in region_attributions.items():
+        if table is None or table.empty:
+            continue
+        rows = table[table["method"] == report_params["explanation_method"]] if "method" in table else table
+        rows = rows.drop_duplicates(["image_id", "region"])[["image_id", "region", "weight"]].merge(labels, on="image_id")
+        summary = (rows.groupby(["race", "region"], observed=True)
+                   .agg(mean_weight=("weight", "mean"), images=("image_id", "nunique")).reset_index())
+        frames.append(summary.assign(model=model))
+    if not frames:
+        return pd.DataFrame(columns=["model", "race", "region", "mean_weight", "images"])
+    result = pd.concat(frames, ignore_index=True)
+    result["race"] = result["race"].astype(str)
+    return result[["model", "race", "region", "mean_weight", "images"]]
+
+
+def draw_comparison_figures(metrics: pd.DataFrame, gates: pd.DataFrame, attention: pd.DataFrame,
+                            compare_params: dict[str, Any]) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """MAE by race per model, the leaderboard's gate rate by race per model, region weights per model."""
+    from dex_bias.report.figures import message_figure
+
+    board = compare_params["leaderboard"]
+    drawn = [report.metric_by_group_figure(metrics, "race"),
+             report.gate_by_group_figure(gates, "race", board["gate_measure"], float(board["challenge_age"])),
+             report.region_attention_figure(attention) if len(attention) else
+             message_figure("Region weights by model", "No region attributions for these models in this run.")]
+    return tuple(figure_to_image(figure) for figure in drawn)
+
+
+def describe_models(coverage: pd.DataFrame, models_params: dict[str, Any]) -> pd.DataFrame:
+    """One row per compared model: its declaration and provenance (the trained model: its own card)."""
+    from dex_bias.models.registry import TRAINED, declared_models
+
+    declared = declared_models(models_params)
+    rows = []
+    for model in coverage["model"]:
+        if model == TRAINED:
+            rows.append({"model": model, "source": "trained by this project's train pipeline (age_model)"})
+            continue
+        summary = declared[model].summary()
+        rows.append({"model": model, "format": summary["format"], "file": summary["file"],
+                     "sha256": (summary["sha256"] or "")[:16], "input": (
+                         f"{summary['input']['size']} px {summary['input']['channel_order']} {summary['input']['layout']}, "
+                         f"{summary['input']['crop']}"),
+                     "age output": summary["age"]["classes"],
+                     "gender": "none" if summary["gender"] is None else f"column {summary['gender']['female_column']} = female",
+                     **{key: declared[model].provenance.get(key, "") for key in ("source", "licence", "trained_on")}})
+    return pd.DataFrame(rows)
+
+
+def build_comparison_report(coverage: pd.DataFrame, leaderboard: pd.DataFrame, metrics: pd.DataFrame,
+                            gates: pd.DataFrame, paired: pd.DataFrame, attention: pd.DataFrame,
+                            figure_mae: Image.Image, figure_gates: Image.Image, figure_regions: Image.Image,
+                            report_params: dict[str, Any], compare_params: dict[str, Any],
+                            models_params: dict[str, Any]) -> str:
+    """The self-contained HTML comparison of the audited models."""
+    board = compare_params["leaderboard"]
+    made = f"Made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    document = report.comparison_report(
+        coverage=coverage, leaderboard=leaderboard, metrics=metrics, gates=gates, paired=paired, attention=attention,
+        declarations=describe_models(coverage, models_params),
+        figures=[("MAE by race, per model", figure_mae),
+                 (f"{board['gate_measure'].replace('_', ' ')} at challenge age {board['challenge_age']} by race, "
+                  "per model", figure_gates)],
+        attention_figure=figure_regions if len(attention) else None,
+        features=[f for f in compare_params["features"] if f != "age_band"],
+        challenge_age=float(board["challenge_age"]), gate_measure=board["gate_measure"],
+        alpha=float(report_params["alpha"]), made=made)
+    logger.info("model_comparison_report: %d models, %.1f kB", len(leaderboard), len(document) / 1024)
+    return document

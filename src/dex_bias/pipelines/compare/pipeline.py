@@ -1,0 +1,59 @@
+"""The ``compare`` pipeline: every audited model's predictions -> side-by-side metrics, tests, report.
+
+Its inputs are each audited model's ``predictions`` (``models.audit``: the model trained here
+under its plain names, a declared model ``K`` under ``K.predictions``), so the pipeline is built
+for the run's list of models; with fewer than two it is empty.
+"""
+
+import warnings
+
+from kedro.pipeline import Node, Pipeline
+
+from dex_bias.model_audit import audited, dataset_name
+from dex_bias.pipelines.compare.nodes import (
+    build_comparison_report, collect_predictions, compare_metrics, compare_region_attention, draw_comparison_figures,
+    rank_models, test_model_pairs,
+)
+
+FIGURES = ["figure_model_mae", "figure_model_gates", "figure_model_regions"]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """predictions of each model -> same faces -> metrics, gates, leaderboard, paired tests, regions -> report."""
+    models = audited()
+    if len(models) < 2:
+        return Pipeline([])
+    predictions = {model: dataset_name(model, "predictions") for model in models}
+    attributions = {model: dataset_name(model, "region_attributions") for model in models}
+    with warnings.catch_warnings():
+        # The dotted names are the models' own namespaces (dlib_age_v1.predictions), read across
+        # them on purpose; Kedro warns about dots in names outside a node's namespace.
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'", category=UserWarning)
+        return _pipeline(predictions, attributions)
+
+
+def _pipeline(predictions: dict[str, str], attributions: dict[str, str]) -> Pipeline:
+    return Pipeline(
+        [
+            Node(collect_predictions, {"report_params": "params:report", **predictions},
+                 ["compared_predictions", "model_coverage"], name="collect_predictions"),
+            Node(compare_metrics, ["compared_predictions", "params:report", "params:compare"],
+                 ["model_comparison_metrics", "model_comparison_gates"], name="compare_metrics"),
+            Node(rank_models, ["model_comparison_metrics", "model_comparison_gates", "params:report", "params:compare"],
+                 "model_leaderboard", name="rank_models"),
+            Node(test_model_pairs, ["compared_predictions", "params:report", "params:compare"], "model_paired_tests",
+                 name="test_model_pairs"),
+            Node(compare_region_attention, {"compared": "compared_predictions", "report_params": "params:report",
+                                            **attributions}, "model_region_attention", name="compare_region_attention"),
+            Node(draw_comparison_figures, ["model_comparison_metrics", "model_comparison_gates",
+                                           "model_region_attention", "params:compare"], FIGURES,
+                 name="draw_comparison_figures"),
+            Node(build_comparison_report,
+                 ["model_coverage", "model_leaderboard", "model_comparison_metrics", "model_comparison_gates",
+                  "model_paired_tests", "model_region_attention", *FIGURES, "params:report", "params:compare",
+                  "params:models"],
+                 "model_comparison_report", name="build_comparison_report"),
+        ],
+        namespace="compare",
+        prefix_datasets_with_namespace=False,
+    )
