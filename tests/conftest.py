@@ -23,6 +23,7 @@ from typing import Callable
 
 import pytest
 import yaml
+from kedro.io import MemoryDataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TAR = REPO_ROOT.parent / "shared" / "data" / "utkface_crop_part1.tar"
@@ -107,3 +108,20 @@ def utkface_dir(tmp_path_factory) -> Path:
     with tarfile.open(SHARED_TAR) as tar:
         tar.extractall(target, filter="data")
     return target / "crop_part1"
+
+
+class KeptDataset(MemoryDataset):
+    """A memory dataset the runner cannot release, so a test can read every output after a run."""
+
+    def _release(self) -> None:
+        pass
+
+
+@pytest.fixture
+def audited_models_config():
+    """Set the ``models`` parameters of pipelines built in this test (``dex_bias.model_audit``), then restore."""
+    from dex_bias import model_audit
+
+    before = model_audit._ACTIVE
+    yield model_audit.configure
+    model_audit._ACTIVE = before

@@ -174,7 +174,7 @@ def align_table(
                   "border_pad": np.int64})
     if settings.five_point:
         kinds["five_point_box"] = str
-    landmarks = landmarks.astype(kinds)
+    landmarks = landmarks.astype(kinds).copy()  # astype by column leaves one block per column: consolidate
     failures = failures.astype(str)
     if len(landmarks) + len(failures) != len(faces) or set(landmarks["image_id"]) & set(failures["image_id"]):
         raise RuntimeError(

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from dex_bias.models.inference import FAILURE_COLUMNS, join_faces_and_landmarks, predict_faces
-from dex_bias.models.weights import model_card
+from dex_bias.models.runtime import as_estimator
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +32,21 @@ def splits_to_predict(card: dict[str, Any], all_splits: list[str], setting: str 
 
 def predict_ages(faces: pd.DataFrame, landmarks: pd.DataFrame, age_model,
                  params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predict the faces of the chosen splits: ``(predictions, inference_failures)``; counts reconcile in the log."""
-    card = model_card(age_model)
+    """Predict the faces of the chosen splits: ``(predictions, inference_failures)``; counts reconcile in the log.
+
+    ``age_model``: the Keras model trained here, or a declared model (an ``AgeEstimator``).
+    """
+    estimator = as_estimator(age_model)
+    card = estimator.card or {}
     splits = splits_to_predict(card, sorted(faces["split"].dropna().unique()), params.get("splits", "auto"))
     in_scope = faces[faces["split"].isin(splits)]
     table, without_landmarks = join_faces_and_landmarks(in_scope, landmarks)
-    version = str(card.get("version") or card.get("weights_sha256", "")[:12] or "unversioned")
+    version = estimator.version
     logger.info("Model %s (version %s, %s; trained on split(s) %s): predicting split(s) %s.",
-                age_model.name, version, card.get("source", "unknown source"), card.get("trained_splits") or "none here",
-                splits)
+                estimator.name, version, card.get("source", "unknown source"),
+                card.get("trained_splits") or "none here", splits)
     predictions, unreadable = predict_faces(
-        age_model, table, batch_size=int(params.get("batch_size", 64)), padding=params.get("crop_padding", "edge"),
+        estimator, table, batch_size=int(params.get("batch_size", 64)), padding=params.get("crop_padding", "edge"),
         workers=int(params.get("crop_workers", 2)), model_version=version, log_every=int(params.get("log_every", 20)),
     )
     failures = pd.concat([without_landmarks, unreadable], ignore_index=True)[FAILURE_COLUMNS]
