@@ -7,8 +7,9 @@ and ``report`` pipelines are instantiated again inside the namespace ``K`` (``K.
 ``K.predictions`` -> ``K.region_attributions`` -> ``K.audit_report``), sharing ``faces`` and
 ``landmarks``, so Kedro-Viz shows one branch per model; ``compare`` puts them side by side.
 
-Registered names: every folder (``infer``, ``explain`` and ``report`` include every audited
-model's branch), each declared model's key (its whole branch), and ``__default__``, the full
+Registered names: every folder with nodes (``infer``, ``explain`` and ``report`` include every
+audited model's branch; ``compare`` needs two models), each declared model's key (its whole
+branch), and ``__default__``, the full
 audit in flow order: ingest, align, [train], infer, explain, report, [correct], [compare]
 (train and correct when ``trained`` is audited; compare with two models or more).
 """
@@ -40,7 +41,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     folders = project_pipelines()
     models = audited()
     declared = [model for model in models if model != TRAINED]
-    pipelines = dict(folders)
+    # compare is empty with fewer than two models: not registered then (nothing to run or draw).
+    pipelines = {name: pipeline for name, pipeline in folders.items() if pipeline.nodes}
     for name in PER_MODEL:
         own = folders[name] if TRAINED in models else Pipeline([])
         pipelines[name] = sum((for_model(folders[name], model) for model in declared), own)
