@@ -56,7 +56,8 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        return {"dataset": self._inner_config.get("type"), "columns": self._columns}
+        return {"dataset": self._inner_config.get("type"), "filepath": self._inner_config.get("filepath"),
+                "columns": self._columns}
 
     def _inner_exists(self) -> bool:
         try:

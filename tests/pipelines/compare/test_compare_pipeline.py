@@ -83,3 +83,24 @@ def test_the_compare_pipeline_puts_the_models_side_by_side(audited_models_config
     report = catalog.load("model_comparison_report")
     assert "Age-estimation models compared" in report and "Most accurate overall: trained" in report
     assert "Fairest across race groups" in report and report.count("data:image/png;base64,") == 3
+
+
+def test_every_persisted_output_of_a_model_branch_has_its_dataset_factory():
+    """A pipeline that gains a persisted output must add its "{model}.<name>" factory (catalog_models.yml)."""
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from dex_bias.pipeline_registry import PER_MODEL
+    from dex_bias.hooks import project_pipelines
+
+    config = OmegaConfigLoader(str(REPO_ROOT / "conf"), base_env="base", default_run_env="local")["catalog"]
+    catalog = DataCatalog.from_config({name: entry for name, entry in config.items() if not name.startswith("_")})
+    folders = project_pipelines()
+    persisted = {name for pipeline in PER_MODEL for name in folders[pipeline].all_outputs()
+                 if name in config and config[name].get("type") != "MemoryDataset"}
+    assert {"predictions", "region_attributions", "audit_report"} <= persisted
+    for name in sorted(persisted):
+        dataset = catalog.get(f"some_model.{name}")
+        assert dataset is not None and not isinstance(dataset, MemoryDataset), f"no factory for {{model}}.{name}"
+        assert type(dataset).__name__ == type(catalog.get(name)).__name__, name
+        assert "some_model" in str(dataset._describe()), f"{{model}}.{name} does not put the model in its path"
