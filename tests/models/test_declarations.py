@@ -147,3 +147,16 @@ def test_an_onnx_model_without_a_gender_head_predicts_no_gender():
     assert outputs.prob_female is None and outputs.age_output.shape == (3, 81)
     np.testing.assert_allclose(outputs.age_output.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(estimator.age_function()(chips), outputs.expected_age)
+
+
+def test_a_keras_models_card_decides_its_gender_column_even_after_it_was_wrapped():
+    from dex_bias.models.runtime import as_estimator
+    from dex_bias.models.weights import set_model_card
+
+    model = build_model("compact")
+    crops = np.random.default_rng(5).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    column_1 = as_estimator(model).predict([crops]).prob_female  # the layout's default: column 1 is female
+    set_model_card(model, {"female_column": 0})                  # e.g. a published file used as loaded
+    estimator = as_estimator(model)
+    assert estimator.spec.gender.female_column == 0
+    np.testing.assert_allclose(estimator.predict([crops]).prob_female, 1.0 - column_1, atol=1e-6)

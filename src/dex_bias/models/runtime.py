@@ -223,13 +223,14 @@ def as_estimator(model) -> AgeEstimator:
     """
     if isinstance(model, AgeEstimator):
         return model
-    cached = getattr(model, ESTIMATOR_ATTRIBUTE, None)
-    if cached is not None:
-        return cached
     from dex_bias.models.weights import model_card
 
+    card = model_card(model)
+    cached = getattr(model, ESTIMATOR_ATTRIBUTE, None)
+    if cached is not None and cached.card == card:  # a card changed since (training) may change the spec
+        return cached
     spec = spec_for(model)
-    estimator = AgeEstimator(spec, KerasNetwork(model, spec), card=model_card(model), keras_model=model)
+    estimator = AgeEstimator(spec, KerasNetwork(model, spec), card=card, keras_model=model)
     try:
         setattr(model, ESTIMATOR_ATTRIBUTE, estimator)
     except AttributeError:  # pragma: no cover - a model that refuses attributes is simply not cached
