@@ -25,54 +25,44 @@ def _models(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(table["model"]))
 
 
-def metric_by_group_figure(metrics: pd.DataFrame, feature: str, metric: str = "mae",
-                           label: str = "mean absolute error (years)") -> Figure:
-    """Per group of ``feature``: each model's ``metric`` with its bootstrap interval, side by side."""
-    rows = metrics[metrics["grouping"] == feature]
-    models = _models(metrics)
+def _model_bars(rows: pd.DataFrame, models: list[str], estimate: str, low: str, high: str, *, scale: float,
+                ylabel: str, title: str, height: float) -> Figure:
+    """Grouped bars: for each group (x), each model's ``estimate`` with its ``[low, high]`` interval."""
     groups = list(dict.fromkeys(rows["group"]))
-    figure = Figure(figsize=(max(5.5, 1.2 * len(groups) + 2), 3.6), layout="constrained")
+    figure = Figure(figsize=(max(5.5, 1.2 * len(groups) + 2), height), layout="constrained")
     axes = figure.add_subplot()
     width = 0.8 / max(len(models), 1)
     for index, model in enumerate(models):
         part = rows[rows["model"] == model].set_index("group").reindex(groups)
         x = np.arange(len(groups)) + (index - (len(models) - 1) / 2) * width
-        low = (part[metric] - part[f"{metric}_ci_low"]).clip(lower=0)
-        high = (part[f"{metric}_ci_high"] - part[metric]).clip(lower=0)
-        axes.bar(x, part[metric], width, color=PALETTE[index % len(PALETTE)], label=model,
-                 yerr=np.vstack([low.fillna(0), high.fillna(0)]), capsize=3, error_kw={"linewidth": 1})
+        value = scale * part[estimate]
+        errors = np.vstack([(value - scale * part[low]).clip(lower=0).fillna(0),
+                            (scale * part[high] - value).clip(lower=0).fillna(0)])
+        axes.bar(x, value, width, color=PALETTE[index % len(PALETTE)], label=model, yerr=errors, capsize=3,
+                 error_kw={"linewidth": 1})
     axes.set_xticks(np.arange(len(groups)), groups, rotation=20 if len(groups) > 4 else 0)
-    axes.set_ylabel(label)
-    axes.set_title(f"{label.split(' (')[0]} by {feature}, per model (95% bootstrap intervals)", fontsize=10)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=10)
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize=8)
     return figure
+
+
+def metric_by_group_figure(metrics: pd.DataFrame, feature: str, metric: str = "mae",
+                           label: str = "mean absolute error (years)") -> Figure:
+    """Per group of ``feature``: each model's ``metric`` with its bootstrap interval, side by side."""
+    return _model_bars(metrics[metrics["grouping"] == feature], _models(metrics), metric, f"{metric}_ci_low",
+                       f"{metric}_ci_high", scale=1.0, ylabel=label, height=3.6,
+                       title=f"{label.split(' (')[0]} by {feature}, per model (95% bootstrap intervals)")
 
 
 def gate_by_group_figure(gates: pd.DataFrame, feature: str, measure: str, challenge_age: float) -> Figure:
     """Per group of ``feature``: each model's gate rate (``measure`` at ``challenge_age``) with Wilson intervals."""
     rows = gates[(gates["grouping"] == feature) & (gates["measure"] == measure)
                  & (gates["challenge_age"] == float(challenge_age)) & (gates["n"] > 0)]
-    models = _models(gates)
-    groups = list(dict.fromkeys(rows["group"]))
-    figure = Figure(figsize=(max(5.5, 1.2 * len(groups) + 2), 3.4), layout="constrained")
-    axes = figure.add_subplot()
-    width = 0.8 / max(len(models), 1)
-    for index, model in enumerate(models):
-        part = rows[rows["model"] == model].set_index("group").reindex(groups)
-        x = np.arange(len(groups)) + (index - (len(models) - 1) / 2) * width
-        rate = 100 * part["rate"]
-        errors = np.vstack([(rate - 100 * part["ci_low"]).clip(lower=0).fillna(0),
-                            (100 * part["ci_high"] - rate).clip(lower=0).fillna(0)])
-        axes.bar(x, rate, width, color=PALETTE[index % len(PALETTE)], label=model, yerr=errors, capsize=3,
-                 error_kw={"linewidth": 1})
-    axes.set_xticks(np.arange(len(groups)), groups)
-    axes.set_ylabel("%")
-    axes.set_title(f"{measure.replace('_', ' ')} at challenge age {challenge_age:g}, per model "
-                   "(95% Wilson intervals)", fontsize=10)
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize=8)
-    return figure
+    return _model_bars(rows, _models(gates), "rate", "ci_low", "ci_high", scale=100.0, ylabel="%", height=3.4,
+                       title=f"{measure.replace('_', ' ')} at challenge age {challenge_age:g}, per model "
+                             "(95% Wilson intervals)")
 
 
 def region_attention_figure(attention: pd.DataFrame) -> Figure:
