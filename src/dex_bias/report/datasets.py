@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset
-from kedro.io.core import Version, get_filepath_str
+from kedro.io.core import DatasetError, Version, get_filepath_str
 from kedro_datasets._typing import ImagePreview, TablePreview
 from kedro_datasets.pillow import ImageDataset
 
@@ -91,10 +91,28 @@ except ImportError:  # pragma: no cover
 if CSVDataset is not None:
     class SourcedCSVDataset(CSVDataset):
         """``pandas.CSVDataset`` whose frames remember their file (``df.attrs["source"]``), so the
-        report's input-contract errors name the user's file rather than a catalog entry."""
+        report's input-contract errors name the user's file rather than a catalog entry.
+
+        Cells are read as written (``keep_default_na: false`` unless ``load_args`` says
+        otherwise), so an error can tell an empty cell from a written ``n/a`` or ``NaN``; the
+        contract turns numbers into numbers itself. A file of zero bytes is refused with its path
+        and what it should hold, rather than pandas' "No columns to parse from file".
+        """
+
+        DEFAULT_LOAD_ARGS: dict[str, Any] = {"keep_default_na": False}
 
         def load(self) -> pd.DataFrame:
-            data = super().load()
+            try:
+                data = super().load()
+            except DatasetError as error:
+                if isinstance(error.__cause__, pd.errors.EmptyDataError):
+                    raise DatasetError(
+                        f"{self._filepath} is empty (no header, no rows). It should hold one row per image "
+                        "with a header, at least `image_id,predicted_age` (for example "
+                        "`25_1_3_20170116174525125.jpg,27.4`); put the estimates there, or point the "
+                        "catalog's `filepath` at the file that holds them."
+                    ) from error.__cause__
+                raise
             data.attrs["source"] = str(self._filepath)
             return data
 
