@@ -3,8 +3,15 @@
 from kedro.config import OmegaConfigLoader
 
 from dex_bias.hooks import UpstreamCheckHooks
+from dex_bias.runs.context import RunAwareContext
+from dex_bias.runs.hooks import ConsistentInputsHooks, RunManifestHooks
 
 HOOKS = (UpstreamCheckHooks(),)
+# Runs you can trust (dex_bias.runs): inputs that belong together, a manifest per run, and outputs
+# that count only once their run has finished.
+HOOKS += (ConsistentInputsHooks(), RunManifestHooks())
+# Sets aside what killed runs wrote before any catalog reads "latest" (Kedro-Viz runs no hooks).
+CONTEXT_CLASS = RunAwareContext
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

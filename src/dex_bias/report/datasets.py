@@ -54,6 +54,20 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             load_version=version.load if version else None, save_version=version.save if version else None)
         self._columns = list(columns or [])
         self.metadata = metadata
+        self.left_out_reason: str | None = None
+
+    #: Read by the run ledger (``dex_bias.runs``): a version of this input that does not belong
+    #: with the run's other inputs is left out rather than stopping the run.
+    optional = True
+
+    @property
+    def files_dataset(self) -> AbstractDataset:
+        """The dataset that holds the files (for the run ledger's versions and provenance)."""
+        return self._inner
+
+    def leave_out(self, reason: str) -> None:
+        """Load as absent from now on (``reason`` is logged): the data exists but must not be used here."""
+        self.left_out_reason = reason
 
     def _describe(self) -> dict[str, Any]:
         return {"dataset": self._inner_config.get("type"), "columns": self._columns}
@@ -65,10 +79,14 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             return False
 
     def load(self) -> pd.DataFrame:
-        if self._inner_exists():
+        where = self._inner_config.get("filepath", self._inner_config.get("type"))
+        if self.left_out_reason is not None:
+            logger.warning("Optional input %s is left out of this run (%s): the sections that need it are "
+                           "left out", where, self.left_out_reason)
+        elif self._inner_exists():
             return self._inner.load()
-        logger.info("Optional input %s is absent: the sections that need it are left out",
-                    self._inner_config.get("filepath", self._inner_config.get("type")))
+        else:
+            logger.info("Optional input %s is absent: the sections that need it are left out", where)
         return pd.DataFrame({column: pd.Series(dtype=object) for column in self._columns})
 
     def save(self, data: pd.DataFrame) -> None:
