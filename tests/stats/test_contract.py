@@ -75,8 +75,9 @@ def _vendor(values: list) -> pd.DataFrame:
     (120.5, "implausible_prediction", "120.5 is outside"),
     (float("nan"), "non_numeric_prediction", "predicted_age is NaN, not a finite number"),
     (float("inf"), "non_numeric_prediction", "predicted_age is inf, not a finite number"),
-    ("", "non_numeric_prediction", "predicted_age is empty cell"),
-    (None, "non_numeric_prediction", "predicted_age is empty cell"),
+    ("", "non_numeric_prediction", "predicted_age is an empty cell"),
+    (None, "non_numeric_prediction", "predicted_age is an empty cell"),
+    ("1e9", "implausible_prediction", "predicted_age 1e9 is outside"),
     ("n/a", "non_numeric_prediction", "predicted_age is 'n/a'"),
     (-3.0, "negative_prediction", "predicted_age -3.0 is below 0"),
 ])

@@ -48,7 +48,14 @@ def describe_cell(value: object) -> str:
     if value is None or value is pd.NA or value is pd.NaT:
         return "empty cell"
     if isinstance(value, str):
-        return "empty cell" if not value.strip() else repr(value)
+        text = value.strip()
+        if not text:
+            return "empty cell"
+        try:
+            float(text)
+        except ValueError:
+            return repr(value)
+        return text  # a number written as text: as written
     if isinstance(value, (float, np.floating)):
         number = float(value)
         return "NaN" if np.isnan(number) else repr(number)
@@ -169,7 +176,7 @@ def prepare_predictions(
     prediction = pd.to_numeric(table["predicted_age"], errors="coerce").astype("float64") + 0.0
     not_numeric = prediction.isna() | ~np.isfinite(prediction.fillna(0.0))
     flag(not_numeric, "non_numeric_prediction",
-         "predicted_age is " + written + ", not a finite number of years")
+         "predicted_age is " + written.replace("empty cell", "an empty cell") + ", not a finite number of years")
     negative = ~not_numeric & (prediction < 0)
     flag(negative, "negative_prediction", "predicted_age " + written + " is below 0")
     implausible = ~not_numeric & ~negative & ~prediction.between(low, high)
