@@ -82,6 +82,10 @@ def test_newer_faces_than_the_landmarks_stop_the_run_naming_both_versions_and_th
     read = _read_by_train(project, monkeypatch)
     assert (read["faces"], read["landmarks"]) == (newer, remade)
     assert manifest(project, remade)["outputs"]["landmarks"]["inputs"]["faces"]["version"] == newer
+    # The same record in the Parquet file's own metadata (and not the faces' record it was made from).
+    record = pd.read_parquet(project / LANDMARKS / remade / "landmarks.parquet").attrs["dex_bias_provenance"]
+    assert (record["dataset"], record["run_id"], record["inputs"]) == ("landmarks", remade, {"faces": newer})
+    assert record["made_by"] == ["align.align_faces"] and record["parameters"] == ["params:align"]
 
 
 def test_a_mismatch_asked_for_with_load_versions_is_refused_unless_accepted(aligned, tmp_path, monkeypatch):

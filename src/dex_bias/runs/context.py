@@ -33,7 +33,12 @@ def set_aside_unfinished_runs(project_path: Any) -> list[str]:
     start it, so no run of this process can be in progress here.
     """
     ledger = RunLedger(project_path)
-    outcomes = ledger.sweep(active_here=frozenset())
+    try:
+        outcomes = ledger.sweep(active_here=frozenset())
+    except OSError as error:  # a read-only copy of the data, say: read on, but say what may be unfinished
+        logger.warning("Could not set aside what unfinished runs wrote under %s (%s): the latest version of a "
+                       "dataset may come from a run that did not finish (see %s).", project_path, error, ledger.root)
+        return []
     for outcome in outcomes:
         logger.warning(describe_set_aside(outcome, outcome.reason))
     forget_runs({outcome.run_id for outcome in outcomes})

@@ -15,7 +15,9 @@
 
 Both work from the pipeline and the catalog alone, for any dataset name (namespaced or from a
 dataset factory). ``ParallelRunner`` runs no node or dataset hooks in its workers, but the
-pipeline hooks used here run in the main process, so only the Parquet metadata is missed there.
+pipeline hooks used here run in the main process; only the Parquet metadata depends on dataset
+hooks, so under ``ParallelRunner`` it is not written (and a table derived from a loaded one may
+carry its source's record, which names its own ``dataset`` and ``run_id``): the manifest is the record.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import atexit
 import logging
 import platform
-import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,9 +265,7 @@ def _finish_interrupted_runs() -> None:
             outcome = state.ledger.fail(run_id, {"reason": "the run was interrupted before it finished"})
         except Exception:  # noqa: BLE001 - the next session's sweep sets it aside instead
             continue
-        message = describe_set_aside(outcome, "interrupted")
-        logger.warning(message)
-        print(message, file=sys.stderr)
+        logger.warning(describe_set_aside(outcome, "interrupted"))
 
 
 class RunManifestHooks:
@@ -373,6 +372,14 @@ class RunManifestHooks:
                 "parameters": lineage["parameters"],
                 "manifest": state.ledger.relative(state.ledger.folder(state.run_id) / MANIFEST),
             }
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any, node: Any) -> None:
+        # An input's record describes that input: it must not ride along (pandas copies attrs
+        # into derived tables) into the node's outputs.
+        attrs = getattr(data, "attrs", None)
+        if isinstance(attrs, dict):
+            attrs.pop(PROVENANCE_ATTR, None)
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any], run_result: Any, pipeline: Pipeline, catalog: Any) -> None:
