@@ -30,16 +30,32 @@ def session_run(project: Path, monkeypatch, pipelines: list[str], *, env: str | 
     return run_id
 
 
-def catalog_of(project: Path, monkeypatch, env: str | None = None):
-    """The catalog a notebook gets from ``%load_ext kedro.ipython`` (``session.load_context().catalog``)."""
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
+def notebook_catalog(project: Path, monkeypatch, env: str | None = None):
+    """The ``catalog`` a notebook gets: ``%load_ext kedro.ipython`` in an IPython shell started in
+    the project (then ``%reload_kedro <project> --env <env>``, as a notebook of another env does)."""
+    import sys
 
+    from IPython.core.interactiveshell import InteractiveShell
+
+    # %reload_kedro drops the project's modules from sys.modules and imports them afresh; the
+    # tests that run after this one keep the classes they imported (their exceptions, say).
+    ours = {name: module for name, module in sys.modules.items() if name.split(".")[0] == "dex_bias"}
     monkeypatch.chdir(project)
-    bootstrap_project(project)
-    session = KedroSession.create(project_path=project, env=env)
+    shell = InteractiveShell.instance()
+    try:
+        if "kedro.ipython" in shell.extension_manager.loaded:
+            shell.run_line_magic("reload_kedro", str(project))
+        else:
+            shell.run_line_magic("load_ext", "kedro.ipython")
+        if env:
+            shell.run_line_magic("reload_kedro", f"{project} --env={env}")
+    finally:
+        for name in [name for name in sys.modules if name.split(".")[0] == "dex_bias"]:
+            if name not in ours:
+                del sys.modules[name]
+        sys.modules.update(ours)
     _reattach_logs()
-    return session.load_context().catalog
+    return shell.user_ns["catalog"]
 
 
 def versions(project: Path, relative: str) -> list[str]:
@@ -100,3 +116,15 @@ def runs_log():
     yield log
     _LOGS.remove(log)
     logging.getLogger("dex_bias.runs").removeHandler(log.handler)
+
+
+def pretend_running(project: Path, run_id: str, outputs: dict[str, str], process) -> None:
+    """Record run ``run_id`` as started by ``process`` (a live child) and writing ``outputs``
+    (``{dataset: filepath relative to the project}``), as a `kedro run` in another terminal would."""
+    from dex_bias.runs.ledger import STARTED, RunLedger, process_identity
+
+    ledger = RunLedger(project)
+    ledger.start(run_id, {"command": {"pipeline_names": ["__default__"]}, "outputs": {
+        name: {"filepath": path, "version_folder": f"{path}/{run_id}"} for name, path in outputs.items()}})
+    started = ledger.folder(run_id) / STARTED
+    started.write_text(json.dumps({**json.loads(started.read_text()), "process": process_identity(process.pid)}))

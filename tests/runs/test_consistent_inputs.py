@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,7 @@ import pytest
 from dex_bias.hooks import MissingUpstreamError
 from dex_bias.runs.hooks import InconsistentInputsError, InputVersionError
 from dex_bias.runs.ledger import RUNS_FOLDER
-from tests.runs.conftest import manifest, session_run, set_aside, versions
+from tests.runs.conftest import manifest, pretend_running, session_run, set_aside, versions
 
 SMALL = {"ingest.demo.count": 24, "align.dask.scheduler": "synchronous", "align.progress": False,
          "align.contact_sheet.count": 4}
@@ -162,3 +163,23 @@ def test_the_missing_dataset_hint_says_what_works(project_factory, monkeypatch):
     session_run(fresh, monkeypatch, ["align"])
     assert len(versions(fresh, LANDMARKS)) == 1
     assert pd.read_parquet(next((fresh / FACES).glob("*/faces.parquet"))).equals(faces)
+
+
+def test_versions_a_run_is_still_writing_are_not_read(aligned, tmp_path, monkeypatch, runs_log):
+    project, first = _copy(aligned, tmp_path)
+    writing = "2099-01-01T00.00.00.000Z"  # newer than any finished version
+    (project / FACES / writing).mkdir()
+    shutil.copy(project / FACES / first / "faces.parquet", project / FACES / writing / "faces.parquet")
+    other_run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        pretend_running(project, writing, {"faces": FACES, "landmarks": LANDMARKS}, other_run)
+        read = _read_by_train(project, monkeypatch)
+        assert (read["faces"], read["landmarks"]) == (first, first)  # not faces 2099, and no clash
+        assert versions(project, FACES)[-1] == writing  # left where it is: that run is alive
+    finally:
+        other_run.kill()
+        other_run.wait()
+    read = _read_by_train(project, monkeypatch)  # that run's process is gone now: swept first
+    assert (read["faces"], read["landmarks"]) == (first, first)
+    assert writing in set_aside(project, FACES)
+    assert f"Run {writing} did not finish (its process ended before the run finished" in runs_log.text

@@ -1,7 +1,7 @@
 """Runs killed (SIGKILL: no hook runs) or interrupted (Ctrl-C) never change what later runs read.
 
 End to end, as a user meets it: `kedro run` subprocesses of a small demo, killed at three points
-of the full run, then `kedro run --pipelines=report`, Kedro-Viz previews, and the next full run;
+of the full run, then a notebook, `kedro run --pipelines=report`, Kedro-Viz previews and the next full run;
 and an ingest + align interrupted during align, then `kedro run --pipelines=train,infer`.
 """
 
@@ -22,7 +22,7 @@ import pytest
 
 from dex_bias.runs.ledger import MANIFEST, RUNS_FOLDER
 from tests.conftest import run_kedro
-from tests.runs.conftest import manifest, set_aside, versions
+from tests.runs.conftest import manifest, notebook_catalog, set_aside, versions
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def demo(project_factory) -> tuple[Path, str]:
     return project, _newest_complete_run(project)
 
 
-def test_a_demo_run_killed_at_three_nodes_never_changes_what_the_report_reads(demo, tmp_path):
+def test_a_demo_run_killed_at_three_nodes_never_changes_what_the_report_reads(demo, monkeypatch):
     from tests.viz.kedro_viz_data import VizGraph, build_viz
 
     project, first = demo
@@ -95,6 +95,12 @@ def test_a_demo_run_killed_at_three_nodes_never_changes_what_the_report_reads(de
         killed, output = _stop_when_saved(project, ["--params", "report.bootstrap.seed=7"], relative, signal.SIGKILL)
         assert not (project / RUNS_FOLDER / killed / MANIFEST).exists(), f"{point}: the run finished before the kill"
         assert killed in versions(project, relative), point  # looks like a version until a session sweeps it
+
+        if relative == FACES:  # a notebook opened now reads the complete run's faces
+            catalog = notebook_catalog(project, monkeypatch)
+            assert catalog.get("faces").resolve_load_version() == first
+            assert catalog.load("run_manifest")["run_id"] == first
+            assert killed in set_aside(project, FACES)
 
         if relative == GROUP_METRICS:  # Kedro-Viz (it runs no hooks) previews the complete run's table
             graph = VizGraph(build_viz(project, include_previews=True))
@@ -108,7 +114,7 @@ def test_a_demo_run_killed_at_three_nodes_never_changes_what_the_report_reads(de
             assert not complete.equals(partial)  # so the preview could have shown the killed run's table
 
         report = run_kedro(project, "--pipelines=report")
-        assert f"Run {killed} did not finish" in _flat(report.stdout + report.stderr) or relative == GROUP_METRICS
+        assert f"Run {killed} did not finish" in _flat(report.stdout + report.stderr) or relative in (FACES, GROUP_METRICS)
         read = manifest(project, _newest_complete_run(project))["inputs"]
         assert (read["predictions"]["version"], read["region_attributions"]["version"]) == (first, first), point
         assert killed not in versions(project, relative) and killed in set_aside(project, relative), point

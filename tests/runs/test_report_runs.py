@@ -11,7 +11,7 @@ import pytest
 from dex_bias.runs.hooks import InconsistentInputsError
 from dex_bias.stats.contract import PredictionsContractError
 from tests.runs.conftest import (
-    CSV, QUICK_REPORT, catalog_of, manifest, session_run, set_aside, versions, write_vendor_csv,
+    CSV, QUICK_REPORT, manifest, notebook_catalog, pretend_running, session_run, set_aside, versions, write_vendor_csv,
 )
 from tests.stats.conftest import synthetic_predictions
 
@@ -41,10 +41,34 @@ def test_a_failed_report_never_becomes_the_latest_and_a_notebook_reads_the_compl
         assert versions(project, f"data/08_reporting/{output}") == [good], output
     assert f"Run {failed} did not finish (" in runs_log.text and "never read as the latest" in runs_log.text
 
-    catalog = catalog_of(project, monkeypatch, env="external")  # what %load_ext kedro.ipython gives a notebook
+    catalog = notebook_catalog(project, monkeypatch, env="external")
     assert catalog.load("audit_report") == good_report
+    assert catalog.load("run_manifest")["run_id"] == good
     pd.testing.assert_frame_equal(catalog.load("group_metrics"), pd.read_csv(
         project / f"data/08_reporting/group_metrics.csv/{good}/group_metrics.csv"))
+
+
+def test_a_notebook_opened_while_a_run_is_writing_reads_the_finished_versions(project_factory, monkeypatch, vendor):
+    import shutil
+    import subprocess
+    import sys
+
+    project = project_factory("reading_during_a_run", QUICK_REPORT)
+    write_vendor_csv(project, vendor)
+    good = session_run(project, monkeypatch, ["report"], env="external")
+    writing = "2099-01-01T00.00.00.000Z"
+    metrics = "data/08_reporting/group_metrics.csv"
+    (project / metrics / writing).mkdir()
+    shutil.copy(project / metrics / good / "group_metrics.csv", project / metrics / writing / "group_metrics.csv")
+    other_run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        pretend_running(project, writing, {"group_metrics": metrics}, other_run)
+        catalog = notebook_catalog(project, monkeypatch, env="external")
+        assert catalog.get("group_metrics").resolve_load_version() == good
+        assert versions(project, metrics)[-1] == writing  # still there: that run goes on
+    finally:
+        other_run.kill()
+        other_run.wait()
 
 
 @pytest.mark.parametrize("content, expected", [

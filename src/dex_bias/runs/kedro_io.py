@@ -72,7 +72,7 @@ class StoredDataset:
             return None
         try:
             return self.files.resolve_load_version()  # type: ignore[attr-defined]
-        except (VersionNotFoundError, Exception):  # noqa: BLE001 - any failure means "nothing to read"
+        except Exception:  # noqa: BLE001 - no version (VersionNotFoundError) or an unreadable folder
             return None
 
     def pin(self, version: str) -> None:
