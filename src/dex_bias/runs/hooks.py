@@ -134,14 +134,17 @@ def _in_flow_order(names: set[str]) -> list[str]:
 
 
 def _makers(datasets: set[str]) -> set[str]:
-    """The pipelines that write ``datasets`` (as far as the registry can tell)."""
+    """The pipelines that write ``datasets`` (as far as the registry can tell): a pipeline folder
+    where one does, else whatever registered pipeline does (a model's namespaced branch, say)."""
     try:
         from dex_bias.hooks import producers_of, project_pipelines
+        from dex_bias.pipeline_registry import register_pipelines
 
-        every = project_pipelines()
+        folders = project_pipelines()
+        registered = {**register_pipelines(), **folders}
     except Exception:  # noqa: BLE001 - a hint, never a reason to fail differently
         return set()
-    return {maker for name in datasets for maker in producers_of(name, every)}
+    return {maker for name in datasets for maker in (producers_of(name, folders) or producers_of(name, registered))}
 
 
 class ConsistentInputsHooks:
@@ -287,6 +290,9 @@ class RunManifestHooks:
         for name in sorted(pipeline.inputs()):
             dataset = stored_dataset(catalog, name)
             if dataset is None or dataset.filepath is None:
+                described = None if is_parameter(name) else catalog.get(name)
+                if described is not None and type(described).__name__ not in ("MemoryDataset", "SharedMemoryDataset"):
+                    inputs[name] = {"dataset": str(described)}  # no local file to fingerprint: what it is
                 continue
             record: dict[str, Any] = {"filepath": ledger.relative(dataset.filepath)}
             if dataset.left_out:
@@ -342,8 +348,8 @@ class RunManifestHooks:
                     walk(source, nodes, reads, params)
                 elif source in inputs:
                     record = inputs[source]
-                    reads[source] = {"filepath": record["filepath"], "version": record.get("version"),
-                                     **({"left_out": record["left_out"]} if "left_out" in record else {})}
+                    reads[source] = {key: record[key] for key in ("filepath", "version", "left_out", "dataset")
+                                     if key in record}
 
         lineage = {}
         for name in outputs:
