@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -42,6 +43,36 @@ def project_pipelines() -> dict[str, Pipeline]:
     return found
 
 
+def manual_placement_hint(dataset: Any) -> str:
+    """How to supply a dataset's file by hand so that Kedro reads it (an empty string if unknown).
+
+    A versioned dataset is read only from ``<filepath>/<version>/<file name>`` (the newest
+    version folder), never from ``<filepath>`` itself, so the hint names a version folder, and
+    says so when a file already sits where a folder of versions belongs.
+    """
+    from kedro.io.core import generate_timestamp
+
+    from dex_bias.runs.kedro_io import hint_path
+
+    found = hint_path(dataset, generate_timestamp())
+    if found is None:
+        return ""
+    target, versioned = found
+    if not versioned:
+        return f", or put the file at {target} if it comes from elsewhere"
+    folder = PurePosixPath(target).parent.parent
+    if Path(folder).is_file():
+        return (f"; a file sits at {folder}, but a versioned dataset is read only from a version folder "
+                f"inside it: move it with `mv {folder} {folder}.tmp && mkdir -p {PurePosixPath(target).parent} "
+                f"&& mv {folder}.tmp {target}`")
+    hint = (f", or if it comes from elsewhere put it in a version folder named by a time stamp: "
+            f"`mkdir -p {PurePosixPath(target).parent} && cp <your file> {target}`")
+    set_aside = Path(folder) / ".incomplete"
+    if set_aside.is_dir() and any(set_aside.iterdir()):
+        hint += f" (versions written by runs that did not finish are set aside in {set_aside}, and are not read)"
+    return hint
+
+
 class UpstreamCheckHooks:
     """Stop a run before any node runs when a persisted input has never been made.
 
@@ -67,14 +98,12 @@ class UpstreamCheckHooks:
             every_pipeline = register_pipelines()
             lines = []
             for name, dataset in missing:
-                where = getattr(dataset, "_filepath", None)
                 makers = producers_of(name, every_pipeline)
                 how = (
                     f"run `kedro run --pipelines={makers[0]}` (or the full `kedro run`) first"
                     if makers else "no pipeline makes it"
                 )
-                if where is not None:
-                    how += f", or put the file at {where} if it comes from elsewhere"
+                how += manual_placement_hint(dataset)
                 lines.append(f"  - '{name}' has never been made: {how}")
             raise MissingUpstreamError(
                 "This run needs datasets that do not exist yet; no node was run.\n" + "\n".join(lines)

@@ -4,11 +4,18 @@ from kedro.config import OmegaConfigLoader
 
 from dex_bias.hooks import UpstreamCheckHooks
 from dex_bias.model_audit import AuditedModelsHook
+from dex_bias.runs.context import RunAwareContext
+from dex_bias.runs.hooks import ConsistentInputsHooks, RunManifestHooks
 
 # Hooks run in reverse order of this tuple (pluggy: last registered, first called): declared
 # model files are checked, with the command that fetches a missing one, before the generic
 # upstream check.
 HOOKS = (UpstreamCheckHooks(), AuditedModelsHook())
+# Runs you can trust (dex_bias.runs): inputs that belong together, a manifest per run, and outputs
+# that count only once their run has finished (tryfirst / trylast: their place here does not matter).
+HOOKS += (ConsistentInputsHooks(), RunManifestHooks())
+# Sets aside what killed runs wrote before any catalog reads "latest" (Kedro-Viz runs no hooks).
+CONTEXT_CLASS = RunAwareContext
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -32,3 +32,22 @@ def test_sourced_csv_names_its_file(tmp_path):
     path = tmp_path / "vendor.csv"
     pd.DataFrame({"image_id": ["1_0_0_1.jpg"], "predicted_age": [3]}).to_csv(path, index=False)
     assert SourcedCSVDataset(filepath=str(path)).load().attrs["source"] == str(path)
+
+
+def test_sourced_csv_keeps_cells_as_written_so_errors_can_name_them(tmp_path):
+    path = tmp_path / "vendor.csv"
+    path.write_text("image_id,predicted_age\n25_1_3_1.jpg,\n26_1_3_2.jpg,n/a\n27_1_3_3.jpg,NaN\n")
+    loaded = SourcedCSVDataset(filepath=str(path)).load()
+    assert loaded["predicted_age"].tolist() == ["", "n/a", "NaN"]
+
+
+def test_a_zero_byte_csv_names_the_file_and_what_it_should_hold(tmp_path):
+    from kedro.io.core import DatasetError
+
+    path = tmp_path / "external_predictions.csv"
+    path.write_bytes(b"")
+    with pytest.raises(DatasetError) as error:
+        SourcedCSVDataset(filepath=str(path)).load()
+    message = str(error.value)
+    assert str(path) in message and "is empty" in message and "image_id,predicted_age" in message
+    assert "No columns to parse" not in message

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset
-from kedro.io.core import Version, get_filepath_str
+from kedro.io.core import DatasetError, Version, get_filepath_str
 from kedro_datasets._typing import ImagePreview, TablePreview
 from kedro_datasets.pillow import ImageDataset
 
@@ -54,6 +54,20 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             load_version=version.load if version else None, save_version=version.save if version else None)
         self._columns = list(columns or [])
         self.metadata = metadata
+        self.left_out_reason: str | None = None
+
+    #: Read by the run ledger (``dex_bias.runs``): a version of this input that does not belong
+    #: with the run's other inputs is left out rather than stopping the run.
+    optional = True
+
+    @property
+    def files_dataset(self) -> AbstractDataset:
+        """The dataset that holds the files (for the run ledger's versions and provenance)."""
+        return self._inner
+
+    def leave_out(self, reason: str) -> None:
+        """Load as absent from now on (``reason`` is logged): the data exists but must not be used here."""
+        self.left_out_reason = reason
 
     def _describe(self) -> dict[str, Any]:
         return {"dataset": self._inner_config.get("type"), "filepath": self._inner_config.get("filepath"),
@@ -66,10 +80,14 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             return False
 
     def load(self) -> pd.DataFrame:
-        if self._inner_exists():
+        where = self._inner_config.get("filepath", self._inner_config.get("type"))
+        if self.left_out_reason is not None:
+            logger.warning("Optional input %s is left out of this run (%s): the sections that need it are "
+                           "left out", where, self.left_out_reason)
+        elif self._inner_exists():
             return self._inner.load()
-        logger.info("Optional input %s is absent: the sections that need it are left out",
-                    self._inner_config.get("filepath", self._inner_config.get("type")))
+        else:
+            logger.info("Optional input %s is absent: the sections that need it are left out", where)
         return pd.DataFrame({column: pd.Series(dtype=object) for column in self._columns})
 
     def save(self, data: pd.DataFrame) -> None:
@@ -92,10 +110,28 @@ except ImportError:  # pragma: no cover
 if CSVDataset is not None:
     class SourcedCSVDataset(CSVDataset):
         """``pandas.CSVDataset`` whose frames remember their file (``df.attrs["source"]``), so the
-        report's input-contract errors name the user's file rather than a catalog entry."""
+        report's input-contract errors name the user's file rather than a catalog entry.
+
+        Cells are read as written (``keep_default_na: false`` unless ``load_args`` says
+        otherwise), so an error can tell an empty cell from a written ``n/a`` or ``NaN``; the
+        contract turns numbers into numbers itself. A file of zero bytes is refused with its path
+        and what it should hold, rather than pandas' "No columns to parse from file".
+        """
+
+        DEFAULT_LOAD_ARGS: dict[str, Any] = {"keep_default_na": False}
 
         def load(self) -> pd.DataFrame:
-            data = super().load()
+            try:
+                data = super().load()
+            except DatasetError as error:
+                if isinstance(error.__cause__, pd.errors.EmptyDataError):
+                    raise DatasetError(
+                        f"{self._filepath} is empty (no header, no rows). It should hold one row per image "
+                        "with a header, at least `image_id,predicted_age` (for example "
+                        "`25_1_3_20170116174525125.jpg,27.4`); put the estimates there, or point the "
+                        "catalog's `filepath` at the file that holds them."
+                    ) from error.__cause__
+                raise
             data.attrs["source"] = str(self._filepath)
             return data
 

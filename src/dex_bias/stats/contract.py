@@ -5,9 +5,16 @@ A predictions table needs at least ``image_id`` and ``predicted_age`` (years, un
 UTKFace-style ids (``25_1_3_20170116174525125.jpg`` or ``....jpg.chip.jpg``; any folder part of
 the id is ignored). So a vendor's CSV of two columns is enough for an audit.
 
-Bad rows (unparseable ids, non-numeric, non-finite or negative predictions, labels out of range,
-duplicate ids) either stop the run with one error that lists the first few and the count per
-reason, or, when the caller allows it, go to a quarantine table with their reason.
+Bad rows (unparseable ids, non-numeric, non-finite or negative predictions, predictions outside
+the plausible range, labels out of range, duplicate ids) either stop the run with one error that
+lists the first few and the count per reason, or, when the caller allows it, go to a quarantine
+table with their reason. Each reason names the offending value as it was written ("empty cell"
+for a cell with nothing in it).
+
+The plausible range (0-120 years unless the caller says otherwise) is part of the contract, not a
+statistic's concern: everything downstream may assume estimates within it (an estimate of 1e9
+years once made a table allocate an array of a billion counts). A table with no rows, or none
+left to audit, is refused here with the file named, rather than failing later in a statistic.
 """
 
 from __future__ import annotations
@@ -27,10 +34,39 @@ LABEL_COLUMNS: tuple[str, ...] = ("age", "gender", "race")
 QUARANTINE_COLUMNS: tuple[str, ...] = ("row", "image_id", "reason", "detail")
 #: How many offending rows an error message lists per reason.
 SHOWN_ROWS = 5
+#: Predicted ages outside this range (years, inclusive) are not estimates of a human age.
+PLAUSIBLE_AGE_RANGE: tuple[float, float] = (0.0, 120.0)
 
 
 class PredictionsContractError(ValueError):
     """A predictions table the report cannot audit; the message says which rows and the fix."""
+
+
+def describe_cell(value: object) -> str:
+    """How an error names a cell's content: ``empty cell`` when it holds nothing, else the value
+    as written (``'n/a'``, ``NaN``, ``1000000000.0``), never a bare ``nan``."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "empty cell"
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return "empty cell"
+        try:
+            float(text)
+        except ValueError:
+            return repr(value)
+        return text  # a number written as text: as written
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return "NaN" if np.isnan(number) else repr(number)
+    if isinstance(value, (int, np.integer)):
+        return repr(int(value))
+    return repr(value)
+
+
+def _is_missing_id(value: object) -> bool:
+    # A text column holds NaN where a cell was empty (pandas' missing-string marker).
+    return describe_cell(value) in ("empty cell", "NaN")
 
 
 def _basename(image_id: str) -> str:
@@ -63,6 +99,8 @@ def prepare_predictions(
     allow_quarantine: bool = False,
     source: str = "predictions",
     quarantine_switch: str = "report.input.allow_quarantine",
+    age_range: tuple[float, float] = PLAUSIBLE_AGE_RANGE,
+    age_range_setting: str = "report.input.predicted_age_range",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check a predictions table against the contract and complete its labels.
 
@@ -74,18 +112,23 @@ def prepare_predictions(
         source: how to name the table in messages (a catalog name or a file path).
         quarantine_switch: the parameter the error message tells the user to set (each
             pipeline that reads predictions has its own).
+        age_range: ``(low, high)`` plausible predicted ages in years, inclusive; estimates
+            outside are refused like non-numeric ones.
+        age_range_setting: the parameter that sets ``age_range``, named in messages.
 
     Returns:
         ``(predictions, quarantine)``: the valid rows with ``predicted_age`` float and ``age``,
         ``gender``, ``race`` int (index reset), and one quarantine row per bad input row with
         ``row`` (1-based data row, the header not counted), ``image_id``, ``reason``
         (``unparseable_id``, ``non_numeric_prediction``, ``negative_prediction``,
-        ``label_out_of_range``, ``duplicate_id``) and ``detail``. Every copy of a duplicated id
+        ``implausible_prediction``, ``label_out_of_range``, ``duplicate_id``) and ``detail``
+        naming the offending value. Every copy of a duplicated id
         is set aside: which copy is right cannot be told.
 
     Raises:
-        PredictionsContractError: required columns missing (always), or bad rows while
-            ``allow_quarantine`` is False; the message lists the first rows and the count.
+        PredictionsContractError: required columns missing or no rows (always), bad rows while
+            ``allow_quarantine`` is False (the message lists the first rows and the count), or
+            no row left to audit.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -95,8 +138,18 @@ def prepare_predictions(
             "'age', 'gender', 'race' columns) and 'predicted_age' (years). Rename the columns "
             "or add them."
         )
+    low, high = (float(bound) for bound in age_range)
+    if not low < high:
+        raise ValueError(f"{age_range_setting} must be [low, high] with low < high, got {list(age_range)}")
+    if df.empty:
+        raise PredictionsContractError(
+            f"{source}: no rows to audit (a header {list(df.columns)} and no data rows). Put one row "
+            "per image in it (at least 'image_id' and 'predicted_age'); when the infer pipeline made it, "
+            "see `inference_failures` for why no face was predicted."
+        )
     table = df.reset_index(drop=True).copy()
-    table["image_id"] = table["image_id"].astype(str)
+    id_missing = table["image_id"].map(_is_missing_id).astype(bool)
+    table["image_id"] = table["image_id"].astype(object).where(~id_missing, "").astype(str)
     problems: list[pd.DataFrame] = []
 
     def flag(mask: pd.Series, reason: str, detail: pd.Series | str) -> None:
@@ -111,19 +164,26 @@ def prepare_predictions(
     parsed, parse_failure = _labels_from_ids(table["image_id"])
     label_missing = pd.Series(False, index=table.index)
     for column in LABEL_COLUMNS:
-        given = pd.to_numeric(table[column], errors="coerce") if column in table else pd.Series(np.nan, index=table.index)
+        given = (pd.to_numeric(table[column], errors="coerce").astype("float64") if column in table
+                 else pd.Series(np.nan, index=table.index))
         table[column] = given.fillna(parsed[column])
         label_missing |= table[column].isna()
-    flag(label_missing, "unparseable_id",
-         parse_failure.where(parse_failure != "", "no labels in the table and none in the id"))
+    id_detail = parse_failure.where(parse_failure != "", "no labels in the table and none in the id")
+    flag(label_missing, "unparseable_id", id_detail.where(~id_missing, "image_id is an empty cell"))
 
-    prediction = pd.to_numeric(table["predicted_age"], errors="coerce")
+    written = table["predicted_age"].map(describe_cell)
+    # + 0.0 turns -0.0 into 0.0, so no estimate reads as "-0" further on.
+    prediction = pd.to_numeric(table["predicted_age"], errors="coerce").astype("float64") + 0.0
     not_numeric = prediction.isna() | ~np.isfinite(prediction.fillna(0.0))
     flag(not_numeric, "non_numeric_prediction",
-         "predicted_age " + table["predicted_age"].astype(str) + " is not a finite number")
+         "predicted_age is " + written.replace("empty cell", "an empty cell") + ", not a finite number of years")
     negative = ~not_numeric & (prediction < 0)
-    flag(negative, "negative_prediction", "predicted_age " + prediction.astype(str) + " is below 0")
-    table["predicted_age"] = prediction.astype(float)
+    flag(negative, "negative_prediction", "predicted_age " + written + " is below 0")
+    implausible = ~not_numeric & ~negative & ~prediction.between(low, high)
+    flag(implausible, "implausible_prediction",
+         "predicted_age " + written + f" is outside the plausible range {low:g}-{high:g} years "
+         f"({age_range_setting})")
+    table["predicted_age"] = prediction
 
     known = ~label_missing
     out_of_range = known & ~(
@@ -135,7 +195,7 @@ def prepare_predictions(
          "age " + table["age"].astype(str) + ", gender " + table["gender"].astype(str) + ", race "
          + table["race"].astype(str) + f" (need age {AGE_MIN}-{AGE_MAX}, gender 0/1, race 0-4)")
 
-    duplicated = table["image_id"].duplicated(keep=False)
+    duplicated = table["image_id"].duplicated(keep=False) & ~id_missing
     counts = table["image_id"].map(table["image_id"].value_counts())
     flag(duplicated, "duplicate_id", "image_id appears " + counts.astype(str) + " times")
 
@@ -147,6 +207,10 @@ def prepare_predictions(
         raise PredictionsContractError(_describe(quarantine, len(table), source, quarantine_switch))
     bad_rows = set(quarantine["row"] - 1)
     valid = table.loc[~table.index.isin(bad_rows)].reset_index(drop=True)
+    if valid.empty:
+        raise PredictionsContractError(
+            _describe(quarantine, len(table), source, quarantine_switch, ending=(
+                "No row is left to audit. Fix those rows (rows are numbered from 1 after the header).")))
     for column in LABEL_COLUMNS:
         valid[column] = valid[column].astype(int)
     logger.info(
@@ -156,7 +220,8 @@ def prepare_predictions(
     return valid, quarantine
 
 
-def _describe(quarantine: pd.DataFrame, total: int, source: str, quarantine_switch: str) -> str:
+def _describe(quarantine: pd.DataFrame, total: int, source: str, quarantine_switch: str,
+              ending: str | None = None) -> str:
     lines = [f"{source}: {quarantine['row'].nunique()} of {total} rows cannot be audited."]
     for reason, rows in quarantine.groupby("reason", sort=False):
         shown = "; ".join(
@@ -164,9 +229,9 @@ def _describe(quarantine: pd.DataFrame, total: int, source: str, quarantine_swit
         )
         more = f" … and {len(rows) - SHOWN_ROWS} more" if len(rows) > SHOWN_ROWS else ""
         lines.append(f"  - {reason}: {len(rows)} rows, e.g. {shown}{more}")
-    lines.append(
+    lines.append(ending or (
         "Fix those rows (rows are numbered from 1 after the header), or set "
         f"`{quarantine_switch}: true` (or `--params {quarantine_switch}=true`) to go on with the "
         "other rows; the set-aside rows are then listed with their reason."
-    )
+    ))
     return "\n".join(lines)

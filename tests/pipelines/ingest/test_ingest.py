@@ -54,7 +54,9 @@ def test_kedro_run_ingest_makes_the_demo_and_reconciles(project_factory, monkeyp
     assert list(faces.columns) == FACE_COLUMNS and list(quarantine.columns) == QUARANTINE_COLUMNS
     assert len(faces) + len(quarantine) == len(files) == 40
     assert set(faces["path"]) == {str(p.resolve()) for p in files}
-    assert "found 40 files = 40 faces + 0 quarantined" in _log_text(done)
+    # The demo's own manifest is counted too: every file in the folder is accounted for.
+    assert ("found 41 files = 40 faces + 0 quarantined (none) + 1 skipped for their extension "
+            "(1 .json; only .jpg files are read)") in _log_text(done)
     # A second run reuses the demo (same manifest) instead of rewriting it.
     before = {p.name: p.stat().st_mtime_ns for p in files}
     run_kedro(project, "--pipelines=ingest")
@@ -115,7 +117,9 @@ def test_bad_inputs_are_converted_or_quarantined_with_their_reason(messy_folder,
     got = {str(Path(p).relative_to(root)): r for p, r in zip(quarantine["path"], quarantine["reason"])}
     assert got == expected
     assert quarantine["detail"].str.len().gt(0).all()
-    assert f"found {len(found)} files = {len(faces)} faces + {len(quarantine)} quarantined" in caplog.text
+    assert (f"found {len(found) + 2} files = {len(faces)} faces + {len(quarantine)} quarantined"
+            in caplog.text)  # + the demo's manifest and notes.txt
+    assert "+ 2 skipped for their extension (1 .json, 1 .txt; only .jpg files are read)" in caplog.text
     converted = faces.set_index("image_id").loc[[
         "24_0_0_20170101000000005.jpg", "25_1_1_20170101000000006.jpg",
         "26_0_2_20170101000000007.jpg", "27_1_3_20170101000000008.jpg"]]
@@ -124,6 +128,28 @@ def test_bad_inputs_are_converted_or_quarantined_with_their_reason(messy_folder,
     kept = faces.set_index("image_id").loc[Path(next(k for k in expected if k.startswith("zz/"))).name, "path"]
     assert Path(kept).parent == root.resolve()
     assert faces["image_id"].is_unique and faces["path"].map(lambda p: Path(p).is_absolute()).all()
+
+
+def test_files_skipped_for_their_extension_are_counted_by_extension(tmp_path, caplog):
+    root = tmp_path / "mixed"
+    generate_demo_faces(root, DemoSettings(count=12, seed=5))
+    faces_as_jpg = sorted(root.glob("*.jpg"))
+    pixels = Image.open(faces_as_jpg[0])
+    pixels.save(root / "30_0_1_20170101000000001.png")
+    pixels.save(root / "31_1_2_20170101000000002.png")
+    pixels.save(root / "32_0_3_20170101000000003.jpg.chip.jpeg", "JPEG")
+    (root / "README").write_text("no extension")
+    (root / ".DS_Store").write_bytes(b"hidden: not scanned")
+    with caplog.at_level(logging.INFO):
+        faces, quarantine = ingest(root)
+    assert len(faces) + len(quarantine) == len(faces_as_jpg)
+    assert (f"found {len(faces_as_jpg) + 5} files = {len(faces)} faces + 0 quarantined (none) + 5 skipped for "
+            f"their extension (1 (none), 1 .jpeg, 1 .json, 2 .png; only .jpg files are read)") in caplog.text
+    only_png = tmp_path / "png_only"
+    only_png.mkdir()
+    pixels.save(only_png / "30_0_1_20170101000000001.png")
+    with pytest.raises(ImageFolderError, match=r"holds no \.jpg files \(it holds 1 \.png\).*convert them to JPEG"):
+        ingest(only_png)
 
 
 def test_missing_or_empty_folder_is_one_clear_error(tmp_path):

@@ -11,7 +11,7 @@ from dex_bias.correction.corrected import corrected_predictions_table
 from dex_bias.correction.evaluate import correction_effects, gate_effects
 from dex_bias.correction.models import AgeCorrection, select_correction
 from dex_bias.correction.split import CALIBRATION, HELD_OUT, calibration_split
-from dex_bias.stats.contract import PredictionsContractError, prepare_predictions
+from dex_bias.stats.contract import PLAUSIBLE_AGE_RANGE, PredictionsContractError, prepare_predictions
 from dex_bias.stats.gender import gender_metrics
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,11 @@ def _part(prepared: pd.DataFrame, split: pd.DataFrame, part: str) -> pd.DataFram
 def prepare_correction_input(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Contract-checked predictions (labels from columns or UTKFace ids); bad rows stop or are logged."""
     try:
+        low, high = params["input"].get("predicted_age_range") or PLAUSIBLE_AGE_RANGE
         prepared, quarantine = prepare_predictions(
-            predictions, allow_quarantine=bool(params["input"]["allow_quarantine"]), source="predictions (correct)")
+            predictions, allow_quarantine=bool(params["input"]["allow_quarantine"]),
+            source=predictions.attrs.get("source", "predictions (correct)"),
+            age_range=(float(low), float(high)), age_range_setting="correct.input.predicted_age_range")
     except PredictionsContractError as error:
         # The shared message names the report's switch; this pipeline has its own.
         raise PredictionsContractError(

@@ -10,7 +10,8 @@ import pandas as pd
 
 from dex_bias.demo import DemoSettings, ensure_demo_faces
 from dex_bias.pipelines.ingest.screening import (
-    QUARANTINE_COLUMNS, build_faces, drop_duplicate_ids, find_image_files, parse_labels, probe_images,
+    QUARANTINE_COLUMNS, build_faces, describe_skipped, drop_duplicate_ids, parse_labels, probe_images,
+    scan_image_folder,
 )
 from dex_bias.utkface import DEFAULT_AGE_BANDS
 
@@ -42,8 +43,9 @@ def prepare_image_folder(params: dict[str, Any]) -> str:
 
 def screen_images(image_folder: str, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scan ``image_folder``; returns (decodable, well-labelled, unique files; quarantine rows
-    with a reason: bad name, label out of range, undecodable, duplicate id)."""
-    files = find_image_files(image_folder)
+    with a reason: bad name, label out of range, undecodable, duplicate id). The log line counts
+    every file found: faces + quarantined + files skipped for their extension (by extension)."""
+    files, skipped = scan_image_folder(image_folder)
     labelled, bad_names = parse_labels(files)
     decode = params.get("decode") or {}
     decodable, undecodable = probe_images(
@@ -55,9 +57,11 @@ def screen_images(image_folder: str, params: dict[str, Any]) -> tuple[pd.DataFra
     quarantine = quarantine.sort_values("path", kind="stable").reset_index(drop=True)
     if len(files) != len(unique) + len(quarantine):  # every file lands in exactly one table
         raise AssertionError(f"ingest lost files: {len(files)} found, {len(unique)} kept, {len(quarantine)} quarantined")
-    logger.info("found %d files = %d faces + %d quarantined (%s)", len(files), len(unique), len(quarantine),
+    n_skipped = sum(skipped.values())
+    logger.info("found %d files = %d faces + %d quarantined (%s) + %d skipped for their extension (%s)",
+                len(files) + n_skipped, len(unique), len(quarantine),
                 ", ".join(f"{reason}: {n}" for reason, n in quarantine["reason"].value_counts().sort_index().items())
-                or "none")
+                or "none", n_skipped, (describe_skipped(skipped) + "; only .jpg files are read") if skipped else "none")
     return unique, quarantine
 
 

@@ -8,6 +8,7 @@ ends either in the faces table or in the quarantine table with a reason, so
 from __future__ import annotations
 
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -31,13 +32,17 @@ class ImageFolderError(RuntimeError):
     """The image folder is missing or holds no images: nothing to audit."""
 
 
-def find_image_files(folder: str | os.PathLike, parameter: str = "ingest.image_dir") -> pd.DataFrame:
+def scan_image_folder(folder: str | os.PathLike, parameter: str = "ingest.image_dir") -> tuple[pd.DataFrame, dict[str, int]]:
     """Every file under ``folder`` (recursively) whose name ends in ``.jpg`` (any case), which
-    covers UTKFace chips (``*.jpg.chip.jpg``) and in-the-wild images (``*.jpg``).
+    covers UTKFace chips (``*.jpg.chip.jpg``) and in-the-wild images (``*.jpg``), and a count of
+    the other files by extension (lower case, ``(none)`` for a name without one).
 
-    Returns ``path`` (absolute, sorted) and ``image_id`` (the file name). Hidden folders are
-    skipped (the demo generator stages its files in one). Raises :class:`ImageFolderError`
-    naming the folder and ``parameter`` when the folder is missing, not a folder, or empty.
+    Returns ``(files, skipped)``: ``files`` has ``path`` (absolute, sorted) and ``image_id`` (the
+    file name); ``skipped`` maps each other extension to its number of files (sorted), so a face
+    saved as ``.png`` or ``.jpg.chip.jpeg`` is counted, not lost without a word. Hidden files and
+    folders are not scanned (the demo generator stages its files in one). Raises
+    :class:`ImageFolderError` naming the folder and ``parameter`` when the folder is missing, not a
+    folder, or holds no ``.jpg`` file (naming what it holds instead).
     """
     root = Path(folder).expanduser().resolve()
     if not root.exists():
@@ -47,18 +52,38 @@ def find_image_files(folder: str | os.PathLike, parameter: str = "ingest.image_d
         )
     if not root.is_dir():
         raise ImageFolderError(f"{root} (parameter {parameter}) is a file, not a folder of images. Point {parameter} at its folder.")
-    paths = []
+    paths, skipped = [], Counter()
     for current, folders, files in os.walk(root):
         folders[:] = sorted(name for name in folders if not name.startswith("."))
-        paths.extend(os.path.join(current, name) for name in files if name.lower().endswith(".jpg"))
+        for name in files:
+            if name.startswith("."):
+                continue
+            if name.lower().endswith(".jpg"):
+                paths.append(os.path.join(current, name))
+            else:
+                skipped[os.path.splitext(name)[1].lower() or "(none)"] += 1
     if not paths:
+        held = f" (it holds {describe_skipped(skipped)})" if skipped else ""
         raise ImageFolderError(
-            f"The image folder {root} (parameter {parameter}) holds no .jpg files (UTKFace names "
-            f"them [age]_[gender]_[race]_[date&time].jpg or .jpg.chip.jpg). Put the images there or "
-            f"point {parameter} at the folder that holds them."
+            f"The image folder {root} (parameter {parameter}) holds no .jpg files{held}. UTKFace names "
+            f"them [age]_[gender]_[race]_[date&time].jpg or .jpg.chip.jpg. Put the images there (faces "
+            f"saved in another format: convert them to JPEG and name them .jpg) or point {parameter} at "
+            f"the folder that holds them."
         )
     paths.sort()
-    return pd.DataFrame({"path": paths, "image_id": [os.path.basename(p) for p in paths]})
+    files = pd.DataFrame({"path": paths, "image_id": [os.path.basename(p) for p in paths]})
+    return files, dict(sorted(skipped.items()))
+
+
+def find_image_files(folder: str | os.PathLike, parameter: str = "ingest.image_dir") -> pd.DataFrame:
+    """The ``.jpg`` files of :func:`scan_image_folder` (``path``, ``image_id``), without the count
+    of other files."""
+    return scan_image_folder(folder, parameter)[0]
+
+
+def describe_skipped(skipped: dict[str, int]) -> str:
+    """``"3 .png, 1 .jpeg"``: files not read, by extension."""
+    return ", ".join(f"{count} {extension}" for extension, count in skipped.items())
 
 
 def parse_labels(files: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from dex_bias.report import figures
 from dex_bias.report.html import Section, min_n_warnings, render_report, summary_of_findings
-from dex_bias.stats.contract import prepare_predictions
+from dex_bias.stats.contract import PLAUSIBLE_AGE_RANGE, prepare_predictions
 from dex_bias.stats.gates import age_gate_metrics, challenge_age_buffers
 from dex_bias.stats.metrics import group_metrics, with_display_columns
 from dex_bias.stats.paper import paper_correlation_table, paper_normality_table
@@ -25,6 +25,11 @@ def _bands(params: dict[str, Any], key: str) -> tuple[tuple[int, int], ...]:
     return tuple((int(low), int(high)) for low, high in params[key])
 
 
+def _age_range(input_params: dict[str, Any]) -> tuple[float, float]:
+    low, high = input_params.get("predicted_age_range") or PLAUSIBLE_AGE_RANGE
+    return float(low), float(high)
+
+
 def prepare_report_input(predictions: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check ``predictions`` against the input contract and keep the audited splits.
 
@@ -34,7 +39,8 @@ def prepare_report_input(predictions: pd.DataFrame, params: dict[str, Any]) -> t
     """
     source = predictions.attrs.get("source", "predictions")
     valid, quarantine = prepare_predictions(predictions, allow_quarantine=bool(params["input"]["allow_quarantine"]),
-                                            source=source)
+                                            source=source, age_range=_age_range(params["input"]),
+                                            age_range_setting="report.input.predicted_age_range")
     splits = params["input"].get("splits")
     if splits and "split" in valid.columns:
         kept = valid["split"].astype(str).isin([str(s) for s in splits])
