@@ -166,3 +166,14 @@ def test_small_groups_get_a_status_not_nan_or_crash():
     tiny = significance_tests(df.head(12), min_n=10, n_boot=20, n_perm=99)  # nothing testable at all
     assert len(tiny) and not (tiny.status == "ok").any()
     assert tiny.p_corr.isna().all()
+
+
+def test_outer_grouping_tests_each_model_on_its_own():
+    one = simulate_predictions(np.random.default_rng(20), 500, planted_race=1, planted_scale=1.5)
+    two = simulate_predictions(np.random.default_rng(21), 500)
+    both = pd.concat([one.assign(model_name="a"), two.assign(model_name="b")], ignore_index=True)
+    tests = significance_tests(both, features=("race",), pairwise=False, n_perm=300, n_boot=50, outer="model_name")
+    alone = significance_tests(two, features=("race",), pairwise=False, n_perm=300, n_boot=50)
+    mine = tests[tests.model_name == "b"].drop(columns="model_name").reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, alone)
+    assert flagged_groups(tests[tests.model_name == "a"], "race") == ["Black"]

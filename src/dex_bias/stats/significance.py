@@ -180,6 +180,7 @@ def significance_tests(
     seed: int = 0,
     confidence: float = 0.95,
     alpha: float = 0.05,
+    outer: str | None = None,
 ) -> pd.DataFrame:
     """Every between-group test of the audit, one row per test, ``COLUMNS`` order.
 
@@ -198,6 +199,8 @@ def significance_tests(
         n_perm, n_boot: permutations per test family, bootstrap replicates per interval.
         seed: every draw is seeded from it and the test's labels.
         alpha: the level of ``worse`` and ``direction`` (after Holm).
+        outer: a column (e.g. ``model_name``): the tests are made within each of its values (one
+            population per model; Holm families stay within a value), which leads each row.
 
     Returns:
         The ``COLUMNS`` table: ``difference`` is the stratified difference (years, or a rate
@@ -206,6 +209,16 @@ def significance_tests(
         ``holm_family`` (``holm_family_size`` tests); ``direction`` is ``higher``/``lower``
         (significant, read from ``difference``) or ``no_difference_found``.
     """
+    options = dict(features=features, outcomes=outcomes, bands=bands, challenge_ages=challenge_ages,
+                   stratum_years=stratum_years, gate_stratum_years=gate_stratum_years, pairwise=pairwise, min_n=min_n,
+                   n_perm=n_perm, n_boot=n_boot, confidence=confidence, alpha=alpha)
+    if outer is not None:
+        if outer not in df.columns:
+            raise KeyError(f"outer grouping column {outer!r} is not in the table")
+        parts = [significance_tests(part, seed=seed, **options).assign(**{outer: value})
+                 for value, part in df.groupby(outer, sort=True)]
+        result = pd.concat(parts, ignore_index=True) if parts else significance_tests(df.iloc[:0], seed=seed, **options)
+        return result[[outer, *[c for c in result.columns if c != outer]]] if outer in result else result
     table = with_display_columns(df, bands)
     unknown = sorted(set(outcomes) - set(OUTCOMES))
     if unknown:

@@ -88,6 +88,7 @@ def compute_significance_tests(predictions: pd.DataFrame, params: dict[str, Any]
         gate_stratum_years=int(tests["gate_stratum_years"]), pairwise=bool(tests["pairwise"]),
         min_n=int(tests["min_n"]), n_perm=int(tests["n_perm"]), n_boot=params["bootstrap"]["n_boot"],
         seed=int(tests["seed"]), confidence=params["confidence"], alpha=params["alpha"],
+        outer=_outer(params, predictions),
     )
 
 
