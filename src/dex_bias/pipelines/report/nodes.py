@@ -283,9 +283,9 @@ def build_audit_report(
         "gender within the article's bands 0–12, 13–18, 19–25, 26–100. Appendix A, computed as the article did on "
         "predictions rounded like Python's round: D'Agostino–Pearson K² tests the shape (normality) of the "
         "predicted ages in a cell, and the article's chi-square is scipy's chisquare applied to the list of rounded "
-        "predictions itself, i.e. the index of dispersion Σ(x − x̄)²/x̄ on n − 1 degrees of freedom. Neither tests "
-        "bias: a small p says 'not normal' or 'more spread than Poisson counts', nothing about who is estimated "
-        "worse."),
+        "predictions itself, i.e. the index of dispersion Σ(x − x̄)²/x̄ on n − 1 degrees of freedom. Both describe "
+        "the shape and spread of the predicted ages, not bias: a small p says 'not normal' or 'more spread than "
+        "Poisson counts', nothing about who is estimated worse."),
         figures=[("Error and accuracy by race (article Figure 4)", figure_error_by_race),
                  ("Error and accuracy by gender (article Figure 5)", figure_error_by_gender)],
         tables=[("Appendix A: shape and dispersion of predicted ages", paper_normality_table, True)]))
