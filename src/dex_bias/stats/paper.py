@@ -15,11 +15,13 @@ Python's ``round`` rounds (halves to the even year):
   n − 1 degrees of freedom. That is the index of dispersion of Poisson counts (variance over
   mean, times n − 1): it grows with the spread of the predictions relative to their mean, and its
   p-value tests "these numbers are Poisson counts with one mean", which ages are not. It is no
-  test of bias or of fit; it is reproduced so the article's table can be checked.
+  test of bias or of fit; it is reproduced so the article's table can be checked. (The article's
+  code computed it only where K² ran, n ≥ 8; it is given here wherever it is defined.)
 
 ``paper_correlation_table`` (the article's Appendix B), from the article's own method where its
 explanations exist (``region_attributions`` rows of ``method: quickshift``, whose ``weight`` is
-the share of a landmark region's pixels that LIME over quickshift segments weighted positively):
+the share of a landmark region's pixels that LIME over quickshift segments weighted positively;
+how LIME was run for them, samples, target and hidden colour, is the explain pipeline's setting):
 five features per image, ``face`` (the mean of the nine inner regions' shares) and the four outer
 bands (the article's ``outer_boundary_left`` is the band on the *image's* left, our
 ``right_band``), renormalised the way the article did (below), correlated (Pearson) with
