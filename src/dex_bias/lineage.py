@@ -51,7 +51,7 @@ class Edge:
 SHARED_DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     # dataset: (made by, read by)
     "faces": ("ingest", ("align", "train", "infer", "explain")),  # explain: image paths
-    "landmarks": ("align", ("train", "infer", "explain")),
+    "landmarks": ("align", ("train", "infer", "explain", "report")),  # report: image quality, optional
     "age_model": ("train", ("infer", "explain")),
     "predictions": ("infer", ("explain", "report", "correct")),
     "region_attributions": ("explain", ("report",)),
@@ -74,6 +74,10 @@ CONTRACT: dict[str, tuple[str, str]] = {
     "age_gate_metrics": ("report", "reporting"),
     "paper_normality_table": ("report", "reporting"),
     "paper_correlation_table": ("report", "reporting"),
+    "region_weight_correlations": ("report", "reporting"),
+    "age_verification_metrics": ("report", "reporting"),
+    "group_spread": ("report", "reporting"),
+    "image_quality_metrics": ("report", "reporting"),
     "audit_report": ("report", "reporting"),
     "correction_model": ("correct", "models"),
     "correction_metrics": ("correct", "reporting"),

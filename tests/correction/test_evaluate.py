@@ -37,7 +37,8 @@ def test_a_correction_fitted_on_shuffled_labels_does_not_look_better_held_out(pa
     shuffled = faces.copy()
     # Calibration labels become noise; held-out labels stay true.
     shuffled.loc[calibration, "age"] = np.random.default_rng(0).permutation(shuffled.loc[calibration, "age"].to_numpy())
-    candidates, chosen, _ = fit_corrections(shuffled, split, {**params, "method": "bin_rule"})
+    # Cells of 5 rows (the old default) so that the bin rule fits offsets to the noise at all.
+    candidates, chosen, _ = fit_corrections(shuffled, split, {**params, "method": "bin_rule", "min_cell_n": 5})
     metrics, _ = evaluate_corrections(shuffled, split, candidates, chosen, params)
     held_out = faces[~calibration]
     direct_mae = (held_out["predicted_age"] - held_out["age"]).abs().mean()
@@ -51,7 +52,9 @@ def test_a_correction_fitted_on_shuffled_labels_does_not_look_better_held_out(pa
 
 
 def test_a_correction_fitted_on_true_labels_helps_the_planted_group_with_a_ci(params):
-    faces = planted_predictions(n=1000, seed=10, race_offset=PLANTED)
+    # 4000 faces: every gender × race × bin cell of the bin rule then has the 30 calibration rows
+    # it needs (at 1000 faces it has about 12 and rightly corrects nothing).
+    faces = planted_predictions(n=4000, seed=10, race_offset=PLANTED)
     split = split_calibration(faces, params)
     candidates, chosen, cv_table = fit_corrections(faces, split, params)
     metrics, gates = evaluate_corrections(faces, split, candidates, chosen, params)
@@ -85,14 +88,16 @@ def test_a_group_too_small_for_a_ci_is_reported_as_such_without_nan_crash():
     assert tiny[["mae_before", "mae_after", "rmse_after", "bias_after"]].notna().all().all()
     assert (metrics.loc[metrics["n"] >= 30, "status"] == "ok").all()
     gates = gate_effects(held_out, corrections, chosen="bin_rule")
-    assert gates["rate"].notna().all()
+    # A rate is missing exactly where nobody is counted ("no cases", never 0 %), and nowhere else.
+    assert gates.loc[gates["status"] != "no_cases", "rate"].notna().all()
+    assert (gates.loc[gates["rate"].isna(), "n"] == 0).all()
 
 
 def test_corrected_predictions_hold_only_held_out_rows_in_the_predictions_contract():
     faces = planted_predictions(n=300, seed=13, race_offset=PLANTED)
     split = pd.DataFrame({"image_id": faces["image_id"],
                           "correction_part": np.where(np.arange(len(faces)) % 3 == 0, CALIBRATION, HELD_OUT)})
-    correction = fit_bin_rule(faces[split["correction_part"] == CALIBRATION])
+    correction = fit_bin_rule(faces[split["correction_part"] == CALIBRATION], min_cell_n=5)
     table = corrected_predictions_table(faces, split, correction)
     held_ids = split.loc[split["correction_part"] == HELD_OUT, "image_id"]
     assert list(table["image_id"]) == list(held_ids)
@@ -102,3 +107,25 @@ def test_corrected_predictions_hold_only_held_out_rows_in_the_predictions_contra
     assert np.allclose(table["predicted_age"], correction.predict(original.reset_index()))
     assert not np.allclose(table["predicted_age"], table["uncorrected_age"])
     assert (table["model_name"] == "synthetic+bin_rule").all()
+
+
+def test_intervals_carry_the_uncertainty_of_the_fit_when_calibration_is_bootstrapped():
+    held_out = planted_predictions(n=1500, seed=14, race_offset=PLANTED, noise=6.0)
+    widths = {}
+    for n_calibration in (60, 3000):
+        calibration = planted_predictions(n=n_calibration, seed=15, race_offset=PLANTED, noise=6.0)
+        correction = {"regression_deg1": fit_regression(calibration, 1, min_group_n=5)}
+        common = dict(sensitive_features=("race",), n_boot=400, seed=3)
+        refit = correction_effects(held_out, correction, calibration=calibration, **common)
+        fixed = correction_effects(held_out, correction, **common)
+        row, row_fixed = (frame[frame["grouping"] == "overall"].iloc[0] for frame in (refit, fixed))
+        direct = np.mean(np.abs(correction["regression_deg1"].predict(held_out) - held_out["age"])
+                         - np.abs(held_out["predicted_age"] - held_out["age"]))
+        assert row["mae_change"] == pytest.approx(direct) == pytest.approx(row_fixed["mae_change"])
+        assert "refitted" in row["interval"] and "held fixed" in row_fixed["interval"]
+        widths[n_calibration] = (row["mae_change_ci_high"] - row["mae_change_ci_low"],
+                                 row_fixed["mae_change_ci_high"] - row_fixed["mae_change_ci_low"])
+    # Fitted on 60 faces, the correction itself is uncertain: refitting widens the interval a lot;
+    # fitted on 3000, hardly at all.
+    assert widths[60][0] > 1.8 * widths[60][1]
+    assert widths[3000][0] < 1.5 * widths[3000][1]

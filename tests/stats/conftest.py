@@ -24,3 +24,35 @@ def synthetic_predictions(n: int = 1500, seed: int = 0, race_bias: dict[int, flo
 @pytest.fixture
 def predictions() -> pd.DataFrame:
     return synthetic_predictions()
+
+
+def synthetic_landmarks(image_ids, seed: int = 0, scale=None, yaw=None) -> pd.DataFrame:
+    """A landmarks table (``image_id``, ``x_00``…``y_67`` in pixels) from a rough 68-point face.
+
+    ``scale`` (per image, default uniform 0.6-1.4) sizes the face, so the interocular distance is
+    about 40 px × scale; ``yaw`` (per image, default N(0, 0.1)) moves the nose tip sideways by that
+    share of the half face width, so the yaw index is about ``yaw``.
+    """
+    rng = np.random.default_rng(seed)
+    ids = list(image_ids)
+    n = len(ids)
+    scale = rng.uniform(0.6, 1.4, n) if scale is None else np.asarray(scale, float)
+    yaw = rng.normal(0, 0.1, n) if yaw is None else np.asarray(yaw, float)
+    template = np.zeros((68, 2))
+    t = np.linspace(0, np.pi, 17)
+    template[0:17] = np.column_stack([-50 * np.cos(t), 10 + 50 * np.sin(t)])          # jaw, image left to right
+    template[17:27] = np.column_stack([np.linspace(-40, 40, 10), np.full(10, -25)])     # brows
+    template[27:36] = np.column_stack([np.r_[np.zeros(4), np.linspace(-8, 8, 5)], np.r_[np.linspace(-15, 10, 4), np.full(5, 14)]])
+    for start, centre in ((36, -20.0), (42, 20.0)):                                     # eyes
+        angle = np.linspace(0, 2 * np.pi, 6, endpoint=False)
+        template[start:start + 6] = np.column_stack([centre + 8 * np.cos(angle), -12 + 3 * np.sin(angle)])
+    angle = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    template[48:68] = np.column_stack([15 * np.cos(angle), 35 + 5 * np.sin(angle)])    # mouth
+    points = template[None] * scale[:, None, None] + 100.0
+    half_width = np.abs(template[30, 0] - template[2, 0]) * scale
+    points[:, 30, 0] += yaw * half_width
+    points += rng.normal(0, 0.3, points.shape)
+    table = {"image_id": ids}
+    table.update({f"x_{i:02d}": points[:, i, 0] for i in range(68)})
+    table.update({f"y_{i:02d}": points[:, i, 1] for i in range(68)})
+    return pd.DataFrame(table)

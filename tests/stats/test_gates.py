@@ -38,7 +38,9 @@ def test_unrounded_estimates_and_empty_groups_have_a_status(predictions):
     adults_only = few.assign(age=30)
     table = age_gate_metrics(adults_only, challenge_ages=(18,), by=("race",))
     row = table[table.measure == "minors_accepted"].iloc[0]
-    assert row.status == "no_cases" and not np.isnan(row.rate)
+    # Nobody to count is "no cases", never a rate of 0 % with an interval of [0, 0].
+    assert row.status == "no_cases" and row.n == 0
+    assert np.isnan(row.rate) and np.isnan(row.ci_low) and np.isnan(row.ci_high)
 
 
 def test_buffer_is_smallest_challenge_age_meeting_target(predictions):

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as st
 
 from dex_bias.stats.metrics import balanced_mae, group_metrics
 
@@ -35,11 +36,37 @@ def test_intersections_bands_and_min_n_flag(predictions):
     assert table["small_group"].any() and not table["small_group"].all()
 
 
-def test_balanced_mae_is_mean_over_age_year_gender_cells():
-    y_true = np.array([10, 10, 10, 10, 30])
-    y_pred = np.array([12, 12, 12, 12, 40])
-    gender = np.array([0, 0, 0, 0, 1])
-    # cells: (10, male) MAE 2, (30, female) MAE 10 -> 6, though the plain MAE is 3.6
-    assert balanced_mae(y_true, y_pred, gender) == pytest.approx(6.0)
-    frame = pd.DataFrame({"age": y_true, "predicted_age": y_pred, "gender": gender, "race": 0})
-    assert group_metrics(frame, n_boot=10).iloc[0]["balanced_mae"] == pytest.approx(6.0)
+def test_balanced_mae_weighs_fixed_reference_cells_equally():
+    bands = ((0, 19), (20, 39))
+    y_true = np.array([10, 10, 10, 10, 30, 12, 31, 33])
+    y_pred = np.array([12, 12, 12, 12, 40, 15, 30, 30])
+    gender = np.array([0, 0, 0, 0, 1, 1, 0, 1])
+    # cells (0-19, male) MAE 2, (0-19, female) 3, (20-39, male) 1, (20-39, female) (10 + 3) / 2 = 6.5
+    frame = pd.DataFrame({"age": y_true, "err": np.abs(y_pred - y_true), "gender": gender})
+    frame["band"] = np.where(frame.age <= 19, 0, 1)
+    direct = frame.groupby(["band", "gender"])["err"].mean()
+    assert len(direct) == 4 and direct.tolist() == [2.0, 3.0, 1.0, 6.5]
+    assert balanced_mae(y_true, y_pred, gender, bands) == pytest.approx(direct.mean())  # 3.125; plain MAE 3.25
+    # A group lacking a reference cell has no balanced MAE: the mean of the cells it has would
+    # weigh it differently from the others (the fault the fixed cells remove).
+    assert np.isnan(balanced_mae(y_true[:5], y_pred[:5], gender[:5], bands))
+
+
+def test_balanced_mae_interval_matches_scipys_bootstrap_resampling_each_cell(predictions):
+    bands = ((0, 29), (30, 59), (60, 89))
+    table = group_metrics(predictions, sensitive_features=("race",), intersections=False, n_boot=4000,
+                          balanced_bands=bands, seed=2)
+    black = predictions[predictions.race == 1]
+    cells = [np.abs(part.predicted_age - part.age).to_numpy()
+             for _, part in black.groupby([pd.cut(black.age, [-1, 29, 59, 89]), black.gender], observed=True)]
+    assert len(cells) == 6
+    row = table[table.group == "Black"].iloc[0]
+    assert row.balanced_mae == pytest.approx(np.mean([c.mean() for c in cells]))
+    # scipy's multi-sample bootstrap resamples each sample on its own: the cell-stratified bootstrap.
+    reference = st.bootstrap(cells, lambda *c, axis: np.mean([x.mean(axis=axis) for x in c], axis=0),
+                             n_resamples=4000, method="percentile", rng=np.random.default_rng(5)).confidence_interval
+    assert row.balanced_mae_ci_low == pytest.approx(reference.low, abs=0.12)
+    assert row.balanced_mae_ci_high == pytest.approx(reference.high, abs=0.12)
+    age_band_rows = group_metrics(predictions, n_boot=10, intersections=False)
+    assert age_band_rows.loc[age_band_rows.grouping == "age_band", "balanced_mae"].isna().all()
+    assert age_band_rows.loc[age_band_rows.grouping == "age_band", "notes"].str.contains("not defined").all()

@@ -1,13 +1,18 @@
 """Out-of-sample evaluation of age corrections: before/after errors and age-gate rates.
 
-Everything here takes the *held-out* rows only; the calibration rows never reach it (the
-split is made by ``dex_bias.correction.split``). Errors are grouped by the same machinery as
-the report (``dex_bias.stats.metrics.metric_frame``), so a group's "before" figures equal the
-report's on the same rows, and intervals are percentile bootstraps over the group's rows.
+Everything here scores the *held-out* rows only; the calibration rows never reach a score (the
+split is made by ``dex_bias.correction.split``). Errors are grouped by the same engine as the
+report (``dex_bias.stats.engine.metric_frame``), so a group's "before" figures equal the report's
+on the same rows.
 
-The change in MAE (after − before) gets a *paired* bootstrap interval: both absolute errors of
-a face are resampled together, so the interval reflects the correction, not the sampling of
-faces twice. A negative change means the correction helped.
+Intervals of the "after" figures and of the change in MAE (after − before, paired: both
+absolute errors of a face move together) include the uncertainty of the fit itself: in bootstrap
+replicate b the held-out rows are resampled *and* the correction is refitted on the b-th
+bootstrap sample of the calibration rows (resampled within race × gender), so a correction fitted
+on few rows gets the wide interval it deserves. A negative change means the correction helped.
+
+Reference: Efron & Tibshirani (1993), An Introduction to the Bootstrap, ch. 13 (percentile
+intervals) and §17 (bootstrapping a prediction rule by refitting it).
 """
 
 from __future__ import annotations
@@ -19,26 +24,51 @@ import numpy as np
 import pandas as pd
 
 from dex_bias.correction.models import AgeCorrection
+from dex_bias.stats.engine import Metric, bootstrap_indices, metric_frame
 from dex_bias.stats.gates import age_gate_metrics
 from dex_bias.stats.metrics import (
-    mean_absolute_error, mean_signed_error, metric_frame, root_mean_squared_error, with_display_columns,
+    mean_absolute_error, mean_signed_error, root_mean_squared_error, with_display_columns,
 )
 from dex_bias.utkface import DEFAULT_AGE_BANDS
 
 logger = logging.getLogger(__name__)
 
-ERROR_METRICS = {"mae": mean_absolute_error, "rmse": root_mean_squared_error, "bias": mean_signed_error}
+BEFORE = ("age", "predicted_age")
+AFTER = ("age", "corrected_age")
 
 
-def _mean_change(before_abs_error, after_abs_error) -> float:
-    """Mean of after − before absolute error (years): the change in MAE."""
-    return float(np.mean(np.asarray(after_abs_error, float) - np.asarray(before_abs_error, float)))
+def _mae_change(age, predicted, corrected) -> np.ndarray:
+    """Mean of |corrected − true| − |predicted − true| (years): the change in MAE; reduces over the last axis."""
+    return np.mean(np.abs(corrected - age) - np.abs(predicted - age), axis=-1)
+
+
+EFFECT_METRICS: dict[str, Metric] = {
+    "mae_before": Metric(mean_absolute_error, BEFORE), "rmse_before": Metric(root_mean_squared_error, BEFORE),
+    "bias_before": Metric(mean_signed_error, BEFORE),
+    "mae_after": Metric(mean_absolute_error, AFTER), "rmse_after": Metric(root_mean_squared_error, AFTER),
+    "bias_after": Metric(mean_signed_error, AFTER),
+    "mae_change": Metric(_mae_change, ("age", "predicted_age", "corrected_age")),
+}
+
+
+def refitted_predictions(correction: AgeCorrection, calibration: pd.DataFrame, held_out: pd.DataFrame,
+                         replicates: int, rng: np.random.Generator) -> np.ndarray:
+    """``(replicates, len(held_out))`` corrected ages, row b from the correction refitted on the b-th
+    bootstrap sample of ``calibration`` (rows resampled within race × gender)."""
+    calibration = calibration.reset_index(drop=True)
+    strata = calibration["race"].astype(int).to_numpy() * 2 + calibration["gender"].astype(int).to_numpy()
+    out = np.empty((replicates, len(held_out)))
+    for b in range(replicates):
+        rows = bootstrap_indices(len(calibration), 1, rng, strata)[0]
+        out[b] = correction.refit(calibration.iloc[rows]).predict(held_out)
+    return out
 
 
 def correction_effects(
     held_out: pd.DataFrame,
     corrections: Mapping[str, AgeCorrection],
     *,
+    calibration: pd.DataFrame | None = None,
     chosen: str | None = None,
     sensitive_features: Sequence[str] = ("race", "gender", "age_band"),
     intersections: bool = False,
@@ -56,6 +86,10 @@ def correction_effects(
             ``predicted_age`` in years); never the calibration rows.
         corrections: name → fitted correction (``NoCorrection`` entries are skipped: their
             "after" is the "before").
+        calibration: the rows the corrections were fitted on. When given, the "after" and
+            "change" intervals refit the correction on a bootstrap sample of them in every
+            replicate; when None, they treat the fitted correction as fixed (and say so in
+            ``interval``).
         chosen: the name of the correction the pipeline keeps (flagged in ``chosen``).
         min_n: groups smaller than this get status ``small_group`` (intervals wide).
         min_n_ci: groups smaller than this get status ``too_few_for_ci``: point estimates are
@@ -66,46 +100,36 @@ def correction_effects(
         One row per correction × group: ``correction``, ``chosen``, ``grouping``, ``group``,
         the feature columns, ``n``, then for each of ``mae``, ``rmse``, ``bias``:
         ``<m>_before``, ``<m>_before_ci_low``, ``<m>_before_ci_high``, ``<m>_after`` (+ CI);
-        ``mae_change`` (after − before, years; negative = better) with its paired bootstrap
-        interval, and ``status`` (``ok``, ``small_group``, ``too_few_for_ci``).
+        ``mae_change`` (after − before, years; negative = better) with its interval, ``status``
+        (``ok``, ``small_group``, ``too_few_for_ci``), ``interval`` (what the intervals include)
+        and ``min_n_ci``.
     """
     held_out = held_out.reset_index(drop=True)
     table = with_display_columns(held_out, bands)
-    common = dict(sensitive_features=sensitive_features, intersections=intersections, n_boot=n_boot,
-                  seed=seed, confidence=confidence, min_n=min_n)
-    keys = ["grouping", "group", *sensitive_features, "n"]
-    before = metric_frame(table, ERROR_METRICS, ci_metrics=tuple(ERROR_METRICS), **common)
-    before = before[keys + [c for c in before.columns if c not in keys and c != "small_group"]]
-    before = before.rename(columns=lambda c: c if c in keys else c.replace("mae", "mae_before", 1)
-                           .replace("rmse", "rmse_before", 1).replace("bias", "bias_before", 1))
+    common = dict(intersections=intersections, n_boot=n_boot, seed=seed, confidence=confidence, min_n=min_n,
+                  min_n_interval=min_n_ci)
     frames = []
     for name, correction in corrections.items():
         if correction.method == "none":
             continue
         # Predict on the coded table: the display table holds race and gender as names.
         scored = table.assign(corrected_age=correction.predict(held_out))
-        after = metric_frame(scored, ERROR_METRICS, y_pred="corrected_age", ci_metrics=tuple(ERROR_METRICS), **common)
-        after = after[keys + [c for c in after.columns if c not in keys and c != "small_group"]]
-        after = after.rename(columns=lambda c: c if c in keys else c.replace("mae", "mae_after", 1)
-                             .replace("rmse", "rmse_after", 1).replace("bias", "bias_after", 1))
-        # Paired change: "truth" is the uncorrected absolute error, "estimate" the corrected one.
-        paired = scored.assign(abs_error_before=(scored["predicted_age"] - scored["age"]).abs(),
-                               abs_error_after=(scored["corrected_age"] - scored["age"]).abs())
-        change = metric_frame(paired, {"mae_change": _mean_change}, y_true="abs_error_before",
-                              y_pred="abs_error_after", ci_metrics=("mae_change",), **common)
-        change = change[keys + ["mae_change", "mae_change_ci_low", "mae_change_ci_high"]]
-        merged = before.merge(after, on=keys, how="left").merge(change, on=keys, how="left")
-        merged.insert(0, "chosen", name == chosen)
-        merged.insert(0, "correction", name)
-        frames.append(merged)
+        replicate_columns, interval = None, "held-out rows resampled; the fitted correction held fixed"
+        if calibration is not None and len(calibration):
+            rng = np.random.default_rng([int(seed), len(name), sum(map(ord, name))])
+            replicate_columns = {"corrected_age": refitted_predictions(correction, calibration, held_out, n_boot, rng)}
+            interval = f"held-out rows resampled and the correction refitted on {n_boot} bootstrap samples of calibration"
+        frame = metric_frame(scored, EFFECT_METRICS, sensitive_features, replicate_columns=replicate_columns, **common)
+        frame.insert(0, "chosen", name == chosen)
+        frame.insert(0, "correction", name)
+        frame["interval"] = interval
+        frames.append(frame)
     if not frames:
         logger.info("No correction other than 'none' to evaluate")
-        return pd.DataFrame(columns=["correction", "chosen", *keys, "status"])
+        return pd.DataFrame(columns=["correction", "chosen", "grouping", "group", *sensitive_features, "n", "status"])
     result = pd.concat(frames, ignore_index=True)
-    too_few = result["n"] < min_n_ci
-    interval_columns = [c for c in result.columns if c.endswith("_ci_low") or c.endswith("_ci_high")]
-    result.loc[too_few, interval_columns] = np.nan
-    result["status"] = np.where(too_few, "too_few_for_ci", np.where(result["n"] < min_n, "small_group", "ok"))
+    result["status"] = np.where(result["n"] < min_n_ci, "too_few_for_ci", np.where(result["n"] < min_n, "small_group", "ok"))
+    result = result.drop(columns=["small_group", "notes"])
     result["min_n_ci"] = min_n_ci
     for row in result[result["grouping"].isin(["overall", "race"])].itertuples(index=False):
         logger.info("Held out, %s, %s=%s (n=%d): MAE %.2f -> %.2f, change %+.2f [%.2f, %.2f] (%s)",

@@ -15,13 +15,12 @@ challenge-age false positive rates; intervals after Wilson (1927).
 
 from __future__ import annotations
 
-import itertools
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from dex_bias.stats.intervals import wilson_interval
+from dex_bias.stats.engine import Metric, iter_groups, metric_frame
 from dex_bias.stats.metrics import with_display_columns
 from dex_bias.utkface import DEFAULT_AGE_BANDS
 
@@ -33,22 +32,16 @@ GATE_MEASURES: dict[str, tuple] = {
     "adults_challenged": (lambda age: (age >= LEGAL_AGE) & (age <= 24), False),
     "adults_refused": (lambda age: age >= LEGAL_AGE, False),
 }
+GATE_COLUMNS = ("grouping", "group", "challenge_age", "measure", "events", "n", "rate", "ci_low", "ci_high",
+                "status")
 
 
-def _groupings(by: Sequence[str], intersections: bool) -> list[tuple[str, ...]]:
-    out: list[tuple[str, ...]] = [()]
-    for size in range(1, (len(by) if intersections else 1) + 1):
-        out.extend(itertools.combinations(by, size))
-    return out
+def _mean(values: np.ndarray) -> np.ndarray:
+    return np.mean(values, axis=-1)
 
 
-def _parts(table: pd.DataFrame, grouping: tuple[str, ...]):
-    if not grouping:
-        yield "overall", "all", table
-        return
-    for key, part in table.groupby(list(grouping), observed=True, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        yield " × ".join(grouping), " · ".join(str(k) for k in key), part
+#: A rate: the mean of a 0/1 event column, with a Wilson interval.
+RATE = Metric(_mean, ("event",), interval="wilson")
 
 
 def gate_outcomes(df: pd.DataFrame, challenge_age: float, measure: str) -> tuple[pd.Series, pd.Series]:
@@ -61,12 +54,26 @@ def gate_outcomes(df: pd.DataFrame, challenge_age: float, measure: str) -> tuple
     return counted, event
 
 
+def rate_frame(table: pd.DataFrame, counted: np.ndarray, event: np.ndarray, by: Sequence[str], *,
+               intersections: bool, confidence: float, min_n: int, outer: str | None = None) -> pd.DataFrame:
+    """Rates of ``event`` among ``counted`` rows per group (engine, Wilson), as ``events``/``n``/``rate``/CI.
+
+    Groups are those of the whole table; a group none of whose rows is counted reads
+    ``no_cases`` with rate and bounds NaN (never 0 %).
+    """
+    frame = metric_frame(table.assign(event=np.asarray(event, float), counted=np.asarray(counted, bool)),
+                         {"rate": RATE}, by, outer=outer, intersections=intersections, where="counted",
+                         confidence=confidence, min_n=min_n)
+    return frame.rename(columns={"rate_events": "events", "rate_ci_low": "ci_low", "rate_ci_high": "ci_high"})
+
+
 def age_gate_metrics(
     df: pd.DataFrame,
     challenge_ages: Sequence[float] = (18, 21, 25),
     by: Sequence[str] = ("race", "gender"),
     *,
     intersections: bool = True,
+    outer: str | None = None,
     confidence: float = 0.95,
     min_n: int = 30,
     bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
@@ -77,31 +84,27 @@ def age_gate_metrics(
         df: a contract-checked predictions table (``age``, ``predicted_age`` years; codes).
         challenge_ages: τ values (years); compared with the unrounded estimate.
         by: sensitive features (``race``, ``gender``, ``age_band``); intersections when asked.
+        outer: a column (e.g. ``model_name``) whose values are tabled side by side.
 
     Returns:
-        One row per grouping × group × challenge age × measure: ``grouping``, ``group``,
+        One row per grouping × group × challenge age × measure: [outer], ``grouping``, ``group``,
         ``challenge_age``, ``measure``, ``events``, ``n`` (people the measure counts), ``rate``
-        (unrounded), ``ci_low``, ``ci_high``, ``status`` (``ok``, ``small_group`` when
-        n < min_n, ``no_cases`` when n = 0, where the rate and bounds are 0 and the status
-        says why: never NaN).
+        (unrounded), ``ci_low``, ``ci_high``, ``status`` (``ok``, ``small_group (…)`` when
+        n < min_n, ``no_cases`` when the group has nobody the measure counts: rate and bounds
+        are then NaN, and the report prints "no cases").
     """
     table = with_display_columns(df, bands)
-    rows = []
-    for grouping in _groupings(by, intersections):
-        for grouping_name, group, part in _parts(table, grouping):
-            for measure in GATE_MEASURES:
-                ages = [LEGAL_AGE] if measure == "adults_refused" else challenge_ages
-                for challenge_age in ages:
-                    counted, event = gate_outcomes(part, challenge_age, measure)
-                    n, events = int(counted.sum()), int((counted & event).sum())
-                    low, high = wilson_interval(events, n, confidence) if n else (0.0, 0.0)
-                    rows.append({
-                        "grouping": grouping_name, "group": group, "challenge_age": float(challenge_age),
-                        "measure": measure, "events": events, "n": n,
-                        "rate": events / n if n else 0.0, "ci_low": low, "ci_high": high,
-                        "status": "no_cases" if n == 0 else ("small_group" if n < min_n else "ok"),
-                    })
-    return pd.DataFrame(rows)
+    frames = []
+    for measure in GATE_MEASURES:
+        ages = [LEGAL_AGE] if measure == "adults_refused" else challenge_ages
+        for challenge_age in ages:
+            counted, event = gate_outcomes(table, challenge_age, measure)
+            frame = rate_frame(table, counted.to_numpy(), event.to_numpy(), by, intersections=intersections,
+                               confidence=confidence, min_n=min_n, outer=outer)
+            frames.append(frame.assign(challenge_age=float(challenge_age), measure=measure))
+    result = pd.concat(frames, ignore_index=True)
+    leading = [outer] if outer else []
+    return result[leading + list(GATE_COLUMNS)]
 
 
 def challenge_age_buffers(
@@ -119,7 +122,7 @@ def challenge_age_buffers(
     The buffer is ``buffer_challenge_age − 18``: how far above the legal age the gate must sit
     for that group. Candidates are whole years (``candidate_ages``); a group whose minors are
     still accepted too often at the last candidate gets status ``not_reached`` and the last
-    candidate's rate; a group with no minors gets ``no_minors``. Rates use the unrounded estimate.
+    candidate's rate; a group with no minors gets ``no_minors`` and no buffer (NaN, not 0). Rates use the unrounded estimate.
 
     Returns columns ``grouping``, ``group``, ``target_rate``, ``minors``, ``buffer_challenge_age``,
     ``buffer_years``, ``rate_at_buffer``, ``status`` (``ok``, ``small_group``, ``not_reached``,
@@ -127,24 +130,26 @@ def challenge_age_buffers(
     """
     table = with_display_columns(df, bands)
     candidates = np.asarray(sorted(candidate_ages), dtype=float)
-    rows = []
-    for grouping in _groupings(by, intersections):
-        for grouping_name, group, part in _parts(table, grouping):
-            minors = part.loc[part["age"] < LEGAL_AGE, "predicted_age"].to_numpy(float)
-            rates = (minors[None, :] >= candidates[:, None]).mean(axis=1) if len(minors) else np.zeros(len(candidates))
-            for target in targets:
-                reached = np.flatnonzero(rates <= target)
-                index = reached[0] if len(reached) else len(candidates) - 1
-                if len(minors) == 0:
-                    status = "no_minors"
-                elif not len(reached):
-                    status = "not_reached"
-                else:
-                    status = "small_group" if len(minors) < min_n else "ok"
-                rows.append({
-                    "grouping": grouping_name, "group": group, "target_rate": float(target),
-                    "minors": len(minors), "buffer_challenge_age": float(candidates[index]),
-                    "buffer_years": float(candidates[index] - LEGAL_AGE),
-                    "rate_at_buffer": float(rates[index]), "status": status,
-                })
-    return pd.DataFrame(rows)
+    out = []
+    ages, estimates = table["age"].to_numpy(float), table["predicted_age"].to_numpy(float)
+    for group in iter_groups(table, by, intersections=intersections):
+        minors = estimates[group.rows][ages[group.rows] < LEGAL_AGE]
+        rates = (minors[None, :] >= candidates[:, None]).mean(axis=1) if len(minors) else None
+        for target in targets:
+            row = {"grouping": group.grouping_label, "group": group.label, "target_rate": float(target),
+                   "minors": len(minors), "buffer_challenge_age": np.nan, "buffer_years": np.nan,
+                   "rate_at_buffer": np.nan}
+            if rates is None:  # nobody to protect: no buffer can be read, and none is 0
+                out.append(dict(row, status="no_minors"))
+                continue
+            reached = np.flatnonzero(rates <= target)
+            index = reached[0] if len(reached) else len(candidates) - 1
+            if not len(reached):
+                status = "not_reached"
+            else:
+                status = "small_group" if len(minors) < min_n else "ok"
+            out.append(dict(row, buffer_challenge_age=float(candidates[index]),
+                            buffer_years=float(candidates[index] - LEGAL_AGE), rate_at_buffer=float(rates[index]),
+                            status=status))
+    return pd.DataFrame(out, columns=["grouping", "group", "target_rate", "minors", "buffer_challenge_age",
+                                      "buffer_years", "rate_at_buffer", "status"])

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from dex_bias.stats.intervals import wilson_interval
+from dex_bias.stats.engine import Metric, metric_frame
 from dex_bias.utkface import DEFAULT_AGE_BANDS, RACE_NAMES, age_bands
 
 logger = logging.getLogger(__name__)
@@ -38,41 +38,16 @@ def predicted_gender(prob_female: pd.Series | np.ndarray) -> np.ndarray:
     return (np.asarray(prob_female, dtype=float) >= FEMALE_THRESHOLD).astype(int)
 
 
-def _confusion_row(true_gender: np.ndarray, guessed: np.ndarray, min_n: int) -> dict[str, object]:
-    n = len(true_gender)
-    male, female = true_gender == MALE, true_gender == FEMALE
-    counts = {
-        "male_read_as_male": int(np.sum(male & (guessed == MALE))),
-        "male_read_as_female": int(np.sum(male & (guessed == FEMALE))),
-        "female_read_as_male": int(np.sum(female & (guessed == MALE))),
-        "female_read_as_female": int(np.sum(female & (guessed == FEMALE))),
-    }
-    n_male, n_female = int(male.sum()), int(female.sum())
-    correct = counts["male_read_as_male"] + counts["female_read_as_female"]
-    accuracy_low, accuracy_high = wilson_interval(correct, n)
-    m2f_low, m2f_high = wilson_interval(counts["male_read_as_female"], n_male)
-    f2m_low, f2m_high = wilson_interval(counts["female_read_as_male"], n_female)
-    flags = []
-    if n < min_n:
-        flags.append(f"small_group ({n} < {min_n}: wide interval)")
-    if n_male == 0:
-        flags.append("no_male_faces (male error rate undefined)")
-    if n_female == 0:
-        flags.append("no_female_faces (female error rate undefined)")
-    return {
-        "n": n, "accuracy": correct / n if n else np.nan,
-        "accuracy_ci_low": accuracy_low, "accuracy_ci_high": accuracy_high,
-        "n_male": n_male, "n_female": n_female, **counts,
-        "male_read_as_female_rate": counts["male_read_as_female"] / n_male if n_male else np.nan,
-        "male_read_as_female_ci_low": m2f_low, "male_read_as_female_ci_high": m2f_high,
-        "female_read_as_male_rate": counts["female_read_as_male"] / n_female if n_female else np.nan,
-        "female_read_as_male_ci_low": f2m_low, "female_read_as_male_ci_high": f2m_high,
-        "status": "; ".join(flags) if flags else "ok",
-    }
+def _indicator_sum(values: np.ndarray) -> np.ndarray:
+    return np.sum(values, axis=-1)
+
+
+def _mean(values: np.ndarray) -> np.ndarray:
+    return np.mean(values, axis=-1)
 
 
 def gender_metrics(df: pd.DataFrame, *, bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
-                   min_n: int = 30) -> pd.DataFrame:
+                   min_n: int = 30, confidence: float = 0.95) -> pd.DataFrame:
     """Accuracy, confusion matrix and both error rates of the gender head, by race × age band.
 
     Args:
@@ -83,15 +58,16 @@ def gender_metrics(df: pd.DataFrame, *, bands: Sequence[Sequence[int]] = DEFAULT
         min_n: groups with fewer faces are flagged ``small_group`` in ``status`` (as in the report).
 
     Returns:
-        One row per group for the groupings ``overall``, ``race``, ``age_band`` and
-        ``race × age_band`` (columns ``GENDER_METRIC_COLUMNS``): ``accuracy`` with its Wilson
-        95 % interval; the confusion counts ``male_read_as_male`` … ``female_read_as_female``;
+        One row per group of the engine's groupings ``overall``, ``race``, ``age_band`` and
+        ``race × age_band`` (columns ``GENDER_METRIC_COLUMNS``; ``race``/``age_band`` empty
+        where the grouping does not use them): ``accuracy`` with its Wilson interval; the
+        confusion counts ``male_read_as_male`` … ``female_read_as_female``;
         ``male_read_as_female_rate`` = P(read female | male) and ``female_read_as_male_rate`` =
-        P(read male | female), each with Wilson 95 % intervals (NaN where the group has no
-        face of that gender, said in ``status``). An empty table, with the reason logged,
-        when ``df`` has no ``prob_female`` or it is empty on every row.
+        P(read male | female), each with Wilson intervals (NaN where the group has no face of
+        that gender, said in ``status``). An empty table, with the reason logged, when ``df``
+        has no ``prob_female`` or it is empty on every row.
 
-    Reference: Wilson (1927) score interval, via ``dex_bias.stats.intervals.wilson_interval``.
+    Reference: Wilson (1927) score interval (statsmodels), via ``dex_bias.stats.engine``.
     """
     empty = pd.DataFrame({column: pd.Series(dtype=object) for column in GENDER_METRIC_COLUMNS})
     if "prob_female" not in df.columns:
@@ -105,34 +81,48 @@ def gender_metrics(df: pd.DataFrame, *, bands: Sequence[Sequence[int]] = DEFAULT
     if (~usable).any():
         logger.warning("Gender metrics: %d of %d rows have no prob_female and are left out",
                        int((~usable).sum()), len(df))
+    true_gender = df.loc[usable, "gender"].astype(int).to_numpy()
+    guessed = predicted_gender(probability[usable])
     table = pd.DataFrame({
-        "gender": df.loc[usable, "gender"].astype(int).to_numpy(),
-        "race": df.loc[usable, "race"].astype(int).map(RACE_NAMES).to_numpy(),
-        "age_band": age_bands(df.loc[usable, "age"].to_numpy(), bands).astype(str).to_numpy(),
-        "guessed": predicted_gender(probability[usable]),
+        "race": pd.Categorical(df.loc[usable, "race"].astype(int).map(RACE_NAMES).to_numpy(),
+                               categories=[RACE_NAMES[code] for code in sorted(RACE_NAMES)]),
+        "age_band": age_bands(df.loc[usable, "age"].to_numpy(), bands).to_numpy(),
+        "correct": (guessed == true_gender).astype(float),
+        "male": true_gender == MALE, "female": true_gender == FEMALE,
+        "read_female": (guessed == FEMALE).astype(float), "read_male": (guessed == MALE).astype(float),
     })
-    race_order = [RACE_NAMES[code] for code in sorted(RACE_NAMES)]
-    band_order = list(age_bands([], bands).cat.categories)
-    rows = [{"grouping": "overall", "group": "all", "race": "all", "age_band": "all",
-             **_confusion_row(table["gender"].to_numpy(), table["guessed"].to_numpy(), min_n)}]
-    for race in race_order:
-        part = table[table["race"] == race]
-        if len(part):
-            rows.append({"grouping": "race", "group": race, "race": race, "age_band": "all",
-                         **_confusion_row(part["gender"].to_numpy(), part["guessed"].to_numpy(), min_n)})
-    for band in band_order:
-        part = table[table["age_band"] == band]
-        if len(part):
-            rows.append({"grouping": "age_band", "group": band, "race": "all", "age_band": band,
-                         **_confusion_row(part["gender"].to_numpy(), part["guessed"].to_numpy(), min_n)})
-    for race in race_order:
-        for band in band_order:
-            part = table[(table["race"] == race) & (table["age_band"] == band)]
-            if len(part):
-                rows.append({"grouping": "race × age_band", "group": f"{race} × {band}", "race": race,
-                             "age_band": band,
-                             **_confusion_row(part["gender"].to_numpy(), part["guessed"].to_numpy(), min_n)})
-    result = pd.DataFrame(rows, columns=list(GENDER_METRIC_COLUMNS))
+    for true_name, true_mask in (("male", true_gender == MALE), ("female", true_gender == FEMALE)):
+        for read_name, read_code in (("male", MALE), ("female", FEMALE)):
+            table[f"{true_name}_read_as_{read_name}"] = (true_mask & (guessed == read_code)).astype(float)
+    features = ("race", "age_band")
+    common = dict(intersections=True, confidence=confidence, min_n=min_n)
+    counts = {name: Metric(_indicator_sum, (name,), interval="none") for name in
+              ("male_read_as_male", "male_read_as_female", "female_read_as_male", "female_read_as_female")}
+    frame = metric_frame(table, {"accuracy": Metric(_mean, ("correct",), interval="wilson"), **counts},
+                         features, **common)
+    male = metric_frame(table, {"male_read_as_female_rate": Metric(_mean, ("read_female",), interval="wilson")},
+                        features, where="male", **common)
+    female = metric_frame(table, {"female_read_as_male_rate": Metric(_mean, ("read_male",), interval="wilson")},
+                          features, where="female", **common)
+    frame["n_male"] = male["n"].to_numpy()
+    frame["n_female"] = female["n"].to_numpy()
+    for source, name in ((male, "male_read_as_female"), (female, "female_read_as_male")):
+        frame[f"{name}_rate"] = source[f"{name}_rate"].to_numpy()
+        for suffix in ("_ci_low", "_ci_high"):
+            frame[name + suffix] = source[f"{name}_rate{suffix}"].to_numpy()
+    status = []
+    for row in frame.itertuples(index=False):
+        flags = [] if row.status == "ok" else [f"{row.status} ({row.n} < {min_n}: wide interval)"
+                                                if row.status == "small_group" else row.status]
+        if row.n_male == 0:
+            flags.append("no_male_faces (male error rate undefined)")
+        if row.n_female == 0:
+            flags.append("no_female_faces (female error rate undefined)")
+        status.append("; ".join(flags) if flags else "ok")
+    frame["status"] = status
+    for name in counts:
+        frame[name] = frame[name].astype(int)
+    result = frame[list(GENDER_METRIC_COLUMNS)]
     overall = result.iloc[0]
     logger.info("Gender accuracy on %d faces: %.3f [%.3f, %.3f]; %d groups",
                 int(overall["n"]), overall["accuracy"], overall["accuracy_ci_low"],

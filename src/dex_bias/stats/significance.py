@@ -1,242 +1,302 @@
-"""Between-group tests of age-estimation error (pingouin), with Holm correction and effect sizes.
+"""Between-group tests of age-estimation error and age-gate outcomes that hold their size under
+confounding by age mix.
 
-All tests run on the absolute error ``|predicted − true|`` in years, except the chi-square tests
-of age-gate outcomes. Families and corrections:
+Groups differ in age mix, and error depends on age, so every test here compares like with like:
+the effect it states is a **stratum-standardised difference** (``dex_bias.stats.permutation``)
+within strata of true age × gender (× the other sensitive feature's value where that is gender:
+a gender test is stratified by age alone), the p-value comes from permuting the values within
+those strata (so it is exact, up to Monte-Carlo error, whatever the groups' age mixes), the
+interval from a bootstrap of the same standardised statistic, and the direction is that
+statistic's sign. ``dex_bias.stats.calibration`` and the test suite check by simulation that
+each family rejects at its nominal rate when error depends on age only.
 
-- ``omnibus``: Kruskal–Wallis (effect size ε² = H / (n − 1)) and Welch's ANOVA (partial η²)
-  across the groups of a feature within each age band; p Holm-corrected over the bands.
-- ``pairwise``: Mann–Whitney U (common-language effect size) with Holm over the pairs of a band;
-  Games–Howell (Hedges' g), whose p is already family-wise adjusted by the studentized range.
-- ``group_vs_rest``: each group against everyone else, two-sided Mann–Whitney on the
-  *age-adjusted* absolute error (a row's absolute error minus the mean absolute error of all rows
-  in the same age band of true age, so that groups with different age mixes compare fairly);
-  Holm over the groups of a feature. ``difference`` is the group's mean minus the rest's, in
-  years, with a percentile-bootstrap interval; ``worse`` marks a significantly larger error.
-  This is the family the report's findings and the planted-bias check use.
-- ``gate_chi_square``: for each challenge age and gate measure, Pearson's chi-square test of
-  independence of the gate outcome and the group (no continuity correction; Cramér's V);
-  Holm over the challenge ages and measures of a feature.
+Families (``family`` column) and the multiple-comparison correction each gets:
 
-A group with fewer than ``min_n`` rows is left out of a test and gets a row with status
-``too_small``; a test left with fewer than two groups gets status ``too_few_groups``. Nothing
-is reported as a bare NaN.
+- ``group_vs_rest``: each group of a feature against everyone else, for ``outcome``
+  ``absolute_error`` (the headline: "this group's estimates are further off than those of
+  other people of the same age and gender") and ``signed_error`` (aged up or down). Holm over
+  the groups of one feature for one outcome (``holm_family`` names it and its size). ``worse``
+  marks a Holm-significant positive difference in absolute error.
+- ``omnibus``: do the groups of a feature differ at all? Statistic ``Σ ω_g d_g²`` over the
+  group-vs-rest differences d (ω ∝ rows used), from the same permutations. Holm over the
+  features, per outcome.
+- ``pairwise``: group A against group B (absolute error), standardised to A's strata. Holm over
+  the pairs of a feature.
+- ``gate_vs_rest``: each group against the rest for a gate outcome (``minors_accepted``: a true
+  minor estimated at or above the challenge age; ``adults_challenged``: a young adult 18-24
+  estimated below it), the stratified difference in rates (a permutation test, so sparse tables
+  with expected counts of 1-2 are handled exactly rather than by a chi-square approximation).
+  Holm over groups × challenge ages × measures of a feature.
 
-References: Kruskal & Wallis (1952); Welch (1951); Mann & Whitney (1947); Games & Howell (1976);
-Holm (1979), Scand. J. Statist. 6; Vallat (2018), "Pingouin: statistics in Python", JOSS 3(31).
+Rows that cannot be tested keep a status and no p-value (``too_small``: fewer than ``min_n``
+rows of a side in strata the other side also has; ``no_variation``: every value is equal;
+``too_few_groups``). Nothing is a bare NaN.
+
+References: Good (2005), Permutation, Parametric and Bootstrap Tests of Hypotheses; Phipson &
+Smyth (2010), Stat. Appl. Genet. Mol. Biol. 9(1); Holm (1979), Scand. J. Statist. 6; Vallat
+(2018), "Pingouin: statistics in Python", JOSS 3(31) (``pingouin.multicomp``).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import warnings
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import pingouin as pg
 
+from dex_bias.stats.engine import row_seed
 from dex_bias.stats.gates import gate_outcomes
-from dex_bias.stats.intervals import bootstrap_ci
 from dex_bias.stats.metrics import with_display_columns
+from dex_bias.stats.permutation import (
+    Contrast, bootstrap_difference_interval, permutation_test, standardised_contrast,
+)
 from dex_bias.utkface import DEFAULT_AGE_BANDS
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = (
-    "family", "test", "feature", "age_band", "challenge_age", "measure", "group", "group_b",
-    "n", "n_b", "statistic", "dof", "p_unc", "p_corr", "correction", "effect_size",
-    "effect_size_name", "difference", "difference_ci_low", "difference_ci_high", "worse", "status",
+    "family", "test", "feature", "outcome", "challenge_age", "measure", "group", "group_b",
+    "n", "n_b", "n_used", "n_b_used", "strata_used", "statistic", "p_unc", "p_corr", "correction",
+    "holm_family", "holm_family_size", "difference", "difference_ci_low", "difference_ci_high",
+    "direction", "worse", "status",
 )
+OUTCOMES = ("absolute_error", "signed_error")
+GATE_TEST_MEASURES = ("minors_accepted", "adults_challenged")
+TEST_NAME = "stratified_permutation"
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values (NaN entries are left out and stay NaN)."""
+    """Holm's step-down adjusted p-values (``pingouin.multicomp``); NaN entries stay NaN and are not counted."""
     p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    valid = np.flatnonzero(~np.isnan(p))
-    if len(valid) == 0:
-        return out
-    order = valid[np.argsort(p[valid], kind="stable")]
-    m = len(order)
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out[order] = np.minimum(adjusted, 1.0)
-    return out
+    if p.size == 0 or np.all(np.isnan(p)):
+        return np.full(p.shape, np.nan)
+    _, adjusted = pg.multicomp(p, method="holm")
+    return np.asarray(adjusted, dtype=float)
 
 
-def _with_errors(df: pd.DataFrame, bands) -> pd.DataFrame:
-    table = with_display_columns(df, bands)
-    table["absolute_error"] = (table["predicted_age"] - table["age"]).abs()
-    # Adjust within age bands, not single years: year cells are small, and their noisy means
-    # (which include the row itself) cost the group-vs-rest test most of its power.
-    table["age_adjusted_error"] = table["absolute_error"] - table.groupby(
-        "age_band", observed=True)["absolute_error"].transform("mean")
-    return table
+def age_strata(age: np.ndarray, years: int) -> np.ndarray:
+    """Stratum of true age: whole years floored to blocks of ``years`` (0-4, 5-9, … for 5)."""
+    return (np.floor(np.asarray(age, float)) // max(int(years), 1)).astype(np.int64)
 
 
-def _usable(part: pd.DataFrame, feature: str, min_n: int, base: dict) -> tuple[pd.DataFrame, list[dict]]:
-    """Rows of groups large enough for a test, and ``too_small`` rows for the others."""
-    sizes = part[feature].astype(str).value_counts()
-    small = sizes[sizes < min_n]
-    rows = [dict(base, group=str(group), n=int(size), status=f"too_small (n={size} < {min_n})")
-            for group, size in small.items() if size > 0]
-    return part[part[feature].astype(str).isin(sizes[sizes >= min_n].index)], rows
+def strata_for(table: pd.DataFrame, feature: str, years: int) -> np.ndarray:
+    """Strata of true age × gender for comparing the groups of ``feature`` (age alone for gender)."""
+    age = age_strata(table["age"].to_numpy(float), years)
+    if feature == "gender" or "gender" not in table:
+        return age
+    gender = pd.Series(table["gender"]).astype(str).map({"male": 0, "female": 1, "0": 0, "1": 1}).fillna(2)
+    return age * 3 + gender.to_numpy(dtype=np.int64)
 
 
-def _omnibus_and_pairwise(table: pd.DataFrame, feature: str, band: str, min_n: int) -> list[dict]:
-    rows: list[dict] = []
-    base = {"feature": feature, "age_band": band}
-    part, small = _usable(table, feature, min_n, dict(base, family="omnibus", test="kruskal"))
-    rows += small
-    part = part.assign(**{feature: part[feature].astype(str)})
-    groups = part[feature].nunique()
-    if groups < 2:
-        for family, test in (("omnibus", "kruskal"), ("omnibus", "welch_anova")):
-            rows.append(dict(base, family=family, test=test, n=len(part),
-                             status=f"too_few_groups ({groups} with n >= {min_n})"))
-        return rows
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kruskal = pg.kruskal(part, dv="absolute_error", between=feature).iloc[0]
-        welch = pg.welch_anova(part, dv="absolute_error", between=feature).iloc[0]
-        mann_whitney = pg.pairwise_tests(part, dv="absolute_error", between=feature, parametric=False,
-                                         padjust="holm", effsize="cles")
-        games_howell = pg.pairwise_gameshowell(part, dv="absolute_error", between=feature, effsize="hedges")
-    n = len(part)
-    rows.append(dict(base, family="omnibus", test="kruskal", n=n, statistic=float(kruskal["H"]),
-                     dof=float(kruskal["ddof1"]), p_unc=float(kruskal["p_unc"]),
-                     effect_size=float(kruskal["H"]) / (n - 1), effect_size_name="epsilon_squared", status="ok"))
-    rows.append(dict(base, family="omnibus", test="welch_anova", n=n, statistic=float(welch["F"]),
-                     dof=float(welch["ddof2"]), p_unc=float(welch["p_unc"]),
-                     effect_size=float(welch["np2"]), effect_size_name="partial_eta_squared", status="ok"))
-    sizes = part[feature].value_counts()
-    means = part.groupby(feature)["absolute_error"].mean()
-    for pair in mann_whitney.itertuples(index=False):
-        a, b = str(pair.A), str(pair.B)
-        rows.append(dict(base, family="pairwise", test="mann_whitney", group=a, group_b=b,
-                         n=int(sizes[a]), n_b=int(sizes[b]), statistic=float(pair.U_val),
-                         p_unc=float(pair.p_unc), p_corr=float(getattr(pair, "p_corr", pair.p_unc)),
-                         correction="holm", effect_size=float(pair.cles), effect_size_name="cles",
-                         difference=float(means[a] - means[b]), status="ok"))
-    for pair in games_howell.itertuples(index=False):
-        a, b = str(pair.A), str(pair.B)
-        rows.append(dict(base, family="pairwise", test="games_howell", group=a, group_b=b,
-                         n=int(sizes[a]), n_b=int(sizes[b]), statistic=float(pair.T), dof=float(pair.df),
-                         p_unc=float(pair.pval), p_corr=float(pair.pval), correction="studentized_range",
-                         effect_size=float(pair.hedges), effect_size_name="hedges_g",
-                         difference=float(pair.diff), status="ok"))
-    return rows
+def _describe_effect(contrast: Contrast, min_n: int) -> str | None:
+    """Why a contrast cannot be tested, or None when it can."""
+    if contrast.n_group_used < min_n or contrast.n_other_used < min_n:
+        return (f"too_small (n={contrast.n_group_used} vs {contrast.n_other_used} rows in strata both sides "
+                f"have, need {min_n}; {contrast.n_group} vs {contrast.n_other} in all)")
+    return None
 
 
-def _group_vs_rest(table: pd.DataFrame, feature: str, min_n: int, n_boot: int, seed: int,
-                   confidence: float) -> list[dict]:
-    rows: list[dict] = []
-    labels = table[feature].astype(str)
-    for index, group in enumerate(sorted(labels.unique())):
-        inside = table.loc[labels == group, "age_adjusted_error"].to_numpy(float)
-        rest = table.loc[labels != group, "age_adjusted_error"].to_numpy(float)
-        row = dict(family="group_vs_rest", test="mann_whitney", feature=feature, age_band="all",
-                   group=group, group_b="rest", n=len(inside), n_b=len(rest))
-        if len(inside) < min_n or len(rest) < min_n:
-            rows.append(dict(row, status=f"too_small (n={len(inside)} vs {len(rest)}, need {min_n})"))
-            continue
-        result = pg.mwu(inside, rest, alternative="two-sided").iloc[0]
-        # Interval of the mean difference: each side resampled on its own (independent samples).
-        rng = np.random.default_rng(seed + index)
-        replicates = [rng.choice(inside, len(inside)).mean() - rng.choice(rest, len(rest)).mean()
-                      for _ in range(n_boot)]
-        low, high = np.quantile(replicates, [(1 - confidence) / 2, (1 + confidence) / 2])
-        rows.append(dict(row, statistic=float(result["U_val"]), p_unc=float(result["p_val"]),
-                         effect_size=float(result["CLES"]), effect_size_name="cles",
-                         difference=float(inside.mean() - rest.mean()),
-                         difference_ci_low=float(low), difference_ci_high=float(high), status="ok"))
-    return rows
+def _contrast_rows(values: np.ndarray, strata: np.ndarray, labels: np.ndarray, groups: Sequence[str],
+                   pairs: Sequence[tuple[str, str | None]], *, min_n: int, n_perm: int, n_boot: int,
+                   seed: int, confidence: float, base: dict, family: str) -> tuple[list[dict], float, float, int]:
+    """Test each (group, comparison) pair (comparison None = the rest) on one shared permutation set.
+
+    Returns the rows, the omnibus statistic and p over the group-vs-rest contrasts, and the rows used.
+    """
+    contrasts, rows, testable, sides = [], [], [], []
+    finite = np.isfinite(values)
+    for group, other in pairs:
+        in_group = (labels == group) & finite
+        in_other = ((labels == other) if other is not None else (labels != group)) & finite
+        contrast = standardised_contrast(in_group, in_other, strata)
+        row = dict(base, family=family, test=TEST_NAME, group=group, group_b=other or "rest",
+                   n=contrast.n_group, n_b=contrast.n_other, n_used=contrast.n_group_used,
+                   n_b_used=contrast.n_other_used, strata_used=contrast.strata_used)
+        reason = _describe_effect(contrast, min_n)
+        if reason is None and np.ptp(values[(contrast.coefficient != 0)]) == 0:
+            reason = "no_variation (every value in the compared strata is the same)"
+        if reason:
+            row["status"] = reason
+        else:
+            testable.append(len(rows))
+            contrasts.append(contrast)
+            sides.append((in_group, in_other))
+        rows.append(row)
+    omnibus_statistic, omnibus_p, used = float("nan"), float("nan"), 0
+    if contrasts:
+        coefficients = np.column_stack([c.coefficient for c in contrasts])
+        weights = np.array([c.n_group_used for c in contrasts], float)
+        rng = row_seed(seed, base.get("feature"), base.get("outcome"), base.get("measure"), base.get("challenge_age"),
+                       family, *itertools.chain.from_iterable(pairs))
+        safe = np.where(finite, values, 0.0)
+        result = permutation_test(safe, strata, coefficients, n_perm=n_perm, rng=rng,
+                                  omnibus_weights=weights / weights.sum())
+        omnibus_statistic, omnibus_p = result.omnibus_statistic, result.omnibus_p
+        used = int(np.any(coefficients != 0, axis=1).sum())
+        for position, (in_group, in_other), effect, p in zip(testable, sides, result.effects, result.p_values):
+            low, high = bootstrap_difference_interval(safe, in_group, in_other, strata, n_boot=n_boot, rng=rng,
+                                                      confidence=confidence)
+            rows[position].update(statistic=float(effect), p_unc=float(p), difference=float(effect),
+                                  difference_ci_low=low, difference_ci_high=high, status="ok")
+    return rows, omnibus_statistic, omnibus_p, used
 
 
-def _gate_chi_square(table: pd.DataFrame, feature: str, challenge_ages: Sequence[float], min_n: int) -> list[dict]:
-    rows = []
-    for measure in ("minors_accepted", "adults_challenged"):
-        for challenge_age in challenge_ages:
-            counted, event = gate_outcomes(table, challenge_age, measure)
-            part = pd.DataFrame({"group": table.loc[counted, feature].astype(str),
-                                 "outcome": event[counted].map({True: "event", False: "no_event"})})
-            sizes = part["group"].value_counts()
-            part = part[part["group"].isin(sizes[sizes >= min_n].index)]
-            row = dict(family="gate_chi_square", test="chi2_independence", feature=feature, age_band="all",
-                       challenge_age=float(challenge_age), measure=measure, n=len(part))
-            small = ", ".join(f"{g} (n={s})" for g, s in sizes[sizes < min_n].items())
-            if part["group"].nunique() < 2 or part["outcome"].nunique() < 2:
-                reason = "too_few_groups" if part["group"].nunique() < 2 else "no_variation"
-                rows.append(dict(row, status=reason + (f"; left out as too small: {small}" if small else "")))
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _, _, result = pg.chi2_independence(part, x="group", y="outcome", correction=False)
-            pearson = result[result["test"] == "pearson"].iloc[0]
-            rows.append(dict(row, statistic=float(pearson["chi2"]), dof=float(pearson["dof"]),
-                             p_unc=float(pearson["pval"]), effect_size=float(pearson["cramer"]),
-                             effect_size_name="cramers_v",
-                             status="ok" + (f"; left out as too small: {small}" if small else "")))
-    return rows
+def _apply_holm(rows: list[dict], indices: Sequence[int], family_name: str, alpha: float,
+                flag_worse: bool) -> None:
+    tested = [i for i in indices if rows[i].get("status") == "ok"]
+    adjusted = holm([rows[i]["p_unc"] for i in tested])
+    for i, p in zip(tested, adjusted):
+        significant = bool(p < alpha)
+        difference = rows[i].get("difference", float("nan"))
+        if not significant:
+            direction = "no_difference_found"
+        elif np.isfinite(difference):
+            direction = "higher" if difference > 0 else "lower"
+        else:  # an omnibus test says that groups differ, not which way
+            direction = "groups_differ"
+        rows[i].update(p_corr=float(p), correction="holm", holm_family=family_name, holm_family_size=len(tested),
+                       direction=direction, worse=bool(flag_worse and significant and difference > 0))
+    for i in indices:
+        if rows[i].get("status") != "ok":
+            rows[i].update(holm_family=family_name, holm_family_size=len(tested))
 
 
 def significance_tests(
     df: pd.DataFrame,
     *,
     features: Sequence[str] = ("race", "gender"),
+    outcomes: Sequence[str] = OUTCOMES,
     bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
     challenge_ages: Sequence[float] = (18, 21, 25),
+    stratum_years: int = 5,
+    gate_stratum_years: int = 1,
+    pairwise: bool = True,
     min_n: int = 10,
+    n_perm: int = 2000,
     n_boot: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
     alpha: float = 0.05,
+    outer: str | None = None,
 ) -> pd.DataFrame:
-    """Every between-group test of the audit, one row per test (or per pair), ``COLUMNS`` order.
+    """Every between-group test of the audit, one row per test, ``COLUMNS`` order.
 
     Args:
-        df: a contract-checked predictions table (``age``, ``gender``, ``race`` codes,
+        df: a contract-checked predictions table (``age``, ``gender``, ``race`` codes or names,
             ``predicted_age`` years).
-        features: sensitive features compared (``race``, ``gender``).
-        bands: inclusive ``(low, high)`` age bands (years of true age) for the per-band tests.
-        min_n: smallest group a test takes.
-        alpha: significance level of the ``worse`` flag (``group_vs_rest`` rows).
+        features: sensitive features whose groups are compared (``race``, ``gender``).
+        outcomes: per-row values compared: ``absolute_error`` and/or ``signed_error`` (years).
+        bands: age bands (only for the display columns; tests use ``stratum_years``).
+        challenge_ages: τ (years) of the gate tests.
+        stratum_years: width (years of true age) of the strata of the error tests.
+        gate_stratum_years: width of the strata of the gate tests (gate outcomes change steeply
+            near the threshold, so single years by default).
+        pairwise: also test every pair of groups (absolute error).
+        min_n: rows each side needs in strata both sides have.
+        n_perm, n_boot: permutations per test family, bootstrap replicates per interval.
+        seed: every draw is seeded from it and the test's labels.
+        alpha: the level of ``worse`` and ``direction`` (after Holm).
+        outer: a column (e.g. ``model_name``): the tests are made within each of its values (one
+            population per model; Holm families stay within a value), which leads each row.
 
     Returns:
-        The ``COLUMNS`` table; ``p_corr`` is the corrected p named in ``correction``.
+        The ``COLUMNS`` table: ``difference`` is the stratified difference (years, or a rate
+        difference for gate rows) with its stratified-bootstrap interval; ``statistic`` equals
+        it for group rows and is ``Σ ω d²`` for omnibus rows; ``p_corr`` is Holm over
+        ``holm_family`` (``holm_family_size`` tests); ``direction`` is ``higher``/``lower``
+        (significant, read from ``difference``) or ``no_difference_found``.
     """
-    table = _with_errors(df, bands)
+    options = dict(features=features, outcomes=outcomes, bands=bands, challenge_ages=challenge_ages,
+                   stratum_years=stratum_years, gate_stratum_years=gate_stratum_years, pairwise=pairwise, min_n=min_n,
+                   n_perm=n_perm, n_boot=n_boot, confidence=confidence, alpha=alpha)
+    if outer is not None:
+        if outer not in df.columns:
+            raise KeyError(f"outer grouping column {outer!r} is not in the table")
+        parts = [significance_tests(part, seed=seed, **options).assign(**{outer: value})
+                 for value, part in df.groupby(outer, sort=True)]
+        result = pd.concat(parts, ignore_index=True) if parts else significance_tests(df.iloc[:0], seed=seed, **options)
+        return result[[outer, *[c for c in result.columns if c != outer]]] if outer in result else result
+    table = with_display_columns(df, bands)
+    unknown = sorted(set(outcomes) - set(OUTCOMES))
+    if unknown:
+        raise ValueError(f"unknown outcome(s) {unknown}; use {list(OUTCOMES)}")
+    signed = table["predicted_age"].to_numpy(float) - table["age"].to_numpy(float)
+    values_of = {"absolute_error": np.abs(signed), "signed_error": signed}
     rows: list[dict] = []
+    common = dict(min_n=min_n, n_perm=n_perm, n_boot=n_boot, seed=seed, confidence=confidence)
+    omnibus_rows: dict[str, list[int]] = {outcome: [] for outcome in outcomes}
     for feature in features:
-        omnibus_start = len(rows)
-        for band in table["age_band"].cat.categories:
-            part = table[table["age_band"] == band]
-            rows += _omnibus_and_pairwise(part, feature, str(band), min_n)
-        for test in ("kruskal", "welch_anova"):
-            family = [i for i in range(omnibus_start, len(rows))
-                      if rows[i].get("family") == "omnibus" and rows[i].get("test") == test and rows[i].get("status") == "ok"]
-            for i, p in zip(family, holm([rows[i]["p_unc"] for i in family])):
-                rows[i].update(p_corr=float(p), correction="holm")
+        labels = table[feature].astype(object).where(table[feature].notna(), None).astype(str).to_numpy()
+        present = [str(g) for g in (table[feature].cat.categories if hasattr(table[feature], "cat")
+                                    else sorted(table[feature].dropna().unique())) if (labels == str(g)).any()]
+        strata = strata_for(table, feature, stratum_years)
+        for outcome in outcomes:
+            base = {"feature": feature, "outcome": outcome}
+            start = len(rows)
+            if len(present) < 2:
+                rows.append(dict(base, family="group_vs_rest", test=TEST_NAME,
+                                 status=f"too_few_groups ({len(present)} group(s) of {feature} present)"))
+                _apply_holm(rows, [start], f"{feature} groups vs rest, {outcome}", alpha, outcome == "absolute_error")
+                omnibus_rows[outcome].append(len(rows))
+                rows.append(dict(base, family="omnibus", test=TEST_NAME, status="too_few_groups"))
+                continue
+            new, statistic, p, used = _contrast_rows(values_of[outcome], strata, labels, present,
+                                                     [(g, None) for g in present], base=base,
+                                                     family="group_vs_rest", **common)
+            rows += new
+            _apply_holm(rows, range(start, len(rows)), f"{feature} groups vs rest, {outcome}", alpha,
+                        outcome == "absolute_error")
+            omnibus = dict(base, family="omnibus", test=TEST_NAME, group="all", n=len(table), n_used=used,
+                           statistic=statistic, p_unc=p)
+            tested = sum(1 for r in new if r.get("status") == "ok")
+            omnibus["status"] = "ok" if tested >= 2 and np.isfinite(p) else f"too_few_groups ({tested} testable)"
+            if omnibus["status"] != "ok":
+                omnibus.pop("p_unc")
+            omnibus_rows[outcome].append(len(rows))
+            rows.append(omnibus)
+        if pairwise and len(present) >= 2:
+            start = len(rows)
+            pairs = list(itertools.combinations(present, 2))
+            for a, b in pairs:
+                new, *_ = _contrast_rows(values_of["absolute_error"], strata, labels, present, [(a, b)],
+                                         base={"feature": feature, "outcome": "absolute_error"},
+                                         family="pairwise", **common)
+                rows += new
+            _apply_holm(rows, range(start, len(rows)), f"pairs of {feature} groups, absolute_error", alpha, False)
         start = len(rows)
-        rows += _group_vs_rest(table, feature, min_n, n_boot, seed, confidence)
-        tested = [i for i in range(start, len(rows)) if rows[i]["status"] == "ok"]
-        for i, p in zip(tested, holm([rows[i]["p_unc"] for i in tested])):
-            rows[i].update(p_corr=float(p), correction="holm",
-                           worse=bool(p < alpha and rows[i]["difference"] > 0))
-        start = len(rows)
-        rows += _gate_chi_square(table, feature, challenge_ages, min_n)
-        tested = [i for i in range(start, len(rows)) if str(rows[i]["status"]).startswith("ok")]
-        for i, p in zip(tested, holm([rows[i]["p_unc"] for i in tested])):
-            rows[i].update(p_corr=float(p), correction="holm")
+        gate_strata = strata_for(table, feature, gate_stratum_years)
+        for measure in GATE_TEST_MEASURES:
+            for challenge_age in challenge_ages:
+                counted, event = gate_outcomes(table, challenge_age, measure)
+                values = np.where(counted.to_numpy(), event.to_numpy(float), np.nan)
+                base = {"feature": feature, "outcome": "gate_event", "measure": measure,
+                        "challenge_age": float(challenge_age)}
+                if len(present) < 2:
+                    rows.append(dict(base, family="gate_vs_rest", test=TEST_NAME, status="too_few_groups"))
+                    continue
+                new, *_ = _contrast_rows(values, gate_strata, labels, present, [(g, None) for g in present],
+                                         base=base, family="gate_vs_rest", **common)
+                rows += new
+        _apply_holm(rows, range(start, len(rows)), f"{feature} groups vs rest × challenge ages × gate measures",
+                    alpha, False)
+    for outcome, indices in omnibus_rows.items():
+        _apply_holm(rows, indices, f"features, omnibus, {outcome}", alpha, False)
     result = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
     result["worse"] = result["worse"].astype("boolean").fillna(False).astype(bool)
-    for column in ("age_band", "measure", "group", "group_b", "correction", "effect_size_name"):
+    for column in ("outcome", "measure", "group", "group_b", "correction", "holm_family", "direction"):
         result[column] = result[column].astype(object).fillna("").astype(str)
-    logger.info("significance_tests: %d rows, %d ok, %d flagged worse", len(result),
-                result["status"].str.startswith("ok").sum(), result["worse"].sum())
+    result["status"] = result["status"].astype(object).fillna("not_tested").astype(str)
+    logger.info("significance_tests: %d rows, %d tested, %d groups flagged worse (stratified permutation, "
+                "%d permutations per family)", len(result), (result["status"] == "ok").sum(),
+                result["worse"].sum(), n_perm)
     return result
 
 
 def flagged_groups(tests: pd.DataFrame, feature: str = "race", alpha: float = 0.05) -> list[str]:
-    """Groups of ``feature`` whose error is significantly larger than the rest's (Holm p < alpha)."""
-    rows = tests[(tests["family"] == "group_vs_rest") & (tests["feature"] == feature) & (tests["status"] == "ok")]
+    """Groups of ``feature`` whose absolute error is significantly larger than the rest's (Holm p < alpha)."""
+    rows = tests[(tests["family"] == "group_vs_rest") & (tests["feature"] == feature)
+                 & (tests["outcome"] == "absolute_error") & (tests["status"] == "ok")]
     return sorted(rows.loc[(rows["p_corr"] < alpha) & (rows["difference"] > 0), "group"])

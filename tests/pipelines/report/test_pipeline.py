@@ -12,8 +12,9 @@ from kedro.runner import SequentialRunner
 
 from dex_bias.pipelines.report.pipeline import create_pipeline
 from dex_bias.report.datasets import OptionalDataset
+from dex_bias.stats.paper import INNER_REGIONS, OUTER_FEATURES
 from tests.conftest import REPO_ROOT
-from tests.stats.conftest import synthetic_predictions
+from tests.stats.conftest import synthetic_landmarks, synthetic_predictions
 
 REGIONS = ["nose", "mouth", "chin", "left_cheek"]
 
@@ -28,14 +29,15 @@ class KeptDataset(MemoryDataset):
 def _params() -> dict:
     params = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_report.yml").read_text())["report"]
     params["bootstrap"]["n_boot"] = 100
+    params["tests"]["n_perm"] = 500
     params["input"]["splits"] = ["test"]  # the filter is exercised here; the default audits every row
     return params
 
 
-def _run(predictions: pd.DataFrame, attributions) -> dict:
+def _run(predictions: pd.DataFrame, attributions, landmarks) -> dict:
     pipeline = create_pipeline()
     catalog = DataCatalog({"predictions": MemoryDataset(predictions), "params:report": MemoryDataset(_params()),
-                           "region_attributions": attributions})
+                           "region_attributions": attributions, "landmarks": landmarks})
     outputs = sorted(pipeline.all_outputs())
     for name in outputs:  # keep every output in memory so the test can read it
         catalog[name] = KeptDataset()
@@ -51,31 +53,50 @@ def predictions() -> pd.DataFrame:
     return df
 
 
-def test_with_attributions_every_section_is_made(predictions):
+def test_with_attributions_and_landmarks_every_section_is_made(predictions):
     rng = np.random.default_rng(5)
-    attributions = pd.DataFrame(
+    regions = pd.DataFrame(
         [(i, "regions", r, rng.normal()) for i in predictions.image_id for r in REGIONS],
         columns=["image_id", "method", "region", "weight"])
-    out = _run(predictions, MemoryDataset(attributions))
+    quickshift = pd.DataFrame(
+        [(i, "quickshift", r, rng.uniform()) for i in predictions.image_id
+         for r in [*INNER_REGIONS, *OUTER_FEATURES.values(), "background"]],
+        columns=["image_id", "method", "region", "weight"])
+    landmarks = synthetic_landmarks(predictions.image_id, seed=6)
+    out = _run(predictions, MemoryDataset(pd.concat([regions, quickshift])), MemoryDataset(landmarks))
     audited = (predictions.split == "test").sum()
     metrics = out["group_metrics"]
     assert metrics.loc[(metrics.grouping == "overall") & (metrics.band_scheme == "audit"), "n"].iloc[0] == audited
     assert {"audit", "article"} == set(metrics.band_scheme)
-    assert set(out["paper_correlation_table"].region) == set(REGIONS)
+    assert set(out["region_weight_correlations"].region) == set(REGIONS)
+    assert set(out["paper_correlation_table"].feature) == {"face", *OUTER_FEATURES}
     assert out["figure_attribution_heatmap"].size[0] > 300
+    quality = out["image_quality_metrics"]
+    assert set(quality.covariate) == {"interocular_distance", "yaw_index"}
+    assert quality.loc[quality.grouping == "overall", "n"].sum() == 2 * audited
     report = out["audit_report"]
-    assert "Appendix B" in report and "No region attributions" not in report
+    assert "Appendix B: article features vs accuracy" in report and "No region attributions" not in report
+    assert "Region weight vs accuracy (ours)" in report and "MAE by image-quality bin and group" in report
     assert "Gender head" in report  # dex_bias.stats.gender with prob_female present
     assert report.count("data:image/png;base64,") == 5
-    assert set(out["significance_tests"].family) == {"omnibus", "pairwise", "group_vs_rest", "gate_chi_square"}
+    assert set(out["significance_tests"].family) == {"omnibus", "pairwise", "group_vs_rest", "gate_vs_rest"}
     assert not out["age_gate_metrics"].empty and not out["challenge_age_buffers"].empty
+    assert set(out["age_verification_metrics"].metric) == {
+        "challenge_false_positive", "age_range_estimate", "verification_minors_pass", "verification_adults_fail"}
+    assert {"mae", "balanced_mae", "within_5"} <= set(out["group_spread"].metric)
 
 
-def test_without_attributions_the_report_says_so(predictions, tmp_path):
-    absent = OptionalDataset(dataset={"type": "pandas.ParquetDataset", "filepath": str(tmp_path / "none.parquet")},
-                             columns=["image_id", "method", "region", "weight"])
-    out = _run(predictions.drop(columns=["prob_female"]), absent)
-    assert out["paper_correlation_table"].empty
+def test_without_attributions_or_landmarks_the_report_says_so(predictions, tmp_path):
+    def absent(name, columns):
+        return OptionalDataset(dataset={"type": "pandas.ParquetDataset", "filepath": str(tmp_path / name)},
+                               columns=columns)
+
+    out = _run(predictions.drop(columns=["prob_female"]), absent("none.parquet", ["image_id", "method", "region", "weight"]),
+               absent("no_landmarks.parquet", ["image_id"]))
+    assert out["paper_correlation_table"].empty and out["region_weight_correlations"].empty
+    assert out["image_quality_metrics"].empty
     report = out["audit_report"]
     assert "No region attributions in this run" in report and "Gender head" not in report
-    assert "Asian faces have an age-adjusted absolute error" in report
+    assert "Not measured: this run has no landmarks" in report
+    assert "Not computed: no &#x27;quickshift&#x27; explanations" in report
+    assert "Asian faces have a mean absolute error" in report

@@ -53,26 +53,34 @@ def split_calibration(prepared: pd.DataFrame, params: dict[str, Any]) -> pd.Data
 
 def fit_corrections(prepared: pd.DataFrame, correction_split: pd.DataFrame,
                     params: dict[str, Any]) -> tuple[dict[str, AgeCorrection], AgeCorrection, pd.DataFrame]:
-    """Fit the candidates on calibration rows only; return them, the chosen one, and the CV table."""
+    """Fit the candidates on calibration rows only; return them, the chosen one (``none`` when nothing
+    helps, said in the table's ``decision`` and logged), and the selection table."""
     calibration = _part(prepared, correction_split, CALIBRATION)
+    cross_validation, guard = params["cross_validation"], params["guard"]
     models, chosen, cv_table = select_correction(
         calibration, max_degree=int(params["regression"]["max_degree"]),
-        folds=int(params["cross_validation"]["folds"]), seed=int(params["cross_validation"]["seed"]),
+        folds=int(cross_validation["folds"]), seed=int(cross_validation["seed"]),
         method=str(params["method"]), edges=tuple(params["bin_rule"]["predicted_age_edges"]),
-        min_cell_n=int(params["bin_rule"]["min_cell_n"]),
+        min_cell_n=int(params["min_cell_n"]), race_slopes=bool(params["regression"]["race_slopes"]),
+        guard_features=tuple(guard["features"]), guard_min_n=int(guard["min_group_n"]), guard_z=float(guard["z"]),
+        nested=bool(cross_validation["nested"]),
     )
+    if chosen == "none":
+        logger.warning("Correction: %s", cv_table["decision"].iloc[0])
     return models, models[chosen], cv_table
 
 
 def evaluate_corrections(prepared: pd.DataFrame, correction_split: pd.DataFrame,
                          correction_candidates: dict[str, AgeCorrection], correction_model: AgeCorrection,
                          params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Before/after errors and age-gate rates of every candidate, on held-out rows only."""
+    """Before/after errors and age-gate rates of every kept candidate, scored on held-out rows only
+    (intervals refit each correction on bootstrap samples of the calibration rows)."""
     held_out = _part(prepared, correction_split, HELD_OUT)
+    calibration = _part(prepared, correction_split, CALIBRATION)
     evaluation = params["evaluation"]
     bands = _bands(params)
     metrics = correction_effects(
-        held_out, correction_candidates, chosen=correction_model.name,
+        held_out, correction_candidates, calibration=calibration, chosen=correction_model.name,
         sensitive_features=tuple(evaluation["sensitive_features"]),
         intersections=bool(evaluation["intersections"]), bands=bands, n_boot=int(evaluation["n_boot"]),
         seed=int(evaluation["seed"]), confidence=float(evaluation["confidence"]),
@@ -84,8 +92,6 @@ def evaluate_corrections(prepared: pd.DataFrame, correction_split: pd.DataFrame,
         intersections=bool(evaluation["intersections"]), confidence=float(evaluation["confidence"]),
         min_n=int(evaluation["min_n"]), bands=bands,
     )
-    if correction_model.method == "none":
-        logger.warning("No correction beat the uncorrected estimates in cross-validation: 'none' is kept")
     return metrics, gates
 
 

@@ -1,18 +1,23 @@
-"""The ``report`` pipeline: predictions -> metrics, tests, gate rates, article tables, figures, HTML."""
+"""The ``report`` pipeline: predictions -> metrics, tests, gate and verification rates, image quality,
+article tables, figures, HTML."""
 
 from kedro.pipeline import Node, Pipeline
 
 from dex_bias.pipelines.report.nodes import (
-    build_audit_report, compute_age_gates, compute_group_metrics, compute_significance_tests, draw_figures,
-    make_paper_correlation_table, make_paper_normality_table, prepare_report_input,
+    build_audit_report, compute_age_gates, compute_age_verification, compute_group_metrics, compute_image_quality,
+    compute_significance_tests, draw_figures, make_paper_correlation_table, make_paper_normality_table,
+    make_region_weight_correlations, prepare_report_input,
 )
 
 FIGURES = ["figure_error_by_race", "figure_error_by_gender", "figure_age_gates", "figure_predicted_vs_true",
            "figure_attribution_heatmap"]
+TABLES = ["group_metrics", "significance_tests", "age_gate_metrics", "challenge_age_buffers",
+          "age_verification_metrics", "group_spread", "image_quality_metrics", "paper_normality_table",
+          "paper_correlation_table", "region_weight_correlations"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """prepare -> metrics, tests, gates, article tables -> figures -> audit_report."""
+    """prepare -> metrics, tests, gates, verification, quality, article tables -> figures -> audit_report."""
     return Pipeline(
         [
             Node(prepare_report_input, ["predictions", "params:report"],
@@ -23,19 +28,21 @@ def create_pipeline(**kwargs) -> Pipeline:
                  name="compute_significance_tests"),
             Node(compute_age_gates, ["report_predictions", "params:report"],
                  ["age_gate_metrics", "challenge_age_buffers"], name="compute_age_gates"),
+            Node(compute_age_verification, ["report_predictions", "params:report"],
+                 ["age_verification_metrics", "group_spread"], name="compute_age_verification"),
+            Node(compute_image_quality, ["report_predictions", "landmarks", "params:report"], "image_quality_metrics",
+                 name="compute_image_quality"),
             Node(make_paper_normality_table, ["report_predictions", "params:report"], "paper_normality_table",
                  name="make_paper_normality_table"),
             Node(make_paper_correlation_table, ["report_predictions", "region_attributions", "params:report"],
                  "paper_correlation_table", name="make_paper_correlation_table"),
+            Node(make_region_weight_correlations, ["report_predictions", "region_attributions", "params:report"],
+                 "region_weight_correlations", name="make_region_weight_correlations"),
             Node(draw_figures, ["report_predictions", "age_gate_metrics", "region_attributions", "params:report"],
                  FIGURES, name="draw_figures"),
             Node(build_audit_report,
                  {"predictions": "report_predictions", "quarantine": "report_input_quarantine",
-                  "group_metrics": "group_metrics", "significance_tests": "significance_tests",
-                  "age_gate_metrics": "age_gate_metrics", "challenge_age_buffers": "challenge_age_buffers",
-                  "paper_normality_table": "paper_normality_table",
-                  "paper_correlation_table": "paper_correlation_table",
-                  **{name: name for name in FIGURES}, "params": "params:report"},
+                  "landmarks": "landmarks", **{name: name for name in TABLES + FIGURES}, "params": "params:report"},
                  "audit_report", name="build_audit_report"),
         ],
         namespace="report",
