@@ -109,8 +109,10 @@ def comparison_findings(leaderboard: pd.DataFrame, metrics: pd.DataFrame, gates:
             continue
         ranked = board[column].dropna().sort_values()
         fairest = ranked.index[0]
-        spread = "; ".join(f"{model}: {board.loc[model, column]:.2f} years (Gini {board.loc[model, f'{feature}_mae_gini']:.3f}, "
-                           f"worst group {board.loc[model, f'{feature}_worst_group']})" for model in ranked.index)
+        spread = "; ".join(
+            f"{model}: {board.loc[model, column]:.2f} years (95% CI {board.loc[model, f'{column}_ci_low']:.2f}–"
+            f"{board.loc[model, f'{column}_ci_high']:.2f}; Gini {board.loc[model, f'{feature}_mae_gini']:.3f}; "
+            f"worst group {board.loc[model, f'{feature}_mae_worst_group']})" for model in ranked.index)
         out.append(f"Fairest across {feature} groups by the spread of group MAE (max − min): {fairest}. {spread}.")
         gate_column = f"{feature}_gate_range"
         if gate_column in board and board[gate_column].notna().any():
@@ -145,7 +147,8 @@ def comparison_findings(leaderboard: pd.DataFrame, metrics: pd.DataFrame, gates:
     return [html.escape(sentence) for sentence in out]
 
 
-def comparison_report(*, coverage: pd.DataFrame, leaderboard: pd.DataFrame, metrics: pd.DataFrame,
+def comparison_report(*, coverage: pd.DataFrame, leaderboard: pd.DataFrame, spread: pd.DataFrame,
+                      metrics: pd.DataFrame,
                       gates: pd.DataFrame, paired: pd.DataFrame, attention: pd.DataFrame,
                       declarations: pd.DataFrame, figures: Sequence[tuple[str, Image.Image]],
                       attention_figure: Image.Image | None, features: Sequence[str], challenge_age: float,
@@ -161,9 +164,11 @@ def comparison_report(*, coverage: pd.DataFrame, leaderboard: pd.DataFrame, metr
         Section("The models", [html.escape("What each model is, where it came from, and the faces compared.")],
                 tables=[("Declarations and provenance", declarations, False), ("Faces compared", coverage, False)]),
         Section("Leaderboard", [html.escape(
-            "Overall MAE, and how unequal each model is across groups: the range (max − min) and the Gini "
-            "coefficient of the group MAEs, and the range of a gate rate; groups smaller than the minimum n are "
-            "left out of the spread.")], tables=[("Leaderboard", leaderboard, False)]),
+            "Overall MAE, and how unequal each model is across groups: the range (max − min, with its bootstrap "
+            "interval) and the Gini coefficient of the group MAEs, and the range of a gate rate; groups smaller "
+            "than the minimum n are "
+            "left out of the spread.")], tables=[("Leaderboard", leaderboard, False),
+                                                 ("Spread across groups, with 95% bootstrap intervals", spread, True)]),
         Section("Side by side", [html.escape("MAE and mean signed error per group, and the age-gate rates, for "
                                              "every model.")], figures=list(figures),
                 tables=[("Error metrics per model and group", metrics, True),

@@ -3,12 +3,13 @@
 - :func:`same_faces`: the long table of every model's estimates on the faces *all* models
   predicted (a model trained here predicts only its test split; the published models, every
   face), so that differences between models are never differences between face sets.
-- :func:`model_metrics`: per model and group (overall, race, gender, age band): MAE and mean
-  signed error with percentile-bootstrap intervals (:func:`dex_bias.stats.metrics.metric_frame`),
-  and the age-gate rates of :func:`dex_bias.stats.gates.age_gate_metrics` with Wilson intervals.
-- :func:`group_spread` / :func:`leaderboard`: how unequal each model is across the groups of a
-  feature, as NIST's age-estimation report cards state it: max − min and the Gini coefficient
-  of the group values (mean absolute difference over all pairs of groups / twice their mean).
+- :func:`model_metrics` / :func:`model_gate_metrics`: the audit's own tables
+  (:func:`dex_bias.stats.metrics.group_metrics`, :func:`dex_bias.stats.gates.age_gate_metrics`)
+  with the model as the engine's outer column: every model's groups side by side, with the same
+  intervals (bootstrap for errors, Wilson for rates) from the same seeds.
+- :func:`model_spread` / :func:`leaderboard`: how unequal each model is across the groups of a
+  feature, as NIST's age-estimation report cards state it: max − min and the Gini coefficient of
+  the group values, with bootstrap intervals (:func:`dex_bias.stats.engine.spread_frame`).
 - :func:`paired_model_tests`: for each pair of models and each group, the Wilcoxon signed-rank
   test (scipy) of the paired differences in absolute error on the same images, its effect the
   matched-pairs rank-biserial correlation (the statistic the test ranks, so its sign gives the
@@ -31,15 +32,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from dex_bias.stats.gates import age_gate_metrics
-from dex_bias.stats.metrics import mean_absolute_error, mean_signed_error, metric_frame, with_display_columns
+from dex_bias.stats.engine import Metric, spread_frame
+from dex_bias.stats.gates import RATE, age_gate_metrics, gate_outcomes
+from dex_bias.stats.metrics import ERROR_COLUMNS, group_metrics, mean_absolute_error, with_display_columns
 from dex_bias.stats.significance import holm
 from dex_bias.utkface import DEFAULT_AGE_BANDS
 
 logger = logging.getLogger(__name__)
 
 LABELS = ("age", "gender", "race")
-COMPARISON_METRICS = {"mae": mean_absolute_error, "mean_signed_error": mean_signed_error}
 
 
 def same_faces(predictions: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -93,96 +94,51 @@ def same_faces(predictions: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, p
 def model_metrics(long: pd.DataFrame, *, features: Sequence[str] = ("race", "gender", "age_band"),
                   bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS, n_boot: int = 1000, seed: int = 0,
                   confidence: float = 0.95, min_n: int = 30) -> pd.DataFrame:
-    """MAE and mean signed error per model × group, with bootstrap intervals (same seeds for every model).
-
-    Returns ``model`` and the columns of :func:`~dex_bias.stats.metrics.metric_frame`
-    (``grouping``, ``group``, ``n``, ``mae``, ``mae_ci_low``, ``mae_ci_high``, ``mean_signed_error``
-    and its interval, ``small_group``), single features only (no intersections).
-    """
-    frames = []
-    for model, part in long.groupby("model", sort=False):
-        table = with_display_columns(part, bands)
-        frame = metric_frame(table, COMPARISON_METRICS, features, intersections=False,
-                             ci_metrics=tuple(COMPARISON_METRICS), n_boot=n_boot, seed=seed,
-                             confidence=confidence, min_n=min_n)
-        frames.append(frame.assign(model=model))
-    result = pd.concat(frames, ignore_index=True)
-    return result[["model", *[c for c in result.columns if c != "model"]]]
+    """The audit's error metrics per model × group (single features), bootstrap intervals: ``group_metrics``
+    with ``model`` as the outer column."""
+    return group_metrics(long, sensitive_features=features, bands=bands, intersections=False, outer="model",
+                         n_boot=n_boot, seed=seed, confidence=confidence, min_n=min_n)
 
 
 def model_gate_metrics(long: pd.DataFrame, *, challenge_ages: Sequence[float] = (18, 21, 25),
                        features: Sequence[str] = ("race", "gender"), bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
                        confidence: float = 0.95, min_n: int = 30) -> pd.DataFrame:
-    """The age-gate rates of :func:`~dex_bias.stats.gates.age_gate_metrics` per model (Wilson intervals)."""
-    frames = [age_gate_metrics(part, challenge_ages, features, intersections=False, confidence=confidence,
-                               min_n=min_n, bands=bands).assign(model=model)
-              for model, part in long.groupby("model", sort=False)]
-    result = pd.concat(frames, ignore_index=True)
-    return result[["model", *[c for c in result.columns if c != "model"]]]
+    """The age-gate rates of ``age_gate_metrics`` per model × group (Wilson intervals)."""
+    return age_gate_metrics(long, challenge_ages, features, intersections=False, outer="model",
+                            confidence=confidence, min_n=min_n, bands=bands)
 
 
-def gini(values: Sequence[float]) -> float:
-    """Gini coefficient of non-negative values: Σᵢ Σⱼ |xᵢ − xⱼ| / (2 n² x̄); 0 when all are equal.
-
-    NaN for fewer than two values or a zero mean.
-    """
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    if len(x) < 2 or x.mean() == 0:
-        return float("nan")
-    return float(np.abs(x[:, None] - x[None, :]).sum() / (2.0 * len(x) ** 2 * x.mean()))
-
-
-def group_spread(table: pd.DataFrame, value: str, *, by: Sequence[str] = ("model", "grouping"),
-                 min_n: int = 0, n_column: str = "n") -> pd.DataFrame:
-    """How unequal ``value`` is across the groups of each ``by`` cell (overall rows left out).
-
-    Groups with ``n_column`` below ``min_n`` are left out of the spread (counted in ``groups_left_out``).
-    Returns ``by`` columns, ``metric``, ``groups``, ``highest_group``, ``highest``, ``lowest_group``,
-    ``lowest``, ``max_minus_min``, ``max_over_min``, ``gini``, ``groups_left_out``.
-    """
-    rows = []
-    groups = table[table["grouping"] != "overall"]
-    for key, part in groups.groupby(list(by), sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        large = part[part[n_column] >= min_n].dropna(subset=[value])
-        row = dict(zip(by, key), metric=value, groups=len(large), groups_left_out=len(part) - len(large))
-        if len(large):
-            high, low = large.loc[large[value].idxmax()], large.loc[large[value].idxmin()]
-            row.update(highest_group=high["group"], highest=float(high[value]), lowest_group=low["group"],
-                       lowest=float(low[value]), max_minus_min=float(high[value] - low[value]),
-                       max_over_min=float(high[value] / low[value]) if low[value] > 0 else float("nan"),
-                       gini=gini(large[value]))
-        rows.append(row)
-    return pd.DataFrame(rows)
+def model_spread(long: pd.DataFrame, *, features: Sequence[str] = ("race", "gender"),
+                 bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS, gate_measure: str = "minors_accepted",
+                 challenge_age: float = 25, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95,
+                 min_n: int = 30) -> pd.DataFrame:
+    """Per model and feature: the spread across groups of MAE and of one gate rate (``gate_measure`` at
+    ``challenge_age``), as ``engine.SPREAD_COLUMNS`` led by ``model``; groups below ``min_n`` left out."""
+    table = with_display_columns(long, bands)
+    common = dict(outer="model", n_boot=n_boot, seed=seed, confidence=confidence, min_n=min_n)
+    counted, event = gate_outcomes(table, challenge_age, gate_measure)
+    gate_name = f"{gate_measure} at {challenge_age:g}"
+    return pd.concat([
+        spread_frame(table, {"mae": Metric(mean_absolute_error, ERROR_COLUMNS)}, features, **common),
+        spread_frame(table.assign(event=event.astype(float), counted=counted), {gate_name: RATE}, features,
+                     where="counted", **common),
+    ], ignore_index=True)
 
 
-def leaderboard(metrics: pd.DataFrame, gates: pd.DataFrame, *, features: Sequence[str] = ("race", "gender"),
-                gate_measure: str = "minors_accepted", challenge_age: float = 25, min_n: int = 30) -> pd.DataFrame:
-    """One row per model: overall MAE (CI), and per feature the spread of group MAE and of a gate rate.
-
-    Models are ranked by overall MAE; the spread columns (``<feature>_mae_range``,
-    ``<feature>_mae_gini``, ``<feature>_worst_group``, ``<feature>_gate_range``) say how unequal
-    each model is, groups below ``min_n`` left out.
-    """
+def leaderboard(metrics: pd.DataFrame, spread: pd.DataFrame) -> pd.DataFrame:
+    """One row per model, most accurate first: overall MAE (CI), signed error, and per feature the
+    spread of group MAE (max − min with its CI, Gini, the worst group) and of the gate rate."""
     overall = metrics[metrics["grouping"] == "overall"].set_index("model")
     rows = []
     for model in overall.index:
         row = {"model": model, "n": int(overall.loc[model, "n"]), "mae": overall.loc[model, "mae"],
                "mae_ci_low": overall.loc[model, "mae_ci_low"], "mae_ci_high": overall.loc[model, "mae_ci_high"],
                "mean_signed_error": overall.loc[model, "mean_signed_error"]}
-        for feature in features:
-            spread = group_spread(metrics[(metrics["model"] == model) & (metrics["grouping"] == feature)], "mae",
-                                  min_n=min_n)
-            if len(spread) and spread.iloc[0]["groups"] >= 2:
-                s = spread.iloc[0]
-                row.update({f"{feature}_mae_range": s["max_minus_min"], f"{feature}_mae_gini": s["gini"],
-                            f"{feature}_worst_group": s["highest_group"]})
-            at = gates[(gates["model"] == model) & (gates["grouping"] == feature) & (gates["measure"] == gate_measure)
-                       & (gates["challenge_age"] == float(challenge_age)) & (gates["n"] > 0)]
-            gate_spread = group_spread(at.rename(columns={"rate": "gate_rate"}), "gate_rate", min_n=min_n)
-            if len(gate_spread) and gate_spread.iloc[0]["groups"] >= 2:
-                row[f"{feature}_gate_range"] = gate_spread.iloc[0]["max_minus_min"]
+        for item in spread[(spread["model"] == model) & (spread["status"] == "ok")].itertuples(index=False):
+            prefix = f"{item.feature}_mae" if item.metric == "mae" else f"{item.feature}_gate"
+            row.update({f"{prefix}_range": item.max_minus_min, f"{prefix}_range_ci_low": item.max_minus_min_ci_low,
+                        f"{prefix}_range_ci_high": item.max_minus_min_ci_high, f"{prefix}_gini": item.gini,
+                        f"{prefix}_worst_group": item.max_group})
         rows.append(row)
     return pd.DataFrame(rows).sort_values("mae", kind="stable").reset_index(drop=True)
 

@@ -74,7 +74,7 @@ def test_the_compare_pipeline_puts_the_models_side_by_side(audited_models_config
     assert coverage.loc["trained", "left_out"] == 100 and (coverage["compared"] == 700).all()
     board = catalog.load("model_leaderboard")
     assert board["model"].tolist() == ["trained", "vendor"]
-    assert board.set_index("model").loc["vendor", "race_worst_group"] == "Indian"
+    assert board.set_index("model").loc["vendor", "race_mae_worst_group"] == "Indian"
     paired = catalog.load("model_paired_tests").set_index(["grouping", "group"])
     assert paired.loc[("overall", "all"), "verdict"] == "trained has smaller errors"
     assert paired.loc[("race", "Indian"), "rank_biserial"] < 0  # trained (a) smaller errors than vendor (b)

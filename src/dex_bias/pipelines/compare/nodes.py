@@ -45,13 +45,20 @@ def compare_metrics(compared: pd.DataFrame, report_params: dict[str, Any],
     return metrics, gates
 
 
-def rank_models(metrics: pd.DataFrame, gates: pd.DataFrame, report_params: dict[str, Any],
-                compare_params: dict[str, Any]) -> pd.DataFrame:
-    """The leaderboard: overall MAE and the spread of group MAE and of a gate rate, per feature."""
-    board = compare_params["leaderboard"]
-    return comparison.leaderboard(metrics, gates, features=[f for f in compare_params["features"] if f != "age_band"],
-                                  gate_measure=board["gate_measure"], challenge_age=float(board["challenge_age"]),
-                                  min_n=int(report_params["min_n"]))
+def measure_spread(compared: pd.DataFrame, report_params: dict[str, Any],
+                   compare_params: dict[str, Any]) -> pd.DataFrame:
+    """Per model and feature: the spread across groups of MAE and of the leaderboard's gate rate (CIs)."""
+    board, bootstrap = compare_params["leaderboard"], report_params["bootstrap"]
+    return comparison.model_spread(compared, features=[f for f in compare_params["features"] if f != "age_band"],
+                                   bands=_bands(report_params), gate_measure=board["gate_measure"],
+                                   challenge_age=float(board["challenge_age"]), n_boot=int(bootstrap["n_boot"]),
+                                   seed=int(bootstrap["seed"]), confidence=float(report_params["confidence"]),
+                                   min_n=int(report_params["min_n"]))
+
+
+def rank_models(metrics: pd.DataFrame, spread: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard: overall MAE, and per feature the spread of group MAE and of the gate rate."""
+    return comparison.leaderboard(metrics, spread)
 
 
 def test_model_pairs(compared: pd.DataFrame, report_params: dict[str, Any],
@@ -59,7 +66,7 @@ def test_model_pairs(compared: pd.DataFrame, report_params: dict[str, Any],
     """Wilcoxon signed-rank tests between models per group, Holm-corrected, with effects and intervals."""
     bootstrap = report_params["bootstrap"]
     return comparison.paired_model_tests(compared, features=compare_params["features"], bands=_bands(report_params),
-                                         min_n=int(report_params["test_min_n"]), n_boot=int(bootstrap["n_boot"]),
+                                         min_n=int(report_params["tests"]["min_n"]), n_boot=int(bootstrap["n_boot"]),
                                          seed=int(bootstrap["seed"]), confidence=float(report_params["confidence"]),
                                          alpha=float(report_params["alpha"]))
 
@@ -118,8 +125,8 @@ def describe_models(coverage: pd.DataFrame, models_params: dict[str, Any]) -> pd
     return pd.DataFrame(rows)
 
 
-def build_comparison_report(coverage: pd.DataFrame, leaderboard: pd.DataFrame, metrics: pd.DataFrame,
-                            gates: pd.DataFrame, paired: pd.DataFrame, attention: pd.DataFrame,
+def build_comparison_report(coverage: pd.DataFrame, leaderboard: pd.DataFrame, spread: pd.DataFrame,
+                            metrics: pd.DataFrame, gates: pd.DataFrame, paired: pd.DataFrame, attention: pd.DataFrame,
                             figure_mae: Image.Image, figure_gates: Image.Image, figure_regions: Image.Image,
                             report_params: dict[str, Any], compare_params: dict[str, Any],
                             models_params: dict[str, Any]) -> str:
@@ -127,7 +134,8 @@ def build_comparison_report(coverage: pd.DataFrame, leaderboard: pd.DataFrame, m
     board = compare_params["leaderboard"]
     made = f"Made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
     document = report.comparison_report(
-        coverage=coverage, leaderboard=leaderboard, metrics=metrics, gates=gates, paired=paired, attention=attention,
+        coverage=coverage, leaderboard=leaderboard, spread=spread, metrics=metrics, gates=gates, paired=paired,
+        attention=attention,
         declarations=describe_models(coverage, models_params),
         figures=[("MAE by race, per model", figure_mae),
                  (f"{board['gate_measure'].replace('_', ' ')} at challenge age {board['challenge_age']} by race, "

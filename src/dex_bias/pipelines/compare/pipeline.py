@@ -12,7 +12,7 @@ from kedro.pipeline import Node, Pipeline
 from dex_bias.model_audit import audited, dataset_name
 from dex_bias.pipelines.compare.nodes import (
     build_comparison_report, collect_predictions, compare_metrics, compare_region_attention, draw_comparison_figures,
-    rank_models, test_model_pairs,
+    measure_spread, rank_models, test_model_pairs,
 )
 
 FIGURES = ["figure_model_mae", "figure_model_gates", "figure_model_regions"]
@@ -39,8 +39,10 @@ def _pipeline(predictions: dict[str, str], attributions: dict[str, str]) -> Pipe
                  ["compared_predictions", "model_coverage"], name="collect_predictions"),
             Node(compare_metrics, ["compared_predictions", "params:report", "params:compare"],
                  ["model_comparison_metrics", "model_comparison_gates"], name="compare_metrics"),
-            Node(rank_models, ["model_comparison_metrics", "model_comparison_gates", "params:report", "params:compare"],
-                 "model_leaderboard", name="rank_models"),
+            Node(measure_spread, ["compared_predictions", "params:report", "params:compare"], "model_group_spread",
+                 name="measure_spread"),
+            Node(rank_models, ["model_comparison_metrics", "model_group_spread"], "model_leaderboard",
+                 name="rank_models"),
             Node(test_model_pairs, ["compared_predictions", "params:report", "params:compare"], "model_paired_tests",
                  name="test_model_pairs"),
             Node(compare_region_attention, {"compared": "compared_predictions", "report_params": "params:report",
@@ -49,7 +51,8 @@ def _pipeline(predictions: dict[str, str], attributions: dict[str, str]) -> Pipe
                                            "model_region_attention", "params:compare"], FIGURES,
                  name="draw_comparison_figures"),
             Node(build_comparison_report,
-                 ["model_coverage", "model_leaderboard", "model_comparison_metrics", "model_comparison_gates",
+                 ["model_coverage", "model_leaderboard", "model_group_spread", "model_comparison_metrics",
+                  "model_comparison_gates",
                   "model_paired_tests", "model_region_attention", *FIGURES, "params:report", "params:compare",
                   "params:models"],
                  "model_comparison_report", name="build_comparison_report"),
