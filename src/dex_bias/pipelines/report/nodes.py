@@ -326,6 +326,11 @@ def build_audit_report(
             "with Wilson 95 % intervals."),
             tables=[("Gender metrics", gender[~gender["grouping"].str.contains("×")], False),
                     ("Gender metrics by intersection", gender[gender["grouping"].str.contains("×")], True)]))
+    else:
+        sections.append(Section("Gender head", _words(
+            "Skipped: these predictions carry no gender estimate (prob_female is empty), so the model has no "
+            "gender head (its declaration says gender: null) or the table came without one. The age audit above "
+            "does not depend on it.")))
     missing = not_computed(group_metrics=audit_metrics, significance_tests=significance_tests,
                            age_gate_metrics=age_gate_metrics, age_verification_metrics=age_verification_metrics,
                            group_spread=group_spread, paper_normality_table=paper_normality_table)
