@@ -52,7 +52,7 @@ def aligned_table(paths: list[Path]) -> pd.DataFrame:
     """faces joined with landmarks (5-point landmarks included) for ``paths``."""
     faces = pd.DataFrame([{"image_id": p.name, "path": str(p), "age": (labels := parse_utkface_name(p.name)).age,
                            "gender": labels.gender, "race": labels.race, "split": "test"} for p in paths])
-    landmarks, failures = align_table(faces, AlignSettings(), FanOut(scheduler="processes"), show_progress=False)
+    landmarks, failures = align_table(faces, AlignSettings(), FanOut(progress=False))
     table, _ = join_faces_and_landmarks(faces, landmarks)
     print(f"aligned: {len(table)} of {len(faces)} images ({len(failures)} without a face)")
     return table
