@@ -372,7 +372,8 @@ def run_tasks(stage: str, tasks: Sequence[Task], fan_out: FanOut, *, store: Stag
         progress.close()
         if isinstance(error, FanOutError) and not any(finished) and getattr(error, "before_tasks", False):
             raise
-        message = _unfinished(stage, tasks, [i for i in todo if not finished[i]], store, unit, error)
+        left = [i for i in todo if not (finished[i] or (store is not None and store.has(tasks[i].key)))]
+        message = _unfinished(stage, tasks, left, store, unit, error)
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             logger.error(message)
             raise
