@@ -5,7 +5,7 @@
 For each registry model (``dex_bias.models.registry``; yu4u's file must have been fetched with
 ``python -m dex_bias.models.fetch yu4u_wrn_16_8_v05``, else that model is skipped and said so):
 
-1. ours: :func:`dex_bias.models.inference.predict_faces`, the infer node's path end to end: decode
+1. ours: :func:`dex_bias.models.inference.predict_faces`, what each infer task runs, in this process: decode
    each image, cut every crop the model declares (dlib's 64 px age chip and 32 px gender chip; the
    padded 40 % box for the WideResNet) on a thread pool while the model runs, the declared
    preprocessing, the forward pass(es), expected age, the ``predictions`` table;

@@ -238,6 +238,10 @@ def _client(fan_out: FanOut):
             ) from None
         cluster = None
     else:
+        # The scheduler and nannies of a LocalCluster live in this process: their INFO lines (workers
+        # starting, closing) would drown the run's log. This module logs what matters (dashboard,
+        # progress, tasks); warnings and errors still show.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         try:
             cluster = LocalCluster(n_workers=fan_out.worker_count, threads_per_worker=fan_out.threads_per_worker,
                                    processes=True, memory_limit=fan_out.memory_limit or 0,
