@@ -34,7 +34,8 @@ def test_align_infer_and_explain_on_a_local_cluster_equal_a_synchronous_run(demo
     assert len(serial["explanation_quality"]) == 3
     # Each stage wrote its chunks as they finished; both engines wrote the same chunks.
     for store in ("infer", "explain"):
-        names = sorted(p.relative_to(tmp_path / "serial" / store) for p in (tmp_path / "serial" / store).rglob("*.json"))
+        serial_store = tmp_path / "serial" / store
+        names = sorted(p.relative_to(serial_store) for p in serial_store.rglob("*.json"))
         assert names == sorted(p.relative_to(tmp_path / "cluster" / store)
                                for p in (tmp_path / "cluster" / store).rglob("*.json"))
         assert len([n for n in names if n.name != "recipe.json"]) >= 3

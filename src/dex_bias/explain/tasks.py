@@ -65,7 +65,8 @@ class ExplainSettings:
 
     def recipe(self, stage: str) -> dict[str, Any]:
         """The settings that change ``stage``'s results (what its chunks are keyed by)."""
-        common = {"seed": self.seed, "lime": self.lime, "regions": dict(self.regions), "crop_padding": self.crop_padding}
+        common = {"seed": self.seed, "lime": self.lime, "regions": dict(self.regions),
+                  "crop_padding": self.crop_padding}
         if stage == "quickshift":
             return {**common, "segmentation": dict(self.segmentation), "positive_segments": self.positive_segments}
         if stage == "quality":

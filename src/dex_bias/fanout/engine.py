@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dex_bias.fanout import state
-from dex_bias.fanout.progress import Progress, duration
+from dex_bias.fanout.progress import Progress
 from dex_bias.fanout.store import StageStore
 
 logger = logging.getLogger("dex_bias.fanout")

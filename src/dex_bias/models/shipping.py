@@ -82,7 +82,8 @@ def keras_archive(model) -> bytes:
 
 
 def open_keras_archive(archive: bytes, card: dict[str, Any], threads: int | None = None) -> AgeEstimator:
-    """On a worker: the estimator of a model sent as ``.keras`` bytes (``threads``: TensorFlow's are set per process)."""
+    """On a worker: the estimator of a model sent as ``.keras`` bytes (``threads`` is unused: TensorFlow's
+    threads are set per worker process)."""
     from dex_bias.models.weights import load_keras_model, set_model_card
 
     with tempfile.TemporaryDirectory(prefix="dex_bias_ship_") as folder:

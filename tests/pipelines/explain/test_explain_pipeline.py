@@ -63,7 +63,6 @@ def _run(stand_in_inputs, params, dask=SYNCHRONOUS, store=None):
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.runner import SequentialRunner
 
-    from dex_bias.fanout import ChunkStore
     from dex_bias.pipelines.explain.pipeline import create_pipeline
 
     class KeptDataset(MemoryDataset):

@@ -78,7 +78,8 @@ def explain_settings(params: dict[str, Any]) -> tasks.ExplainSettings:
         crop_padding=str(params["crop_padding"]), crop_batch_size=int(params["crop_batch_size"]),
         segmentation=dict(params["quickshift"]["segmentation"]),
         positive_segments=params["quickshift"].get("positive_segments"),
-        random_orders=int(params["quality"]["random_orders"]), stability_seeds=int(params["quality"]["stability_seeds"]),
+        random_orders=int(params["quality"]["random_orders"]),
+        stability_seeds=int(params["quality"]["stability_seeds"]),
     )
 
 
