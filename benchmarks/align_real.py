@@ -58,14 +58,15 @@ def faces_table(folder: Path) -> tuple[pd.DataFrame, list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-dir", help="a folder of crop_part1 chips (default: unpack ../shared)")
-    parser.add_argument("--workers", type=int, default=None, help="Dask workers (default: the parameter)")
+    parser.add_argument("--workers", type=int, default=None, help="local Dask workers (default: dask.workers)")
     parser.add_argument("--limit", type=int, default=None, help="align only the first N faces")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     params = yaml.safe_load((ROOT / "conf" / "base" / "parameters_align.yml").read_text())["align"]
+    dask = yaml.safe_load((ROOT / "conf" / "base" / "parameters_dask.yml").read_text())["dask"]
     if args.workers:
-        params["dask"]["workers"] = args.workers
+        dask["workers"] = args.workers
     with tempfile.TemporaryDirectory() as scratch:
         folder = chips_folder(args.image_dir, Path(scratch))
         if folder is None:
@@ -76,7 +77,7 @@ def main() -> int:
             faces = faces.head(args.limit)
         print(f"files: {len(faces) + len(malformed)}, faces: {len(faces)}, malformed names: {malformed}")
         started = time.perf_counter()
-        landmarks, failures = align_faces(faces, params)
+        landmarks, failures = align_faces(faces, params, dask)
         wall = time.perf_counter() - started
     rate = len(landmarks) / len(faces)
     print(f"aligned: {len(landmarks)}, failures: {len(failures)} {failures['reason'].value_counts().to_dict()}")

@@ -4,7 +4,8 @@
 
 Both sides use the same model (random weights: speed only), the same images and batch size:
 
-1. ours: :func:`dex_bias.models.inference.predict_faces`, the infer node's code path end to end:
+1. ours: :func:`dex_bias.models.inference.predict_faces`, what each infer task runs on its chunk
+   (the node fans chunks out on Dask: ``benchmarks/scale.py`` measures that), in this process:
    decode each image file (``dex_bias.imaging.load_rgb``), cut its crop from the stored crop
    transform (``dex_bias.faces.iter_crop_batches``, the next batch cut on a thread pool while
    the model runs), the spec's preprocessing and the compiled ``model(x, training=False)``,

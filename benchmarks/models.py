@@ -5,7 +5,7 @@
 For each registry model (``dex_bias.models.registry``; yu4u's file must have been fetched with
 ``python -m dex_bias.models.fetch yu4u_wrn_16_8_v05``, else that model is skipped and said so):
 
-1. ours: :func:`dex_bias.models.inference.predict_faces`, the infer node's path end to end: decode
+1. ours: :func:`dex_bias.models.inference.predict_faces`, what each infer task runs, in this process: decode
    each image, cut every crop the model declares (dlib's 64 px age chip and 32 px gender chip; the
    padded 40 % box for the WideResNet) on a thread pool while the model runs, the declared
    preprocessing, the forward pass(es), expected age, the ``predictions`` table;
@@ -52,7 +52,7 @@ def aligned_table(paths: list[Path]) -> pd.DataFrame:
     """faces joined with landmarks (5-point landmarks included) for ``paths``."""
     faces = pd.DataFrame([{"image_id": p.name, "path": str(p), "age": (labels := parse_utkface_name(p.name)).age,
                            "gender": labels.gender, "race": labels.race, "split": "test"} for p in paths])
-    landmarks, failures = align_table(faces, AlignSettings(), FanOut(scheduler="processes"), show_progress=False)
+    landmarks, failures = align_table(faces, AlignSettings(), FanOut(progress=False))
     table, _ = join_faces_and_landmarks(faces, landmarks)
     print(f"aligned: {len(table)} of {len(faces)} images ({len(failures)} without a face)")
     return table

@@ -98,7 +98,7 @@ def main() -> None:
         "train.validation_fraction": 0.1,
         "train.crop_workers": os.cpu_count() or 2,
         "infer.crop_workers": os.cpu_count() or 2,
-        "align.progress": False,
+        "dask.progress": False,
     }
     for item in args.param:
         key, _, value = item.partition("=")

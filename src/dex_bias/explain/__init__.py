@@ -5,4 +5,5 @@ of how faithful and stable those explanations are. Knows nothing of Kedro.
 - ``lime_regions``: LIME of the scalar expected age, batched across images (lime_image's draws).
 - ``quality``: deletion curves and seed stability.
 - ``groups``: image selection and group attribution maps in a common aligned frame.
+- ``tasks``: a table of faces explained chunk by chunk, fanned out on Dask and resumable.
 """

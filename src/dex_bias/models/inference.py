@@ -6,6 +6,10 @@ input (:func:`dex_bias.faces.views.iter_view_batches`: the margin box or dlib's 
 next batch is cut on a thread pool while the model works on the current one; at most two
 batches are held, so memory stays flat as the image count grows).
 
+:func:`predict_table` fans the faces out on Dask in chunks (:mod:`dex_bias.fanout`; the model is
+loaded once per worker) and, given a :class:`~dex_bias.fanout.ChunkStore`, writes each chunk as it
+is done, so a stopped run resumes where it stopped. :func:`predict_faces` runs in this process.
+
 Output columns (CONTRIBUTING.md's ``predictions`` contract): ``image_id``, ``age``, ``gender``,
 ``race``, ``split`` (carried from ``faces``), ``predicted_age`` (expected age over the declared
 class ages, years, unrounded), ``argmax_age`` (the age of the most probable class; the estimate
@@ -24,6 +28,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from dex_bias.fanout import ChunkStore, FanOut, Task, rows_fingerprint, run_tasks
+from dex_bias.fanout.engine import spread
+from dex_bias.fanout.store import concat_tables
 from dex_bias.models.runtime import AgeEstimator, HeadOutputs, as_estimator
 from dex_bias.models.spec import AGES, MODEL_SPECS
 
@@ -70,7 +77,8 @@ def prediction_frame(rows: pd.DataFrame, outputs: HeadOutputs, estimator: AgeEst
                               else np.full(len(rows), np.nan))
     frame = pd.DataFrame(columns)
     if spec.class_ages is not None:
-        probabilities = pd.DataFrame(np.asarray(outputs.age_output, dtype=np.float32).reshape(len(rows), -1),
+        probabilities = pd.DataFrame(np.asarray(outputs.age_output, dtype=np.float32)
+                                     .reshape(len(rows), len(spec.probability_columns)),
                                      columns=spec.probability_columns)
         frame = pd.concat([frame, probabilities], axis=1)
     frame["model_name"] = estimator.name
@@ -143,4 +151,54 @@ def predict_faces(model, table: pd.DataFrame, *, batch_size: int = 64, padding: 
     if len(predictions) + len(failed) != len(table):
         raise RuntimeError(f"inference lost faces: {len(table)} in, {len(predictions)} predicted, "
                            f"{len(failed)} failed")
+    return predictions, failed
+
+
+def predict_chunk(rows: pd.DataFrame, model, *, batch_size: int = 64, padding: str = "edge", workers: int = 2,
+                  model_version: str | None = None) -> dict[str, pd.DataFrame]:
+    """One Dask task: ``{"predictions", "failures"}`` of ``rows`` (faces joined with landmarks).
+
+    ``model``: a :class:`~dex_bias.models.shipping.ModelRef` (the model loaded on this worker).
+    """
+    estimator = model.estimator()
+    failures: list[dict[str, str]] = []
+    chunks = list(iter_predictions(estimator, rows, batch_size=batch_size, padding=padding, workers=workers,
+                                   model_version=model_version, failures=failures))
+    predictions = (pd.concat(chunks, ignore_index=True) if chunks else empty_predictions(estimator, model_version))
+    return {"predictions": predictions, "failures": pd.DataFrame(failures, columns=FAILURE_COLUMNS)}
+
+
+def predict_table(model, table: pd.DataFrame, fan_out: FanOut = FanOut(), *, batch_size: int = 64,
+                  chunk_size: int = 256, padding: str = "edge", workers: int = 2, model_version: str | None = None,
+                  store: ChunkStore | None = None, root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict every face of ``table`` on ``fan_out``'s engine: ``(predictions, failures)``, in table order.
+
+    ``chunk_size`` faces make one task (rounded up to whole batches of ``batch_size``, so every
+    engine cuts the same batches). With ``store`` each chunk is written as it is done and a rerun
+    computes only the chunks missing there (keyed by the chunk's rows, the model's fingerprint and
+    these settings). ``len(predictions) + len(failures) == len(table)`` always holds.
+    """
+    from dex_bias.models.shipping import prepare_model
+
+    if batch_size < 1 or chunk_size < 1:
+        raise ValueError(f"infer.batch_size and infer.chunk_size must be at least 1, not {batch_size}, {chunk_size}")
+    estimator = as_estimator(model)
+    version = model_version or estimator.version
+    per_task = -(-int(chunk_size) // int(batch_size)) * int(batch_size)
+    ref, preload = prepare_model(estimator, root=root)
+    settings = {"batch_size": int(batch_size), "padding": padding, "workers": int(workers), "model_version": version}
+    table = table.reset_index(drop=True)
+    tasks = []
+    for start in range(0, len(table), per_task):
+        rows = table.iloc[start:start + per_task].reset_index(drop=True)
+        tasks.append(Task(rows_fingerprint(rows), tuple(rows["image_id"].astype(str)), predict_chunk, (rows, ref),
+                          settings))
+    stage = None if store is None else store.stage("infer", {"model": ref.fingerprint, "model_name": ref.name,
+                                                              **settings})
+    results = run_tasks(f"infer ({estimator.name})", tasks, fan_out, store=stage, preload=[preload],
+                        readable=spread(table["path"].astype(str).tolist()) if "path" in table else ())
+    predictions = concat_tables(results, "predictions", empty=empty_predictions(estimator, version))
+    failed = concat_tables(results, "failures", empty=pd.DataFrame(columns=FAILURE_COLUMNS))
+    if len(predictions) + len(failed) != len(table):
+        raise RuntimeError(f"inference lost faces: {len(table)} in, {len(predictions)} predicted, {len(failed)} failed")
     return predictions, failed

@@ -268,6 +268,7 @@ def load_estimator(spec: ModelSpec, *, root: str | Path | None = None, threads: 
         if spec.gender is not None and spec.gender.file is not None:
             gender_path = resolve_model_file(spec.gender.file, root=root, model=spec)
             card["gender_sha256"] = verify_checksum(gender_path, spec.gender.sha256, model=spec)
+            card["gender_file"] = str(gender_path)
             gender_network = OnnxNetwork(gender_path, spec.gender.input, [spec.gender.output], [2],
                                          model=f"{spec.name} (gender)", threads=threads)
         logger.info("Opened %s (ONNX %s, sha256 %s…)%s.", spec.name, path, sha[:12],

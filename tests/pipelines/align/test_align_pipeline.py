@@ -1,9 +1,8 @@
-"""The align pipeline: parameters, Dask fan-out equal to a synchronous run, awkward image files,
+"""The align pipeline: parameters, a local Dask cluster equal to a synchronous run, awkward image files,
 and ingest + align end to end on real UTKFace chips (counts reconcile, ≥ 97 % detected)."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import shutil
 from pathlib import Path
@@ -15,15 +14,16 @@ import yaml
 from matplotlib.figure import Figure
 from PIL import Image
 
-from dex_bias.faces import FanOut, align_table
-from dex_bias.pipelines.align.nodes import align_faces, align_settings, draw_contact_sheet, fan_out
+from dex_bias.fanout import FanOut
+from dex_bias.pipelines.align.nodes import align_faces, align_settings, chunk_size, draw_contact_sheet
 from tests.conftest import REPO_ROOT, run_kedro
 
 PARAMS = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_align.yml").read_text())["align"]
+DASK = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_dask.yml").read_text())["dask"]
 
 
 def with_dask(**dask) -> dict:
-    return {**PARAMS, "dask": {**PARAMS["dask"], **dask}, "progress": False}
+    return {**DASK, "progress": False, **dask}
 
 
 def test_parameters_give_the_stages_in_order_and_refuse_unknown_keys():
@@ -31,16 +31,18 @@ def test_parameters_give_the_stages_in_order_and_refuse_unknown_keys():
     assert [(s.name, s.upsample, s.pad) for s in settings.stages] == [
         ("upsample_1", 1, 0.0), ("padded", 1, 0.25), ("upsample_2", 2, 0.0)]
     assert (settings.margin, settings.alignment, settings.edge) == (0.4, "box", "pad")
-    assert fan_out(PARAMS) == FanOut(scheduler="processes", workers=None, address=None, chunk_size=32)
-    assert fan_out(with_dask(start_method="spawn")).process_start_method == "spawn"
+    assert chunk_size(PARAMS) == 16
+    assert FanOut.from_params(DASK) == FanOut()  # the base parameters are the defaults
     # An env that overrides `align` with a few keys keeps the base defaults for the rest.
-    assert align_settings({"dask": {"workers": 1}}) == settings
+    assert align_settings({"chunk_size": 4}) == settings
     assert align_settings({"detection": {"fallbacks": []}}).stages == settings.stages[:1]
     bad = {**PARAMS, "detection": {**PARAMS["detection"], "fallbacks": [{"upsampel": 2}]}}
     with pytest.raises(ValueError, match="upsampel"):
         align_settings(bad)
-    with pytest.raises(ValueError, match="scheduler"):
-        fan_out(with_dask(scheduler="cluster"))
+    with pytest.raises(KeyError, match="parameters_dask.yml"):  # the old align.dask block says where it went
+        chunk_size({**PARAMS, "dask": {"scheduler": "processes"}})
+    with pytest.raises(KeyError, match="scheduler"):
+        FanOut.from_params({"scheduler": "processes"})
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +68,10 @@ def awkward_faces(tmp_path_factory) -> pd.DataFrame:
     return pd.DataFrame({"image_id": names, "path": [str(folder / n) for n in names]})
 
 
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_dask_processes_give_the_synchronous_tables(awkward_faces, start_method):
-    serial = align_faces(awkward_faces, with_dask(scheduler="synchronous"))
-    fanned = align_faces(awkward_faces, with_dask(scheduler="processes", workers=2, chunk_size=2,
-                                                  start_method=start_method))
+def test_a_local_dask_cluster_gives_the_synchronous_tables(awkward_faces):
+    small_chunks = {**PARAMS, "chunk_size": 2}
+    serial = align_faces(awkward_faces, small_chunks, with_dask(synchronous=True))
+    fanned = align_faces(awkward_faces, small_chunks, with_dask(workers=2))
     for ours, reference in zip(fanned, serial):
         pd.testing.assert_frame_equal(ours, reference)
     landmarks, failures = serial
@@ -82,7 +83,7 @@ def test_dask_processes_give_the_synchronous_tables(awkward_faces, start_method)
 
 
 def test_contact_sheet_is_a_figure_even_with_nothing_aligned(awkward_faces):
-    landmarks, _ = align_faces(awkward_faces.head(2), with_dask(scheduler="synchronous"))
+    landmarks, _ = align_faces(awkward_faces.head(2), PARAMS, with_dask(synchronous=True))
     figure = draw_contact_sheet(awkward_faces, landmarks, PARAMS)
     assert isinstance(figure, Figure) and len(figure.axes) >= len(landmarks)
     empty = draw_contact_sheet(awkward_faces, landmarks.head(0), PARAMS)
@@ -91,17 +92,11 @@ def test_contact_sheet_is_a_figure_even_with_nothing_aligned(awkward_faces):
 
 def test_no_faces_give_empty_tables_with_the_contract_types():
     faces = pd.DataFrame({"image_id": pd.Series([], dtype=str), "path": pd.Series([], dtype=str)})
-    landmarks, failures = align_faces(faces, with_dask())
+    landmarks, failures = align_faces(faces, PARAMS, with_dask(synchronous=True))
     assert (len(landmarks), len(failures)) == (0, 0)
     assert landmarks["x_00"].dtype == np.float64 and landmarks["face_count"].dtype == np.int64
     assert list(failures.columns) == ["image_id", "path", "reason", "detail"]
     assert isinstance(draw_contact_sheet(faces, landmarks, PARAMS), Figure)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("distributed") is not None, reason="distributed is installed here")
-def test_a_scheduler_address_without_distributed_says_how_to_install_it(awkward_faces):
-    with pytest.raises(ImportError, match="pip install"):
-        align_table(awkward_faces, align_settings(PARAMS), FanOut(address="tcp://127.0.0.1:8786"), show_progress=False)
 
 
 def _latest(project: Path, relative: str) -> Path:
@@ -118,7 +113,7 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
     for path in random.Random(20170109).sample(chips, 220):
         shutil.copy(path, folder / path.name)
     project = project_factory("align_real", {"ingest.image_dir": str(folder),
-                                                       "align.dask.chunk_size": 16})
+                                                       "align.chunk_size": 16})
     done = run_kedro(project, "--pipelines=ingest,align")
 
     faces = pd.read_parquet(_latest(project, "data/02_intermediate/faces.parquet"))

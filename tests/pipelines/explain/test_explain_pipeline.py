@@ -56,7 +56,10 @@ def stand_in_inputs(tmp_path_factory):
     return faces, landmarks, predictions, model
 
 
-def _run(stand_in_inputs, params):
+SYNCHRONOUS = {"synchronous": True, "progress": False}
+
+
+def _run(stand_in_inputs, params, dask=SYNCHRONOUS, store=None):
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.runner import SequentialRunner
 
@@ -70,7 +73,7 @@ def _run(stand_in_inputs, params):
     pipeline = create_pipeline()
     catalog = DataCatalog({name: KeptDataset(copy_mode="assign") for name in pipeline.datasets()})
     for name, value in {"faces": faces, "landmarks": landmarks, "predictions": predictions, "age_model": model,
-                        "params:explain": params}.items():
+                        "params:explain": params, "params:dask": dask, "explain_chunks": store}.items():
         catalog[name] = KeptDataset(value, copy_mode="assign")
     SequentialRunner().run(pipeline, catalog)
     return {name: catalog.load(name) for name in pipeline.datasets() if not name.startswith("params:")}

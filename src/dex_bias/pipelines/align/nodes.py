@@ -10,9 +10,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dex_bias.faces import crop_transforms, cut_crops, landmarks_in_crop
-from dex_bias.faces.align import FanOut, align_table
+from dex_bias.faces.align import align_table
 from dex_bias.faces.contact_sheet import contact_sheet
 from dex_bias.faces.detect import AlignSettings, DetectionStage
+from dex_bias.fanout import FanOut
 from dex_bias.utkface import GENDER_NAMES, RACE_NAMES
 
 logger = logging.getLogger(__name__)
@@ -59,26 +60,23 @@ def align_settings(params: dict[str, Any]) -> AlignSettings:
     )
 
 
-def fan_out(params: dict[str, Any]) -> FanOut:
-    """``FanOut`` from ``align.dask``."""
-    dask = params.get("dask") or {}
-    return FanOut(
-        scheduler=str(dask.get("scheduler", "processes")),
-        workers=dask.get("workers"),
-        address=dask.get("address"),
-        chunk_size=int(dask.get("chunk_size", 32)),
-        start_method=dask.get("start_method"),
-    )
+def chunk_size(params: dict[str, Any]) -> int:
+    """Images per Dask task (``align.chunk_size``); the old ``align.dask`` block is refused with where it went."""
+    if "dask" in params or "progress" in params:
+        raise KeyError("align.dask and align.progress moved to the `dask` parameters shared by align, infer and "
+                       "explain (conf/base/parameters_dask.yml: address, workers, progress, ...); keep "
+                       "align.chunk_size here")
+    return int(params.get("chunk_size", 16))
 
 
-def align_faces(faces: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def align_faces(faces: pd.DataFrame, params: dict[str, Any], dask: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Detect, landmark and frame every row of ``faces``: ``(landmarks, alignment_failures)``.
 
-    Every face lands in exactly one of the two; the counts are checked and logged.
+    The images fan out on Dask as ``dask`` says (:class:`dex_bias.fanout.FanOut`). Every face
+    lands in exactly one of the two tables; the counts are checked and logged.
     """
-    landmarks, failures = align_table(
-        faces, align_settings(params), fan_out(params), show_progress=bool(params.get("progress", True))
-    )
+    landmarks, failures = align_table(faces, align_settings(params), FanOut.from_params(dask),
+                                      chunk_size=chunk_size(params))
     logger.info(
         "faces = landmarks + alignment_failures: %d = %d + %d (a face found in %.2f %%)",
         len(faces), len(landmarks), len(failures), 100.0 * len(landmarks) / max(len(faces), 1),

@@ -9,7 +9,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     """``faces`` → ``landmarks`` + ``alignment_failures`` → ``align_contact_sheet``."""
     return Pipeline(
         [
-            Node(align_faces, ["faces", "params:align"], ["landmarks", "alignment_failures"], name="align_faces"),
+            Node(align_faces, ["faces", "params:align", "params:dask"], ["landmarks", "alignment_failures"],
+                 name="align_faces"),
             Node(draw_contact_sheet, ["faces", "landmarks", "params:align"], "align_contact_sheet",
                  name="draw_contact_sheet"),
         ],

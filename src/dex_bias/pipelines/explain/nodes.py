@@ -1,29 +1,26 @@
 """Nodes of the ``explain`` pipeline: thin wrappers over ``dex_bias.explain``.
 
-Crops are cut on demand (``dex_bias.faces.iter_crop_batches``) at the model's declared input
-size, in uint8 RGB, and handed to ``dex_bias.models.make_age_function``: LIME perturbs exactly
-what the model would see and explains the expected age in years.
+The per-image work (LIME over regions, quickshift, quality) runs in :mod:`dex_bias.explain.tasks`,
+fanned out on Dask in chunks of ``explain.chunk_size`` faces as the ``dask`` parameters say, each
+chunk kept in ``explain_chunks`` as soon as it is done (a stopped run resumes there). Crops are cut
+on demand at the model's declared input size, in uint8 RGB: LIME perturbs exactly what the model
+would see and explains the expected age in years.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from dex_bias.explain import tasks
 from dex_bias.explain.groups import group_maps_figure, group_mean_weights, stratified_sample
-from dex_bias.explain.lime_regions import (
-    LimeSettings, MaskedJob, compact_segments, explain_images, hide_image, image_seed, positive_pixel_shares,
-    predict_masked, quickshift_segments, region_weights,
-)
-from dex_bias.explain.quality import deletion_masks, deletion_summary, seed_stability
-from dex_bias.explain.regions import N_REGIONS, REGION_NAMES, mean_template, region_figure, region_map
-from dex_bias.faces import landmarks_in_crop
-from dex_bias.faces.views import STORED_CROP, View, iter_view_batches, view_transforms
+from dex_bias.explain.lime_regions import LimeSettings
+from dex_bias.explain.regions import REGION_NAMES, mean_template, region_figure, region_map
+from dex_bias.fanout import ChunkStore, FanOut
+from dex_bias.faces.views import STORED_CROP, View, iter_view_batches
 from dex_bias.utkface import age_bands
 
 logger = logging.getLogger(__name__)
@@ -37,6 +34,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "crop_batch_size": 64,
     "crop_padding": "edge",
     "prediction_tolerance": 0.5,
+    "chunk_size": 8,
     "lime": {"num_samples": 1000, "kernel_width": 0.25, "feature_selection": "auto", "num_features": None,
              "hide": "mean", "blur_sigma": 3.0, "batch_size": 100},
     "regions": {"band_width": 0.25, "eye_area_drop": 0.35, "inner_eye_scale": 1.4, "mouth_margin": 0.3},
@@ -73,37 +71,27 @@ def _lime_settings(params: dict[str, Any]) -> LimeSettings:
     return LimeSettings(**params["lime"])
 
 
-def _model_parts(age_model) -> tuple[Any, View]:
-    """The model's age function (uint8 crops -> years) and its age input's view (crop style, size)."""
+def explain_settings(params: dict[str, Any]) -> tasks.ExplainSettings:
+    """:class:`dex_bias.explain.tasks.ExplainSettings` from the (completed) ``explain`` parameters."""
+    return tasks.ExplainSettings(
+        seed=int(params["seed"]), lime=_lime_settings(params), regions=dict(params["regions"]),
+        crop_padding=str(params["crop_padding"]), crop_batch_size=int(params["crop_batch_size"]),
+        segmentation=dict(params["quickshift"]["segmentation"]),
+        positive_segments=params["quickshift"].get("positive_segments"),
+        random_orders=int(params["quality"]["random_orders"]),
+        stability_seeds=int(params["quality"]["stability_seeds"]),
+    )
+
+
+def _model_view(age_model) -> View:
+    """The model's age input's view (crop style, size)."""
     from dex_bias.models.runtime import as_estimator
 
-    estimator = as_estimator(age_model)
-    return estimator.age_function(), estimator.spec.input.view
+    return as_estimator(age_model).spec.input.view
 
 
 def _points_in_view(targets: pd.DataFrame, view: View) -> np.ndarray:
-    """The 68 landmarks of each target in the model's crop (N, 68, 2)."""
-    crop, size = view
-    return landmarks_in_crop(targets, size, view_transforms(targets, crop, size))
-
-
-def _region_maps_of(targets: pd.DataFrame, view: View, params: dict[str, Any]) -> dict[str, np.ndarray]:
-    size = view[1]
-    points = _points_in_view(targets, view)
-    return {image_id: region_map(p, size, **params["regions"]) for image_id, p in zip(targets["image_id"], points)}
-
-
-def _crop_stream(targets: pd.DataFrame, view: View, params: dict[str, Any],
-                 failures: list[dict]) -> Iterator[tuple[pd.Series, np.ndarray]]:
-    """(row, crop) for each target, cut as the model expects; an undecodable image becomes a failure row instead."""
-    def record(row: pd.Series, error: Exception) -> None:
-        failures.append({"image_id": row["image_id"], "reason": getattr(error, "reason", "crop_failed"),
-                         "detail": str(error)})
-
-    for rows, (crops,) in iter_view_batches(targets, [view], int(params["crop_batch_size"]),
-                                            padding=params["crop_padding"], on_error=record):
-        for (_, row), crop in zip(rows.iterrows(), crops):
-            yield row, crop
+    return tasks.points_in_view(targets, view)
 
 
 def select_images(predictions: pd.DataFrame, landmarks: pd.DataFrame, faces: pd.DataFrame,
@@ -141,71 +129,42 @@ def select_images(predictions: pd.DataFrame, landmarks: pd.DataFrame, faces: pd.
 
 
 def explain_with_regions(targets: pd.DataFrame, selection_failures: pd.DataFrame, age_model,
-                         params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                         explain_chunks: ChunkStore, params: dict[str, Any],
+                         dask: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """LIME of the expected age over the 14 facial regions, for every target image.
 
     Returns the ``regions`` rows of ``region_attributions``, the full ``explanation_failures``
     (selection failures plus images that could not be cut), and the crop frame (size and the
-    mean landmark template) for the group maps.
+    mean landmark template) for the group maps. Fanned out and resumable (module docstring).
     """
     params = complete_params(params)
-    settings = _lime_settings(params)
-    age_function, view = _model_parts(age_model)
-    size = view[1]
-    # Landmarks are small; region maps are drawn per image as its crop arrives (memory stays flat).
-    points = dict(zip(targets["image_id"], _points_in_view(targets, view))) if len(targets) else {}
-    seed = int(params["seed"])
-    failures: list[dict] = []
-    labels = targets.set_index("image_id")
-
-    def items():
-        for row, crop in _crop_stream(targets, view, params, failures):
-            image_id = row["image_id"]
-            yield image_id, crop, region_map(points[image_id], size, **params["regions"]), image_seed(seed, image_id)
-
-    records = []
-    disagreements = 0
-    started = time.perf_counter()
-    progress = tqdm(explain_images(items(), age_function, settings), total=len(targets), unit="image",
-                    desc="explain (LIME over regions)", mininterval=1.0)
-    for explanation in progress:
-        image_id = explanation.key
-        weights, empty = region_weights(explanation, N_REGIONS)
-        area = np.bincount(explanation.present[explanation.segments].ravel(), minlength=N_REGIONS)
-        positive = np.clip(weights, 0, None)
-        share = positive / positive.sum() if positive.sum() > 0 else np.zeros(N_REGIONS)
-        row = labels.loc[image_id]
-        if abs(explanation.model_age - row["predicted_age"]) > float(params["prediction_tolerance"]):
-            disagreements += 1
-        records.append(pd.DataFrame({
-            "image_id": image_id, "method": "regions", "region": REGION_NAMES, "weight": weights,
-            "region_empty": empty, "intercept": explanation.intercept, "surrogate_r2": explanation.score,
-            "predicted_age": row["predicted_age"], "age": row["age"], "gender": row["gender"], "race": row["race"],
-            "positive_share": share, "region_pixels": area[:N_REGIONS], "model_age": explanation.model_age,
-        }))
+    settings = explain_settings(params)
+    view = _model_view(age_model)
+    attributions, failures = tasks.explain_regions(targets, age_model, settings, FanOut.from_params(dask),
+                                                   chunk_size=int(params["chunk_size"]), store=explain_chunks)
+    per_image = attributions.drop_duplicates("image_id")
+    disagreements = int((per_image["model_age"] - per_image["predicted_age"]).abs()
+                        .gt(float(params["prediction_tolerance"])).sum()) if len(per_image) else 0
     if disagreements:
         logger.warning("explain: on %d image(s) the model's expected age here differs from `predictions` by "
                        "more than %s years: were the predictions made with another model version or crop?",
                        disagreements, params["prediction_tolerance"])
-    attributions = pd.concat(records, ignore_index=True) if records else _empty_attributions()
-    all_failures = pd.concat([selection_failures, pd.DataFrame(failures, columns=FAILURE_COLUMNS)], ignore_index=True)
-    explained = attributions["image_id"].nunique()
-    seconds = time.perf_counter() - started
-    logger.info("explain: %d images explained over regions in %.1f s (%.2f images/s, %d samples each); "
-                "%d could not be cut; %d skipped in all", explained, seconds, explained / max(seconds, 1e-9),
-                settings.num_samples, len(failures), len(all_failures))
-    frame = {"size": size, "crop": view[0],
-             "template": mean_template(np.stack(list(points.values()))).tolist() if points else None}
+    all_failures = pd.concat([selection_failures, failures], ignore_index=True)[FAILURE_COLUMNS]
+    logger.info("explain: %d images explained over regions (%d samples each); %d could not be cut; %d skipped "
+                "in all", attributions["image_id"].nunique(), settings.lime.num_samples, len(failures),
+                len(all_failures))
+    points = _points_in_view(targets, view) if len(targets) else None
+    frame = {"size": view[1], "crop": view[0],
+             "template": mean_template(points).tolist() if points is not None else None}
     return attributions, all_failures, frame
 
 
 def _empty_attributions() -> pd.DataFrame:
-    return pd.DataFrame(columns=["image_id", "method", "region", "weight", "region_empty", "intercept",
-                                 "surrogate_r2", "predicted_age", "age", "gender", "race", "positive_share",
-                                 "region_pixels", "model_age"])
+    return tasks.empty_attributions()
 
 
-def explain_with_quickshift(targets: pd.DataFrame, age_model, params: dict[str, Any]) -> pd.DataFrame:
+def explain_with_quickshift(targets: pd.DataFrame, age_model, explain_chunks: ChunkStore, params: dict[str, Any],
+                            dask: dict[str, Any]) -> pd.DataFrame:
     """The article's method on a seeded sample: LIME over quickshift segments, summarised per region.
 
     Per landmark region: ``weight`` = share of the region's pixels that are positively weighted
@@ -217,37 +176,11 @@ def explain_with_quickshift(targets: pd.DataFrame, age_model, params: dict[str, 
         return _empty_attributions()
     sample = stratified_sample(targets, options.get("sample_size"), int(params["seed"]) + 1,
                                strata=("race", "gender", "age_band")).reset_index(drop=True)
-    settings = _lime_settings(params)
-    age_function, view = _model_parts(age_model)
-    maps = _region_maps_of(sample, view, params)
-    seed = int(params["seed"])
-    segmentation = options["segmentation"]
-    failures: list[dict] = []
-
-    def items():
-        for row, crop in _crop_stream(sample, view, params, failures):
-            image_id = row["image_id"]
-            segments = quickshift_segments(crop, seed=image_seed(seed, image_id) % 1000, **segmentation)
-            yield image_id, crop, segments, image_seed(seed, image_id)
-
-    labels = sample.set_index("image_id")
-    records = []
-    for explanation in tqdm(explain_images(items(), age_function, settings), total=len(sample), unit="image",
-                            desc="explain (LIME over quickshift)", mininterval=1.0):
-        image_id = explanation.key
-        activation, share, empty = positive_pixel_shares(explanation.weights, explanation.segments, maps[image_id],
-                                                         N_REGIONS, options.get("positive_segments"))
-        row = labels.loc[image_id]
-        records.append(pd.DataFrame({
-            "image_id": image_id, "method": "quickshift", "region": REGION_NAMES, "weight": activation,
-            "region_empty": empty, "intercept": explanation.intercept, "surrogate_r2": explanation.score,
-            "predicted_age": row["predicted_age"], "age": row["age"], "gender": row["gender"], "race": row["race"],
-            "positive_share": share, "region_pixels": np.bincount(maps[image_id].ravel(), minlength=N_REGIONS),
-            "model_age": explanation.model_age,
-        }))
+    rows, failures = tasks.explain_quickshift(sample, age_model, explain_settings(params), FanOut.from_params(dask),
+                                              chunk_size=int(params["chunk_size"]), store=explain_chunks)
     logger.info("explain: %d images explained over quickshift segments (%d could not be cut)",
-                len(records), len(failures))
-    return pd.concat(records, ignore_index=True) if records else _empty_attributions()
+                rows["image_id"].nunique(), len(failures))
+    return rows
 
 
 def collect_attributions(region_rows: pd.DataFrame, quickshift_rows: pd.DataFrame) -> pd.DataFrame:
@@ -258,8 +191,8 @@ def collect_attributions(region_rows: pd.DataFrame, quickshift_rows: pd.DataFram
     return table
 
 
-def measure_quality(targets: pd.DataFrame, region_attributions: pd.DataFrame, age_model,
-                    params: dict[str, Any]) -> pd.DataFrame:
+def measure_quality(targets: pd.DataFrame, region_attributions: pd.DataFrame, age_model, explain_chunks: ChunkStore,
+                    params: dict[str, Any], dask: dict[str, Any]) -> pd.DataFrame:
     """``explanation_quality`` on a seeded sample: deletion-curve AUCs and seed stability, per image."""
     params = complete_params(params)
     options = params["quality"]
@@ -269,49 +202,13 @@ def measure_quality(targets: pd.DataFrame, region_attributions: pd.DataFrame, ag
                                strata=("race", "gender", "age_band")).reset_index(drop=True)
     if sample.empty:
         return pd.DataFrame(columns=["image_id", "method", "n_regions"])
-    settings = _lime_settings(params)
-    age_function, view = _model_parts(age_model)
-    maps = _region_maps_of(sample, view, params)
-    seed = int(params["seed"])
     weights_of = {image_id: group.set_index("region").loc[list(REGION_NAMES), "weight"].to_numpy()
                   for image_id, group in rows[rows["image_id"].isin(sample["image_id"])].groupby("image_id")}
-    crops: dict[str, np.ndarray] = {}
-    failures: list[dict] = []
-    for row, crop in _crop_stream(sample, view, params, failures):
-        crops[row["image_id"]] = crop
-
-    def deletion_jobs():
-        for image_id, crop in crops.items():
-            present, compact = compact_segments(maps[image_id])
-            masks, _ = deletion_masks(weights_of[image_id][present], int(options["random_orders"]),
-                                      image_seed(seed, image_id))
-            yield MaskedJob(image_id, crop, hide_image(crop, compact, settings.hide, settings.blur_sigma), compact,
-                            masks.reshape(-1, len(present)), context={"orders": masks.shape[0]})
-
-    summaries = {}
-    for job in predict_masked(deletion_jobs(), age_function, settings.batch_size):
-        curves = job.ages.reshape(job.context["orders"], -1)
-        summaries[job.key] = deletion_summary(curves)
-
-    runs = {image_id: [weights_of[image_id]] for image_id in crops}
-    for k in range(1, int(options["stability_seeds"])):
-        items = ((image_id, crop, maps[image_id], image_seed(f"{seed}+{k}", image_id)) for image_id, crop in crops.items())
-        for explanation in tqdm(explain_images(items, age_function, settings), total=len(crops), unit="image",
-                                desc=f"explain quality (seed {k + 1})", mininterval=1.0):
-            runs[explanation.key].append(region_weights(explanation, N_REGIONS)[0])
-    labels = sample.set_index("image_id")
-    records = []
-    for image_id in crops:
-        present = np.unique(maps[image_id])
-        row = labels.loc[image_id]
-        records.append({
-            "image_id": image_id, "method": "regions", "n_regions": len(present), **summaries[image_id],
-            "stability_spearman": seed_stability(np.stack(runs[image_id])[:, present]),
-            "stability_seeds": len(runs[image_id]), "num_samples": settings.num_samples,
-            "predicted_age": row["predicted_age"], "age": row["age"], "gender": row["gender"], "race": row["race"],
-            "age_band": row["age_band"],
-        })
-    quality = pd.DataFrame(records)
+    quality, _ = tasks.measure_quality(sample, weights_of, age_model, explain_settings(params),
+                                       FanOut.from_params(dask), chunk_size=int(params["chunk_size"]),
+                                       store=explain_chunks)
+    if quality.empty:
+        return pd.DataFrame(columns=["image_id", "method", "n_regions"])
     logger.info("explain: quality on %d images: median AUC gap %.2f years, median stability rho %.2f",
                 len(quality), quality["auc_gap"].median(), quality["stability_spearman"].median())
     return quality

@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from dex_bias.models.inference import FAILURE_COLUMNS, join_faces_and_landmarks, predict_faces
+from dex_bias.fanout import ChunkStore, FanOut
+from dex_bias.models.inference import FAILURE_COLUMNS, join_faces_and_landmarks, predict_table
 from dex_bias.models.runtime import as_estimator
 
 logger = logging.getLogger(__name__)
@@ -30,11 +31,13 @@ def splits_to_predict(card: dict[str, Any], all_splits: list[str], setting: str 
     return list(setting)
 
 
-def predict_ages(faces: pd.DataFrame, landmarks: pd.DataFrame, age_model,
-                 params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def predict_ages(faces: pd.DataFrame, landmarks: pd.DataFrame, age_model, infer_chunks: ChunkStore,
+                 params: dict[str, Any], dask: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict the faces of the chosen splits: ``(predictions, inference_failures)``; counts reconcile in the log.
 
-    ``age_model``: the Keras model trained here, or a declared model (an ``AgeEstimator``).
+    ``age_model``: the Keras model trained here, or a declared model (an ``AgeEstimator``). The
+    faces fan out on Dask as ``dask`` says; each chunk of ``infer.chunk_size`` faces is kept in
+    ``infer_chunks`` as it is done, so a stopped run resumes there.
     """
     estimator = as_estimator(age_model)
     card = estimator.card or {}
@@ -45,9 +48,13 @@ def predict_ages(faces: pd.DataFrame, landmarks: pd.DataFrame, age_model,
     logger.info("Model %s (version %s, %s; trained on split(s) %s): predicting split(s) %s.",
                 estimator.name, version, card.get("source", "unknown source"),
                 card.get("trained_splits") or "none here", splits)
-    predictions, unreadable = predict_faces(
-        estimator, table, batch_size=int(params.get("batch_size", 64)), padding=params.get("crop_padding", "edge"),
-        workers=int(params.get("crop_workers", 2)), model_version=version, log_every=int(params.get("log_every", 20)),
+    if "log_every" in params:
+        raise KeyError("infer.log_every moved to dask.log_every (seconds between progress lines; "
+                       "conf/base/parameters_dask.yml)")
+    predictions, unreadable = predict_table(
+        estimator, table, FanOut.from_params(dask), batch_size=int(params.get("batch_size", 64)),
+        chunk_size=int(params.get("chunk_size", 256)), padding=params.get("crop_padding", "edge"),
+        workers=int(params.get("crop_workers", 2)), model_version=version, store=infer_chunks,
     )
     failures = pd.concat([without_landmarks, unreadable], ignore_index=True)[FAILURE_COLUMNS]
     logger.info("Faces: %d in all; %d in split(s) %s = %d predicted + %d without landmarks + %d unreadable.",

@@ -6,10 +6,10 @@ from dex_bias.pipelines.infer.nodes import predict_ages
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """One streaming node: the faces the model may be audited on, predicted batch by batch."""
+    """One node: the faces the model may be audited on, predicted in chunks fanned out on Dask (resumable)."""
     return Pipeline(
         [
-            Node(predict_ages, ["faces", "landmarks", "age_model", "params:infer"],
+            Node(predict_ages, ["faces", "landmarks", "age_model", "infer_chunks", "params:infer", "params:dask"],
                  ["predictions", "inference_failures"], name="predict_ages"),
         ],
         namespace="infer",
