@@ -157,3 +157,38 @@ def test_background_batching_matches_sequential_and_reports_errors():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="cannot read image 2"):
         list(predict_masked(jobs(fail_at=2), age, 64))
+
+
+def _class_model(classes=7, seed=9):
+    """Deterministic class probabilities (B, classes) of uint8 RGB batches."""
+    w = np.random.default_rng(seed).normal(size=(classes, SIZE, SIZE, 3))
+
+    def probabilities(batch):
+        x = batch.astype(np.float64) / 255.0
+        logits = np.einsum("bhwc,khwc->bk", x, w) / 60.0
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return probabilities
+
+
+def test_the_articles_target_equals_lime_image_explaining_its_top_label():
+    # The article: lime_image with top_labels=1, hide_color=0, 100 samples, forward selection.
+    probabilities = _class_model()
+    images = _face_images(3, seed=4)
+    maps = [region_map(crop_landmarks(SIZE, shift=s), SIZE) for s in [(0, 0), (0.04, 0.0), (0.0, 0.05)]]
+    seeds = [5, 6, 7]
+    settings = LimeSettings(num_samples=100, hide="zero", feature_selection="forward_selection",
+                            target="top_class_probability", batch_size=64)
+    ours = list(explain_images(zip("abc", images, maps, seeds), probabilities, settings))
+    for explanation, image, labels, seed in zip(ours, images, maps, seeds):
+        present, compact = compact_segments(labels)
+        explainer = lime_image.LimeImageExplainer(random_state=seed, feature_selection="forward_selection")
+        reference = explainer.explain_instance(image, probabilities, top_labels=1, hide_color=0, num_samples=100,
+                                               segmentation_fn=lambda _: compact, random_seed=0)
+        top = reference.top_labels[0]
+        assert explanation.context["target_class"] == top == int(np.argmax(probabilities(image[None])[0]))
+        weights = np.zeros(len(present))
+        for feature, weight in reference.local_exp[top]:
+            weights[feature] = weight
+        np.testing.assert_allclose(explanation.weights, weights, atol=1e-9, rtol=0)
+        assert explanation.model_age == pytest.approx(probabilities(image[None])[0, top])

@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 AgeFunction = Callable[[np.ndarray], np.ndarray]
 HIDE_MODES = ("mean", "zero", "blur")
 FEATURE_SELECTIONS = ("auto", "none", "highest_weights", "forward_selection", "lasso_path")
+#: What LIME explains: the model's expected age (years), or, as the dex-model-analysis article did,
+#: the probability of the class the model ranks first on the unperturbed image.
+TARGETS = ("expected_age", "top_class_probability")
 
 
 def image_seed(run_seed: int | str, image_id: str) -> int:
@@ -103,8 +106,11 @@ class LimeSettings:
     blur_sigma: float = 3.0
     batch_size: int = 100
     distance_metric: str = "cosine"
+    target: str = "expected_age"
 
     def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.hide not in HIDE_MODES:
             raise ValueError(f"hide must be one of {HIDE_MODES}, got {self.hide!r}")
         if self.feature_selection not in FEATURE_SELECTIONS:
@@ -232,12 +238,19 @@ def predict_masked(jobs: Iterable[MaskedJob], age_function: AgeFunction, batch_s
     for buffer, fill, pieces, started in (_in_background(batches) if prefetch else batches):
         in_flight.extend(started)
         if fill:
-            ages = np.asarray(age_function(buffer[:fill]), dtype=np.float64).reshape(-1)
+            values = np.asarray(age_function(buffer[:fill]), dtype=np.float64)
             free.put(buffer)
-            if ages.shape[0] != fill:
-                raise ValueError(f"age_function returned {ages.shape[0]} ages for a batch of {fill} images")
+            if values.shape[0] != fill:
+                raise ValueError(f"age_function returned {values.shape[0]} values for a batch of {fill} images")
             for job, start, stop, at in pieces:
-                job.ages[start:stop] = ages[at:at + stop - start]
+                rows = values[at:at + stop - start]
+                if values.ndim == 2:
+                    # Class probabilities: each job follows the class ranked first on its own
+                    # unperturbed image (its mask row 0, which always comes first).
+                    if start == 0:
+                        job.context["target_class"] = int(np.argmax(rows[0]))
+                    rows = rows[:, job.context["target_class"]]
+                job.ages[start:stop] = rows.reshape(-1)
                 job._done += stop - start
         while in_flight and in_flight[0]._done == len(in_flight[0].masks):
             yield in_flight.popleft()
@@ -295,16 +308,21 @@ def explain_images(items: Iterable[tuple[object, np.ndarray, np.ndarray, int]], 
         items: (key, crop (H, W, 3) uint8 RGB, segment map (H, W) int, seed) per image; the
             segment map is any labelling (``region_map``, quickshift), relabelled 0..k-1 inside.
         age_function: uint8 RGB batch (B, H, W, 3) -> expected ages (B,), applying the model's
-            own preprocessing.
-        settings: sampling, kernel, feature selection, hide mode, model batch size.
+            own preprocessing; for ``settings.target == "top_class_probability"``, -> class
+            probabilities (B, K), of which each image's top-ranked class is explained (as
+            ``lime_image`` does with ``top_labels=1``).
+        settings: sampling, kernel, feature selection, hide mode, model batch size, target.
 
-    Yields one ``SegmentExplanation`` per image as soon as its last sample is predicted.
+    Yields one ``SegmentExplanation`` per image as soon as its last sample is predicted;
+    ``model_age`` is the explained value on the unperturbed image (years, or the top class's
+    probability), and ``context["target_class"]`` names that class for the probability target.
     """
     for job in predict_masked(lime_jobs(items, settings), age_function, settings.batch_size):
         seed = job.context["seed"]
         weights, intercept, score, local_pred = fit_surrogate(job.masks, job.ages, settings, seed)
         yield SegmentExplanation(job.key, job.context["present"], weights, intercept, score,
-                                 float(job.ages[0]), local_pred, segments=job.segments)
+                                 float(job.ages[0]), local_pred, segments=job.segments,
+                                 context={k: v for k, v in job.context.items() if k == "target_class"})
 
 
 def region_weights(explanation: SegmentExplanation, n_regions: int) -> tuple[np.ndarray, np.ndarray]:

@@ -62,13 +62,20 @@ class ExplainSettings:
     positive_segments: int | None = None
     random_orders: int = 3
     stability_seeds: int = 3
+    quickshift_lime: LimeSettings | None = None
+
+    @property
+    def article_lime(self) -> LimeSettings:
+        """The LIME settings of the quickshift rows (the article's set-up; the main ones when unset)."""
+        return self.quickshift_lime or self.lime
 
     def recipe(self, stage: str) -> dict[str, Any]:
         """The settings that change ``stage``'s results (what its chunks are keyed by)."""
         common = {"seed": self.seed, "lime": self.lime, "regions": dict(self.regions),
                   "crop_padding": self.crop_padding}
         if stage == "quickshift":
-            return {**common, "segmentation": dict(self.segmentation), "positive_segments": self.positive_segments}
+            return {**common, "lime": self.article_lime, "segmentation": dict(self.segmentation),
+                    "positive_segments": self.positive_segments}
         if stage == "quality":
             return {**common, "random_orders": self.random_orders, "stability_seeds": self.stability_seeds}
         return common
@@ -151,9 +158,17 @@ def regions_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> dict[
 
 
 def quickshift_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> dict[str, pd.DataFrame]:
-    """The article's LIME over quickshift segments for ``rows``, summarised per landmark region."""
+    """The article's LIME over quickshift segments for ``rows``, summarised per landmark region.
+
+    ``settings.article_lime`` decides what is explained: by default, as the article did, the
+    probability of the model's top-ranked age class, 100 samples, hidden segments black, forward
+    selection (its input is the model's own 0-255 preprocessing, not the article's 0-1 rescaling).
+    """
     estimator = model.estimator()
-    age_function, view = estimator.age_function(), estimator.spec.input.view
+    lime = settings.article_lime
+    view = estimator.spec.input.view
+    age_function = (estimator.probability_function() if lime.target == "top_class_probability"
+                    else estimator.age_function())
     maps = region_maps_of(rows, view, settings.regions) if len(rows) else {}
     labels = rows.set_index("image_id")
     failures: list[dict] = []
@@ -166,7 +181,7 @@ def quickshift_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> di
             yield image_id, crop, segments, image_seed(settings.seed, image_id)
 
     records = []
-    for explanation in explain_images(items(), age_function, settings.lime):
+    for explanation in explain_images(items(), age_function, lime):
         image_id = explanation.key
         activation, share, empty = positive_pixel_shares(explanation.weights, explanation.segments, maps[image_id],
                                                          N_REGIONS, settings.positive_segments)
@@ -175,7 +190,8 @@ def quickshift_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> di
             "region_empty": empty, "intercept": explanation.intercept, "surrogate_r2": explanation.score,
             **_label_columns(labels.loc[image_id]),
             "positive_share": share, "region_pixels": np.bincount(maps[image_id].ravel(), minlength=N_REGIONS),
-            "model_age": explanation.model_age,
+            # The explained value on the unperturbed crop: years, or (article) the top class's probability.
+            "model_age": explanation.model_age if lime.target == "expected_age" else np.nan,
         }))
     attributions = pd.concat(records, ignore_index=True) if records else empty_attributions()
     return {"attributions": attributions, "failures": _failures_frame(failures)}

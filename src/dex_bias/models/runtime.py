@@ -204,6 +204,17 @@ class AgeEstimator:
         age = np.asarray(age)
         return HeadOutputs(age, self.spec.expected_age(age), prob_female)
 
+    def probability_function(self) -> Callable[[np.ndarray], np.ndarray]:
+        """``uint8 RGB crops of the age input -> class probabilities (N, K)`` (what the article's LIME explained)."""
+        network, spec = self.age_network, self.spec
+        if spec.class_ages is None:
+            raise ValueError(f"model {self.name!r} has a regression output: no class probability to explain")
+
+        def probability_function(batch_rgb_uint8: np.ndarray) -> np.ndarray:
+            return np.asarray(network(spec.check_batch(batch_rgb_uint8))[0], dtype=np.float64)
+
+        return probability_function
+
     def age_function(self) -> Callable[[np.ndarray], np.ndarray]:
         """``uint8 RGB crops of the age input (N, S, S, 3) -> expected age (N,)`` years (what LIME explains)."""
         network, spec = self.age_network, self.spec

@@ -39,7 +39,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
              "hide": "mean", "blur_sigma": 3.0, "batch_size": 100},
     "regions": {"band_width": 0.25, "eye_area_drop": 0.35, "inner_eye_scale": 1.4, "mouth_margin": 0.3},
     "quickshift": {"enabled": True, "sample_size": 16, "positive_segments": None,
-                   "segmentation": {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}},
+                   "segmentation": {"kernel_size": 4, "max_dist": 200, "ratio": 0.2},
+                   "lime": {"target": "top_class_probability", "num_samples": 100, "hide": "zero",
+                            "feature_selection": "forward_selection"}},
     "quality": {"sample_size": 12, "random_orders": 3, "stability_seeds": 3},
 }
 
@@ -80,6 +82,7 @@ def explain_settings(params: dict[str, Any]) -> tasks.ExplainSettings:
         positive_segments=params["quickshift"].get("positive_segments"),
         random_orders=int(params["quality"]["random_orders"]),
         stability_seeds=int(params["quality"]["stability_seeds"]),
+        quickshift_lime=LimeSettings(**{**params["lime"], **params["quickshift"]["lime"]}),
     )
 
 
