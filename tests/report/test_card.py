@@ -125,3 +125,40 @@ def test_a_whisker_sits_where_its_numbers_are():
     assert (drawn.estimate, drawn.low, drawn.high, drawn.reference) == (50.0, 40.0, 65.0, 55.0)
     assert whisker(float("nan"), 1, 2, 10, None, "x") is None
     assert whisker(12.0, 11.0, 14.0, 10.0, None, "x").high == 100.0  # clipped to the scale
+
+
+def test_with_an_outer_grouping_each_model_gets_its_own_card():
+    """``report.outer_grouping: model_name``: one card per model, each from that model's rows only."""
+    import pandas as pd
+
+    from dex_bias.pipelines.report import nodes
+    from dex_bias.report.context import AuditFigures, AuditSettings, AuditTables, audit_report_context
+    from dex_bias.report.figures import figure_to_image, message_figure
+    from tests.report.conftest import report_parameters
+    from tests.stats.conftest import synthetic_predictions
+
+    first = synthetic_predictions(400, seed=1, race_bias={2: 6.0}).assign(model_name="alpha")
+    second = synthetic_predictions(400, seed=2).assign(model_name="beta")
+    second["image_id"] = "beta_" + second["image_id"]
+    params = {**report_parameters(), "outer_grouping": "model_name"}
+    params["tests"]["pairwise"] = False
+    predictions, quarantine = nodes.prepare_report_input(pd.concat([first, second], ignore_index=True), params)
+    gates, buffers = nodes.compute_age_gates(predictions, params)
+    verification, spread = nodes.compute_age_verification(predictions, params)
+    empty = pd.DataFrame()
+    tables = AuditTables(predictions=predictions, quarantine=quarantine, landmarks=empty,
+                         group_metrics=nodes.compute_group_metrics(predictions, params),
+                         significance_tests=nodes.compute_significance_tests(predictions, params),
+                         age_gate_metrics=gates, challenge_age_buffers=buffers, age_verification_metrics=verification,
+                         group_spread=spread, image_quality_metrics=empty, paper_normality_table=empty,
+                         paper_correlation_table=empty, region_weight_correlations=empty)
+    blank = figure_to_image(message_figure("-", "-"))
+    report = audit_report_context(tables, AuditFigures(*[blank] * 5), AuditSettings.from_params(params))
+    assert [label for label, _ in report.cards] == ["alpha", "beta"]
+    metrics = tables.group_metrics.query("band_scheme == 'audit'")
+    for label, card in report.cards:
+        for row in card.rows:
+            source = _row(metrics, model_name=label, grouping=row.grouping, group=row.group)
+            assert (row.n, row.cells[0].value) == (source.n, source.mae)
+    alpha, beta = (dict(((r.grouping, r.group), r.cells[0].flag) for r in card.rows) for _, card in report.cards)
+    assert alpha[("race", "Asian")] == "higher" and beta[("race", "Asian")] is None

@@ -87,7 +87,8 @@ def test_digits_and_intervals():
     assert formats.interval(6.2871, 6.149, 6.4249) == "6.29 (6.15–6.42)"
     assert formats.interval(-0.09, -1.02, 1.01, formats.signed, with_sign=True) == "-0.09 (-1.02 to +1.01)"
     assert formats.interval(float("nan"), 1, 2) == formats.MISSING and formats.interval(1.0, None, 2) == "1.00"
-    assert [formats.p_value(p) for p in (0.00002, 0.0042, 0.04, 0.7312)] == ["< 0.0001", "0.0042", "0.040", "0.731"]
+    assert [formats.p_value(p) for p in (0.00002, 0.0042, 0.04, 0.04996, 0.05, 0.7312, 1.0)] == [
+        "< 0.0001", "0.00420", "0.0400", "0.0499", "0.0500", "0.731", "1.00"]
     assert formats.count(9778) == "9,778"
 
 

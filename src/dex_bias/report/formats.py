@@ -2,14 +2,15 @@
 
 Every estimate the reports print goes through these functions, so a number reads the same in
 the report card, in the findings and in the tables: years to two decimals ("6.29"), shares as
-percentages to one decimal ("16.9%"), differences of shares in percentage points, p-values as
-APA style asks (three decimals, four below 0.01, "< 0.0001" below that), and an estimate with
+percentages to one decimal ("16.9%"), differences of shares in percentage points, p-values to
+three significant digits ("< 0.0001" below that), and an estimate with
 its interval in one string ("6.29 (6.15–6.42)"; "+1.01 (+0.46 to +1.51)" when the values carry
 a sign, since an en dash between negative numbers misleads). Missing values read as an em dash.
 """
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 from typing import Callable
@@ -59,15 +60,25 @@ def count(value: object) -> str:
 
 
 def p_value(p: object) -> str:
-    """A p-value as APA style writes it: ``< 0.0001``, ``0.0042``, ``0.040``, ``0.731``."""
+    """A p-value to three significant digits (``0.00420``, ``0.0499``, ``0.731``), ``< 0.0001`` below that.
+
+    Digits are cut, not rounded, so the printed p is never above the true one: a p just under
+    the significance level never reads as the level itself (0.04996 prints "0.0499", where
+    rounding would print "0.0500" next to a finding flagged at α = 0.05), and a printed p at or
+    above a level of three digits or fewer means the true p is too.
+    """
     if is_missing(p):
         return MISSING
     p = float(p)  # type: ignore[arg-type]
-    return "< 0.0001" if p < 1e-4 else f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
+    if p < 1e-4:
+        return "< 0.0001"
+    exponent = decimal.Decimal(repr(p)).adjusted()  # position of the first significant digit
+    cut = decimal.Decimal(repr(p)).quantize(decimal.Decimal(1).scaleb(exponent - 2), rounding=decimal.ROUND_FLOOR)
+    return f"{cut:f}"
 
 
 def p_phrase(p: object) -> str:
-    """``p < 0.0001`` or ``p = 0.040``: a p-value inside a sentence."""
+    """``p < 0.0001`` or ``p = 0.0400``: a p-value inside a sentence."""
     text = p_value(p)
     return f"p {text}" if text.startswith("<") else f"p = {text}"
 
