@@ -97,8 +97,9 @@ def comparison_outputs() -> dict:
     }
 
 
-def audit_context(outputs: dict, **changes):
-    """The audit report's context from ``audit_outputs`` (``changes`` replace tables by name)."""
+def audit_context(outputs: dict, params: dict | None = None, **changes):
+    """The audit report's context from ``audit_outputs`` (``changes`` replace tables by name,
+    ``params`` the report parameters)."""
     from dex_bias.pipelines.report.pipeline import FIGURES, TABLES
     from dex_bias.report.context import AuditFigures, AuditSettings, AuditTables, audit_report_context
 
@@ -108,7 +109,7 @@ def audit_context(outputs: dict, **changes):
     tables.update(changes)
     figures = AuditFigures(**{name: outputs[f"figure_{name}"] for name in AuditFigures.__dataclass_fields__})
     assert set(FIGURES) == {f"figure_{name}" for name in AuditFigures.__dataclass_fields__}
-    return audit_report_context(AuditTables(**tables), figures, AuditSettings.from_params(outputs["params"]))
+    return audit_report_context(AuditTables(**tables), figures, AuditSettings.from_params(params or outputs["params"]))
 
 
 def comparison_context(outputs: dict):

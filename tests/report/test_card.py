@@ -83,6 +83,7 @@ def test_spread_lines_are_group_spread(audit_outputs, audit_report):
             assert line.max_minus_min == f"{row.max_minus_min:.2f}"
             assert line.max_minus_min_interval == f"({row.max_minus_min_ci_low:.2f}–{row.max_minus_min_ci_high:.2f})"
         assert line.gini == f"{row.gini:.3f}" and line.highest.startswith(str(row.max_group))
+        assert line.left_out == (row.groups_left_out if isinstance(row.groups_left_out, str) else "")
 
 
 def test_comparison_card_puts_each_models_values_side_by_side(comparison_outputs, comparison_report):

@@ -53,10 +53,22 @@ def _inspect(path, screenshots) -> dict:
     return seen
 
 
-@pytest.mark.parametrize("document", ["audit_report", "model_comparison_report"])
-def test_report_renders_in_chromium_and_reads_at_a_glance(document, audit_html, comparison_html, tmp_path):
+def _small_groups_document(outputs: dict) -> str:
+    """The audit with every race and gender group below the minimum n: the card's widest form."""
+    from dex_bias.report.context import render_audit_report
+    from tests.report.conftest import audit_context
+
+    return render_audit_report(audit_context(outputs, params={**outputs["params"], "min_n": 1000}))
+
+
+@pytest.mark.parametrize("document", ["audit_report", "audit_report_small_groups", "model_comparison_report"])
+def test_report_renders_in_chromium_and_reads_at_a_glance(document, audit_outputs, audit_html, comparison_html,
+                                                          tmp_path):
     path = tmp_path / f"{document}.html"
-    path.write_text(audit_html if document == "audit_report" else comparison_html, encoding="utf-8")
+    page = {"audit_report": audit_html, "model_comparison_report": comparison_html}.get(document)
+    path.write_text(page or _small_groups_document(audit_outputs), encoding="utf-8")
+    if document == "audit_report_small_groups":
+        assert path.read_text().count('class="small-mark"') == 7  # five races, two genders
     seen = _inspect(path, tmp_path)
     assert seen["errors"] == [] and seen["requests"] == []
     assert (tmp_path / f"{document}_full.png").stat().st_size > 50_000

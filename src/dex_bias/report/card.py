@@ -102,6 +102,7 @@ class SpreadLine:
     lowest: str
     value: float
     gini_value: float
+    left_out: str = ""  # groups below the minimum n, not in the spread: "White (n=28), Black (n=29)"
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,8 @@ def spread_lines(spread: pd.DataFrame, features: Sequence[str], metrics: Sequenc
                         gini=gini_main, gini_interval=gini_bounds,
                         highest=f"{row['max_group']} {fmt(row['max_value'])}",
                         lowest=f"{row['min_group']} {fmt(row['min_value'])}",
-                        value=float(row["max_minus_min"]), gini_value=float(row["gini"])))
+                        value=float(row["max_minus_min"]), gini_value=float(row["gini"]),
+                        left_out=row["groups_left_out"] if isinstance(row.get("groups_left_out"), str) else ""))
     return out
 
 
@@ -267,11 +269,12 @@ def flagged_tests(tests: pd.DataFrame, alpha: float) -> list[FlaggedTest]:
         return []
     flagged = tests[(tests["status"] == "ok") & (tests["p_corr"] < alpha)
                     & tests["family"].isin(["group_vs_rest", "gate_vs_rest"])]
-    # What a reader needs first: who is estimated worse, then who the gate fails, then who is
-    # estimated too old or too young; larger differences first within each.
-    priority = np.select([flagged["outcome"] == "absolute_error", flagged["family"] == "gate_vs_rest"], [0, 1], 2)
-    flagged = flagged.assign(_priority=priority, _size=-flagged["difference"].abs()).sort_values(
-        ["_priority", "_size"], kind="stable")
+    # What a reader needs first: whose errors are larger (worst first), then whom the gate fails,
+    # then who is estimated too old or too young (larger differences first).
+    errors = flagged["outcome"] == "absolute_error"
+    priority = np.select([errors, flagged["family"] == "gate_vs_rest"], [0, 1], 2)
+    order = np.where(errors, -flagged["difference"], -flagged["difference"].abs())
+    flagged = flagged.assign(_priority=priority, _order=order).sort_values(["_priority", "_order"], kind="stable")
     out = []
     for row in flagged.to_dict("records"):
         gate = row["family"] == "gate_vs_rest"
