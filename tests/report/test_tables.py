@@ -80,6 +80,8 @@ def test_status_words():
     assert formats.status_words("k2 not computed (n=3)") == "k2 not computed (n=3)"
     assert t.note_words("small group: n=6 < 30; balanced_mae: not defined") == \
         "small group: n=6 < 30; balanced MAE: not defined"
+    assert t.note_words("too_few_groups (0 with n >= 30 and a defined mae)") == \
+        "too few groups (0 with n ≥ 30 and a defined MAE)"
 
 
 def test_digits_and_intervals():

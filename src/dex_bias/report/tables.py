@@ -315,7 +315,7 @@ def note_words(text: object) -> str:
     # first, so the status clause codes that remain read as statuses.
     if not isinstance(text, str):
         return formats.status_words(text)
-    named = re.sub(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b",
+    named = re.sub(r"\b[a-z0-9]+(?:_[a-z0-9]+)*\b",
                    lambda match: words(match.group(0)) if match.group(0) in NAME_WORDS else match.group(0), text)
     return formats.status_words(named)
 
