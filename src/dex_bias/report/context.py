@@ -90,7 +90,7 @@ class AuditSettings:
             age_bands=tuple((int(low), int(high)) for low, high in params["age_bands"]),
             explanation_method=str(params["explanation_method"]),
             article_method=str(article["explanation_method"]), accurate_above=float(article["accurate_above"]),
-            renormalisation=str(article["renormalisation"]), outer_grouping=params.get("outer_grouping") or None,
+            renormalisation=str(article["renormalisation"]), outer_grouping=params["outer_grouping"] or None,
         )
 
     @property
