@@ -1,24 +1,30 @@
 """The model-comparison report: several models on the same faces, side by side, in plain words.
 
-Figures (matplotlib object API) and one self-contained HTML document built with the audit
-report's own pieces (:mod:`dex_bias.report.html`): findings first (which model is more accurate,
-which is fairer by which measure, where the paired tests show a difference), then the
+Figures (matplotlib object API), and the context of one self-contained HTML document drawn by
+the audit report's own template machinery (``templates/comparison_report.html.j2`` extends the
+same base): a report card first (each model's MAE and gate rate per group with interval
+whiskers, each model's spread across groups, what the paired tests show), the findings (which
+model is more accurate, which is fairer by which measure), then the models' declarations, the
 leaderboard, the per-group metrics and gate rates side by side, the paired tests, and where
 explanations exist, which facial regions each model leans on per group.
 """
 
 from __future__ import annotations
 
-import html
-from typing import Sequence
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
+from dex_bias.report import formats
+from dex_bias.report import tables as t
+from dex_bias.report.card import ReportCard, comparison_card
 from dex_bias.report.figures import PALETTE
-from dex_bias.report.html import Section, render_report
+from dex_bias.report.html import image_data_uri, render
 
 
 def _models(table: pd.DataFrame) -> list[str]:
@@ -88,105 +94,304 @@ def region_attention_figure(attention: pd.DataFrame) -> Figure:
     return figure
 
 
-def _interval(row, metric: str, digits: int = 2) -> str:
-    return f"{row[metric]:.{digits}f} (95% CI {row[f'{metric}_ci_low']:.{digits}f}–{row[f'{metric}_ci_high']:.{digits}f})"
+@dataclass(frozen=True)
+class ModelMae:
+    """One model's overall MAE and its bootstrap interval (years)."""
+
+    model: str
+    mae: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class MostAccurate:
+    """How many models, on how many faces, and each one's MAE, most accurate first."""
+
+    n_models: int
+    n_faces: int
+    ranked: list[ModelMae]
+    kind: ClassVar[str] = "most_accurate"
+
+
+@dataclass(frozen=True)
+class ModelSpread:
+    """One model's spread of group MAE across a feature's groups: range with interval, Gini, worst group."""
+
+    model: str
+    range: float
+    low: float
+    high: float
+    gini: float
+    worst_group: str
+
+
+@dataclass(frozen=True)
+class FairestAcross:
+    """The model whose group MAEs spread least across ``feature``, and every model's spread, smallest first."""
+
+    feature: str
+    ranked: list[ModelSpread]
+    kind: ClassVar[str] = "fairest_across"
+
+
+@dataclass(frozen=True)
+class GateSpread:
+    """Each model's range across ``feature`` groups of the leaderboard's gate rate, smallest first."""
+
+    feature: str
+    measure: str
+    challenge_age: float
+    ranked: list[tuple[str, float]]
+    kind: ClassVar[str] = "gate_spread"
+
+
+@dataclass(frozen=True)
+class ModelRate:
+    """One model's overall gate rate with its Wilson interval and n."""
+
+    model: str
+    rate: float
+    low: float
+    high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class OverallGate:
+    """The leaderboard's gate rate overall, per model."""
+
+    measure: str
+    challenge_age: float
+    rates: list[ModelRate]
+    kind: ClassVar[str] = "overall_gate"
+
+
+@dataclass(frozen=True)
+class PairedOverall:
+    """Two models on the same faces: the mean paired difference in absolute error, rank-biserial, p."""
+
+    model_a: str
+    model_b: str
+    difference: float
+    low: float
+    high: float
+    rank_biserial: float
+    p_corr: float
+    verdict: str
+    kind: ClassVar[str] = "paired_overall"
+
+
+@dataclass(frozen=True)
+class PairedGroups:
+    """Two models per group: the groups where Holm leaves a difference, by verdict, and the others' count."""
+
+    model_a: str
+    model_b: str
+    alpha: float
+    by_verdict: list[tuple[str, list[str]]]
+    not_shown: int
+    tested: int
+    kind: ClassVar[str] = "paired_groups"
+
+
+ComparisonFinding = MostAccurate | FairestAcross | GateSpread | OverallGate | PairedOverall | PairedGroups
 
 
 def comparison_findings(leaderboard: pd.DataFrame, metrics: pd.DataFrame, gates: pd.DataFrame,
                         paired: pd.DataFrame, *, features: Sequence[str], challenge_age: float,
-                        gate_measure: str, alpha: float) -> list[str]:
-    """Plain-words findings (HTML-escaped): who is more accurate, who is fairer by which measure."""
-    out = []
+                        gate_measure: str, alpha: float) -> list[ComparisonFinding]:
+    """The comparison's findings as records: who is more accurate, who is fairer by which measure,
+    the leaderboard's gate rate per model, and what the paired tests show (overall and per group)."""
+    out: list[ComparisonFinding] = []
     board = leaderboard.set_index("model")
-    best = leaderboard.iloc[0]
-    out.append(f"{len(leaderboard)} models on the same {int(best['n'])} faces. Most accurate overall: {best['model']}, "
-               f"mean absolute error {_interval(best, 'mae')} years; "
-               + "; ".join(f"{row['model']}: {_interval(row, 'mae')}" for _, row in leaderboard.iloc[1:].iterrows())
-               + ".")
+    out.append(MostAccurate(len(leaderboard), int(leaderboard.iloc[0]["n"]), [
+        ModelMae(str(row["model"]), float(row["mae"]), float(row["mae_ci_low"]), float(row["mae_ci_high"]))
+        for _, row in leaderboard.iterrows()]))
     for feature in features:
         column = f"{feature}_mae_range"
         if column not in board or board[column].isna().all():
             continue
         ranked = board[column].dropna().sort_values()
-        fairest = ranked.index[0]
-        spread = "; ".join(
-            f"{model}: {board.loc[model, column]:.2f} years (95% CI {board.loc[model, f'{column}_ci_low']:.2f}–"
-            f"{board.loc[model, f'{column}_ci_high']:.2f}; Gini {board.loc[model, f'{feature}_mae_gini']:.3f}; "
-            f"worst group {board.loc[model, f'{feature}_mae_worst_group']})" for model in ranked.index)
-        out.append(f"Fairest across {feature} groups by the spread of group MAE (max − min): {fairest}. {spread}.")
+        out.append(FairestAcross(feature, [
+            ModelSpread(str(model), float(board.loc[model, column]), float(board.loc[model, f"{column}_ci_low"]),
+                        float(board.loc[model, f"{column}_ci_high"]), float(board.loc[model, f"{feature}_mae_gini"]),
+                        str(board.loc[model, f"{feature}_mae_worst_group"])) for model in ranked.index]))
         gate_column = f"{feature}_gate_range"
         if gate_column in board and board[gate_column].notna().any():
             gate_ranked = board[gate_column].dropna().sort_values()
-            out.append(f"Spread across {feature} groups of {gate_measure.replace('_', ' ')} at challenge age "
-                       f"{challenge_age:g} (max − min): "
-                       + "; ".join(f"{model}: {100 * value:.1f} points" for model, value in gate_ranked.items())
-                       + f" — smallest for {gate_ranked.index[0]}.")
+            out.append(GateSpread(feature, gate_measure, float(challenge_age),
+                                  [(str(model), float(value)) for model, value in gate_ranked.items()]))
     overall_gate = gates[(gates["grouping"] == "overall") & (gates["measure"] == gate_measure)
                          & (gates["challenge_age"] == float(challenge_age)) & (gates["n"] > 0)]
     if len(overall_gate):
-        out.append(f"{gate_measure.replace('_', ' ').capitalize()} at challenge age {challenge_age:g}: "
-                   + "; ".join(f"{row['model']}: {100 * row['rate']:.1f}% (95% CI {100 * row['ci_low']:.1f}–"
-                               f"{100 * row['ci_high']:.1f}%, n = {int(row['n'])})"
-                               for _, row in overall_gate.iterrows()) + ".")
+        out.append(OverallGate(gate_measure, float(challenge_age), [
+            ModelRate(str(row["model"]), float(row["rate"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n"]))
+            for _, row in overall_gate.iterrows()]))
     tested = paired[paired["status"] == "ok"]
     for (model_a, model_b), rows in tested.groupby(["model_a", "model_b"], sort=False):
         shown = rows[rows["p_corr"] < alpha]
         overall = rows[rows["grouping"] == "overall"]
         if len(overall):
             o = overall.iloc[0]
-            out.append(f"{model_a} against {model_b} on the same faces: mean paired difference in absolute error "
-                       f"{o['mean_difference']:+.2f} years (95% CI {o['mean_difference_ci_low']:+.2f} to "
-                       f"{o['mean_difference_ci_high']:+.2f}; positive: {model_a} worse), rank-biserial "
-                       f"{o['rank_biserial']:+.2f}; Wilcoxon signed-rank, Holm-corrected p = {o['p_corr']:.2g}.")
+            out.append(PairedOverall(str(model_a), str(model_b), float(o["mean_difference"]),
+                                     float(o["mean_difference_ci_low"]), float(o["mean_difference_ci_high"]),
+                                     float(o["rank_biserial"]), float(o["p_corr"]), str(o["verdict"])))
         groups = shown[shown["grouping"] != "overall"]
         if len(groups):
-            wins = groups.groupby("verdict")["group"].apply(lambda g: ", ".join(g)).to_dict()
-            out.append(f"By group ({model_a} vs {model_b}, Holm p < {alpha}): "
-                       + "; ".join(f"{verdict} in {groups_}" for verdict, groups_ in wins.items()) + ". "
-                       f"No difference shown in {len(rows) - len(shown)} of {len(rows)} groups.")
-    return [html.escape(sentence) for sentence in out]
+            by_verdict = [(str(verdict), [str(g) for g in part["group"]])
+                          for verdict, part in groups.groupby("verdict", sort=True)]
+            out.append(PairedGroups(str(model_a), str(model_b), alpha, by_verdict, len(rows) - len(shown), len(rows)))
+    return out
 
 
-def comparison_report(*, coverage: pd.DataFrame, leaderboard: pd.DataFrame, spread: pd.DataFrame,
-                      metrics: pd.DataFrame,
-                      gates: pd.DataFrame, paired: pd.DataFrame, attention: pd.DataFrame,
-                      declarations: pd.DataFrame, figures: Sequence[tuple[str, Image.Image]],
-                      attention_figure: Image.Image | None, features: Sequence[str], challenge_age: float,
-                      gate_measure: str, alpha: float, made: str) -> str:
-    """The self-contained HTML comparison report (see the module docstring)."""
-    findings = comparison_findings(leaderboard, metrics, gates, paired, features=features,
-                                   challenge_age=challenge_age, gate_measure=gate_measure, alpha=alpha)
-    introduction = [html.escape(
-        f"{made}. Each model audited on the faces all of them predicted; each model's full audit (tests, "
-        "the article's tables, figures) is its own audit_report. Error = predicted − true age, in years; "
-        "intervals are 95 % (bootstrap for errors, Wilson for rates).")]
-    sections = [
-        Section("The models", [html.escape("What each model is, where it came from, and the faces compared.")],
-                tables=[("Declarations and provenance", declarations, False), ("Faces compared", coverage, False)]),
-        Section("Leaderboard", [html.escape(
-            "Overall MAE, and how unequal each model is across groups: the range (max − min, with its bootstrap "
-            "interval) and the Gini coefficient of the group MAEs, and the range of a gate rate; groups smaller "
-            "than the minimum n are "
-            "left out of the spread.")], tables=[("Leaderboard", leaderboard, False),
-                                                 ("Spread across groups, with 95% bootstrap intervals", spread, True)]),
-        Section("Side by side", [html.escape("MAE and mean signed error per group, and the age-gate rates, for "
-                                             "every model.")], figures=list(figures),
-                tables=[("Error metrics per model and group", metrics, True),
-                        ("Age-gate rates per model and group", gates, True)]),
-        Section("Paired tests", [html.escape(
-            "Wilcoxon signed-rank test of the paired difference in absolute error (first model − second) on the "
-            "same images, per group; the rank-biserial correlation is the effect the test ranks (positive: the "
-            "first model's errors are larger) and its sign gives the verdict; p Holm-corrected over every test "
-            "in the table.")], tables=[("Paired tests between models", paired, False)]),
-    ]
-    if attention.empty:
-        sections.append(Section("Where the models look", [html.escape(
-            "No region attributions for these models in this run (run the explain pipeline).")]))
-    else:
-        sections.append(Section("Where the models look", [html.escape(
-            "Mean LIME weight of each facial region (years of expected age) per model and race, on each model's "
-            "explained sample; a region one model leans on and another ignores for the same group is a "
-            "difference in what they read from a face.")],
-            figures=[("Mean region weight by model and race", attention_figure)] if attention_figure else [],
-            tables=[("Mean region weight per model, race and region", attention, True)]))
-    return render_report("Age-estimation models compared", introduction, findings, [], sections)
+def model_declarations(models: Sequence[str], models_params: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per compared model: what its declaration says it takes and gives, and where it came from.
+
+    Columns ``model``, ``format``, ``file``, ``sha256`` (first 16 hex digits), ``input``, ``age output``,
+    ``gender``, ``source``, ``licence``, ``trained_on``; the model trained here has only ``source``.
+    """
+    from dex_bias.models.registry import TRAINED, declared_models
+
+    declared = declared_models(models_params)
+    rows = []
+    for model in models:
+        if model == TRAINED:
+            rows.append({"model": model, "source": "trained by this project's train pipeline (age_model)"})
+            continue
+        summary = declared[model].summary()
+        given, gender = summary["input"], summary["gender"]
+        rows.append({"model": model, "format": summary["format"], "file": summary["file"],
+                     "sha256": (summary["sha256"] or "")[:16],
+                     "input": f"{given['size']} px {given['channel_order']} {given['layout']}, {given['crop']}",
+                     "age output": summary["age"]["classes"],
+                     "gender": "none" if gender is None else f"column {gender['female_column']} = female",
+                     **{key: declared[model].provenance.get(key, "") for key in ("source", "licence", "trained_on")}})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class ComparisonTables:
+    """The compare pipeline's tables the comparison report reads (catalog names without ``model_``)."""
+
+    coverage: pd.DataFrame
+    leaderboard: pd.DataFrame
+    spread: pd.DataFrame
+    metrics: pd.DataFrame
+    gates: pd.DataFrame
+    paired: pd.DataFrame
+    attention: pd.DataFrame
+    declarations: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """The parameters the comparison's card and words depend on."""
+
+    features: tuple[str, ...]
+    gate_measure: str
+    challenge_age: float
+    alpha: float
+    confidence: float
+    min_n: int
+
+    @property
+    def confidence_percent(self) -> str:
+        """The intervals' level as the text says it ("95")."""
+        return f"{100 * self.confidence:g}"
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    """Everything the comparison template shows: numbers, tables and figures, no prose."""
+
+    made: str
+    models: list[str]
+    n_faces: int
+    settings: ComparisonSettings
+    card: ReportCard
+    findings: list[ComparisonFinding]
+    tables: dict[str, t.DisplayTable]
+    figures: dict[str, str]
+    region_attention: bool
+
+    @property
+    def gate_label(self) -> str:
+        """The leaderboard's gate rate in words ("minors accepted at 25")."""
+        return f"{t.words(self.settings.gate_measure)} at {self.settings.challenge_age:g}"
+
+
+def leaderboard_display(leaderboard: pd.DataFrame, features: Sequence[str], gate_label: str) -> t.DisplayTable:
+    """The leaderboard as a person writes it: rank, model, MAE, and per feature one cell each for the
+    spread of group MAE and of the gate rate ("0.39 (0.22–0.97); Gini 0.023; worst Asian")."""
+    frame = leaderboard.copy()
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    columns = [t.Column("Rank", "rank", "count"), *t.MODEL, t.Column("n", "n", "count"),
+               t.Column("MAE (years)", "mae", "years", interval=True),
+               t.Column("Mean signed error (years)", "mean_signed_error", "signed_years")]
+    for feature in features:
+        for kind, label, fmt in (("mae", f"MAE spread across {t.words(feature)} (years)", formats.years),
+                                 ("gate", f"{gate_label.capitalize()}: spread across {t.words(feature)} "
+                                          "(percentage points)", formats.percent)):
+            base = f"{feature}_{kind}"
+            if f"{base}_range" not in frame.columns:
+                continue
+            frame[f"{base}_display"] = [
+                formats.MISSING if formats.is_missing(row[f"{base}_range"]) else
+                formats.interval(row[f"{base}_range"], row[f"{base}_range_ci_low"], row[f"{base}_range_ci_high"], fmt)
+                + f"; Gini {formats.fixed(row[f'{base}_gini'], 3)}; worst {row[f'{base}_worst_group']}"
+                for _, row in frame.iterrows()]
+            columns.append(t.Column(label, f"{base}_display",
+                                    title="max − min across groups (95% bootstrap interval); Gini; the worst group"))
+    return t.display_table("model_leaderboard", frame, columns, csv=leaderboard, collapsed=False, group_by=None)
+
+
+def comparison_report_context(tables: ComparisonTables, figures: Sequence[Image.Image | None],
+                              settings: ComparisonSettings, *, made: dt.datetime | None = None) -> ComparisonReport:
+    """The comparison report's context: card, findings as records, display tables and figures.
+
+    Args:
+        tables: the compare pipeline's tables and the models' declarations.
+        figures: MAE by race per model, the gate rate by race per model, and the region-weight
+            figure (None where no model has explanations).
+        settings: the features compared, the leaderboard's gate, alpha, confidence, minimum n.
+        made: when the report was made (default: now, UTC).
+    """
+    made = made or dt.datetime.now(dt.timezone.utc)
+    features = list(settings.features)
+    findings = comparison_findings(tables.leaderboard, tables.metrics, tables.gates, tables.paired, features=features,
+                                   challenge_age=settings.challenge_age, gate_measure=settings.gate_measure,
+                                   alpha=settings.alpha)
+    card = comparison_card(tables.metrics, tables.gates, tables.spread, features=features,
+                           gate_measure=settings.gate_measure, challenge_age=settings.challenge_age,
+                           min_n=settings.min_n, alpha=settings.alpha)
+    gate_label = f"{t.words(settings.gate_measure)} at {settings.challenge_age:g}"
+    display = {
+        "declarations": t.transposed_table("model_declarations", tables.declarations, "model", t.DECLARATION_LABELS),
+        "coverage": t.display_table("model_coverage", tables.coverage, t.COVERAGE_COLUMNS, collapsed=False,
+                                    group_by=None),
+        "leaderboard": leaderboard_display(tables.leaderboard, features, gate_label),
+        "spread": t.display_table("model_group_spread", t.spread_display(tables.spread), t.SPREAD_COLUMNS,
+                                  csv=tables.spread, group_by="feature"),
+        "metrics": t.display_table("model_comparison_metrics", t.with_note(tables.metrics),
+                                   t.group_metric_columns(tables.metrics), csv=tables.metrics, collapsed=True,
+                                   group_by="model"),
+        "gates": t.display_table("model_comparison_gates", tables.gates, t.GATE_COLUMNS, collapsed=True,
+                                 group_by="model"),
+        "paired": t.display_table("model_paired_tests", t.paired_display(tables.paired), t.PAIRED_COLUMNS,
+                                  csv=tables.paired, collapsed=False),
+        "attention": t.display_table("model_region_attention", tables.attention, t.ATTENTION_COLUMNS,
+                                     collapsed=True, group_by="model"),
+    }
+    names = ("mae", "gates", "regions")
+    return ComparisonReport(
+        made=f"{made:%Y-%m-%d %H:%M} UTC", models=[str(m) for m in tables.leaderboard["model"]],
+        n_faces=int(tables.leaderboard["n"].max()) if len(tables.leaderboard) else 0, settings=settings, card=card,
+        findings=findings, tables=display,
+        figures={name: image_data_uri(image) for name, image in zip(names, figures) if image is not None},
+        region_attention=not tables.attention.empty)
+
+
+def render_comparison_report(report: ComparisonReport) -> str:
+    """The self-contained HTML comparison of the audited models."""
+    return render("comparison_report.html.j2", report)

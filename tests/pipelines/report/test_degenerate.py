@@ -38,6 +38,16 @@ def test_report_says_what_could_not_be_computed(case, predictions):
     report = html.unescape(out["audit_report"])
     assert "What could not be computed" in report, case
     if case == "one_group":
-        assert "too_few_groups" in report
+        assert "too few groups" in report  # status too_few_groups, in words
     if case == "no_minors":
-        assert "no cases" in report and "no_minors" in report
+        assert "no cases" in report and "no minors" in report  # statuses no_cases and no_minors, in words
+
+
+def test_zero_rows_stop_the_run_before_the_report():
+    """Since the input contract refuses an empty table (issue 14), no report is made of zero rows; the
+    report's own words for it ("No faces to audit") are checked in tests/report/test_html.py."""
+    from dex_bias.stats.contract import PredictionsContractError
+
+    empty = BASE.iloc[:0][["image_id", "predicted_age", "split"]]
+    with pytest.raises(PredictionsContractError, match="no rows to audit"):
+        _run(empty, MemoryDataset(NO_ATTRIBUTIONS), MemoryDataset(synthetic_landmarks(empty.image_id)))

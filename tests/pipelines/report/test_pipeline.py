@@ -100,5 +100,5 @@ def test_without_attributions_or_landmarks_the_report_says_so(predictions, tmp_p
     assert "No region attributions in this run" in report
     assert "Skipped: these predictions carry no gender estimate" in report  # a model without a gender head
     assert "Not measured: this run has no landmarks" in report
-    assert "Not computed: no &#x27;quickshift&#x27; explanations" in report
+    assert "Not computed: no 'quickshift' explanations" in report
     assert "Asian faces have a mean absolute error" in report

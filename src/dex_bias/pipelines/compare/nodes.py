@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -104,45 +103,23 @@ def draw_comparison_figures(metrics: pd.DataFrame, gates: pd.DataFrame, attentio
     return tuple(figure_to_image(figure) for figure in drawn)
 
 
-def describe_models(coverage: pd.DataFrame, models_params: dict[str, Any]) -> pd.DataFrame:
-    """One row per compared model: its declaration and provenance (the trained model: its own card)."""
-    from dex_bias.models.registry import TRAINED, declared_models
+def build_comparison_report(report_params: dict[str, Any], compare_params: dict[str, Any],
+                            models_params: dict[str, Any], **outputs: pd.DataFrame | Image.Image) -> str:
+    """The self-contained HTML comparison of the audited models.
 
-    declared = declared_models(models_params)
-    rows = []
-    for model in coverage["model"]:
-        if model == TRAINED:
-            rows.append({"model": model, "source": "trained by this project's train pipeline (age_model)"})
-            continue
-        summary = declared[model].summary()
-        rows.append({"model": model, "format": summary["format"], "file": summary["file"],
-                     "sha256": (summary["sha256"] or "")[:16], "input": (
-                         f"{summary['input']['size']} px {summary['input']['channel_order']} {summary['input']['layout']}, "
-                         f"{summary['input']['crop']}"),
-                     "age output": summary["age"]["classes"],
-                     "gender": "none" if summary["gender"] is None else f"column {summary['gender']['female_column']} = female",
-                     **{key: declared[model].provenance.get(key, "") for key in ("source", "licence", "trained_on")}})
-    return pd.DataFrame(rows)
-
-
-def build_comparison_report(coverage: pd.DataFrame, leaderboard: pd.DataFrame, spread: pd.DataFrame,
-                            metrics: pd.DataFrame, gates: pd.DataFrame, paired: pd.DataFrame, attention: pd.DataFrame,
-                            figure_mae: Image.Image, figure_gates: Image.Image, figure_regions: Image.Image,
-                            report_params: dict[str, Any], compare_params: dict[str, Any],
-                            models_params: dict[str, Any]) -> str:
-    """The self-contained HTML comparison of the audited models."""
+    ``outputs``: the compare tables by their ``ComparisonTables`` field names (``coverage``,
+    ``leaderboard`` …) and the three figures (``figure_mae``, ``figure_gates``, ``figure_regions``).
+    """
     board = compare_params["leaderboard"]
-    made = f"Made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
-    document = report.comparison_report(
-        coverage=coverage, leaderboard=leaderboard, spread=spread, metrics=metrics, gates=gates, paired=paired,
-        attention=attention,
-        declarations=describe_models(coverage, models_params),
-        figures=[("MAE by race, per model", figure_mae),
-                 (f"{board['gate_measure'].replace('_', ' ')} at challenge age {board['challenge_age']} by race, "
-                  "per model", figure_gates)],
-        attention_figure=figure_regions if len(attention) else None,
-        features=[f for f in compare_params["features"] if f != "age_band"],
-        challenge_age=float(board["challenge_age"]), gate_measure=board["gate_measure"],
-        alpha=float(report_params["alpha"]), made=made)
-    logger.info("model_comparison_report: %d models, %.1f kB", len(leaderboard), len(document) / 1024)
+    tables = report.ComparisonTables(
+        **{name: outputs[name] for name in report.ComparisonTables.__dataclass_fields__ if name != "declarations"},
+        declarations=report.model_declarations(outputs["coverage"]["model"], models_params))
+    figures = [outputs["figure_mae"], outputs["figure_gates"],
+               outputs["figure_regions"] if len(tables.attention) else None]
+    settings = report.ComparisonSettings(
+        features=tuple(f for f in compare_params["features"] if f != "age_band"), gate_measure=board["gate_measure"],
+        challenge_age=float(board["challenge_age"]), alpha=float(report_params["alpha"]),
+        confidence=float(report_params["confidence"]), min_n=int(report_params["min_n"]))
+    document = report.render_comparison_report(report.comparison_report_context(tables, figures, settings))
+    logger.info("model_comparison_report: %d models, %.1f kB", len(tables.leaderboard), len(document) / 1024)
     return document

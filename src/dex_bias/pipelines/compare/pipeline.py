@@ -16,6 +16,12 @@ from dex_bias.pipelines.compare.nodes import (
 )
 
 FIGURES = ["figure_model_mae", "figure_model_gates", "figure_model_regions"]
+#: The comparison report's inputs: its argument names and their datasets.
+REPORT_INPUTS = {"coverage": "model_coverage", "leaderboard": "model_leaderboard", "spread": "model_group_spread",
+                 "metrics": "model_comparison_metrics", "gates": "model_comparison_gates",
+                 "paired": "model_paired_tests", "attention": "model_region_attention",
+                 "figure_mae": "figure_model_mae", "figure_gates": "figure_model_gates",
+                 "figure_regions": "figure_model_regions"}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -51,10 +57,8 @@ def _pipeline(predictions: dict[str, str], attributions: dict[str, str]) -> Pipe
                                            "model_region_attention", "params:compare"], FIGURES,
                  name="draw_comparison_figures"),
             Node(build_comparison_report,
-                 ["model_coverage", "model_leaderboard", "model_group_spread", "model_comparison_metrics",
-                  "model_comparison_gates",
-                  "model_paired_tests", "model_region_attention", *FIGURES, "params:report", "params:compare",
-                  "params:models"],
+                 {"report_params": "params:report", "compare_params": "params:compare",
+                  "models_params": "params:models", **REPORT_INPUTS},
                  "model_comparison_report", name="build_comparison_report"),
         ],
         namespace="compare",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import html
 import logging
 from typing import Any
 
@@ -11,14 +9,14 @@ import pandas as pd
 from PIL import Image
 
 from dex_bias.report import figures
-from dex_bias.report.html import (
-    Section, min_n_warnings, not_computed, render_report, show_no_cases, summary_of_findings,
+from dex_bias.report.context import (
+    AuditFigures, AuditSettings, AuditTables, audit_report_context, render_audit_report,
 )
 from dex_bias.stats.contract import PLAUSIBLE_AGE_RANGE, prepare_predictions
 from dex_bias.stats.gates import age_gate_metrics, challenge_age_buffers
 from dex_bias.stats.metrics import group_metrics, with_display_columns
 from dex_bias.stats.paper import paper_correlation_table, paper_normality_table, region_weight_correlations
-from dex_bias.stats.quality import quality_metrics, quality_summary
+from dex_bias.stats.quality import quality_metrics
 from dex_bias.stats.significance import significance_tests
 from dex_bias.stats.verification import age_verification_metrics, group_spread
 
@@ -188,158 +186,18 @@ def draw_figures(predictions: pd.DataFrame, age_gates: pd.DataFrame, region_attr
     return tuple(figures.figure_to_image(figure) for figure in drawn)
 
 
-def _gender_table(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame | None:
-    """The gender head's table from ``dex_bias.stats.gender`` when the column has values."""
-    if "prob_female" not in predictions.columns or predictions["prob_female"].isna().all():
-        return None
-    from dex_bias.stats.gender import gender_metrics
+def build_audit_report(predictions: pd.DataFrame, quarantine: pd.DataFrame, landmarks: pd.DataFrame,
+                       params: dict[str, Any], **outputs: pd.DataFrame | Image.Image) -> str:
+    """The self-contained HTML audit report: a report card, findings in words, every table and figure,
+    and what could not be computed.
 
-    return gender_metrics(predictions, bands=_bands(params, "age_bands"), min_n=params["min_n"])
-
-
-def _words(text: str) -> list[str]:
-    return [html.escape(text)]
-
-
-def build_audit_report(
-    predictions: pd.DataFrame, quarantine: pd.DataFrame, group_metrics: pd.DataFrame,
-    significance_tests: pd.DataFrame, age_gate_metrics: pd.DataFrame, challenge_age_buffers: pd.DataFrame,
-    age_verification_metrics: pd.DataFrame, group_spread: pd.DataFrame, image_quality_metrics: pd.DataFrame,
-    landmarks: pd.DataFrame, paper_normality_table: pd.DataFrame, paper_correlation_table: pd.DataFrame,
-    region_weight_correlations: pd.DataFrame,
-    figure_error_by_race: Image.Image, figure_error_by_gender: Image.Image, figure_age_gates: Image.Image,
-    figure_predicted_vs_true: Image.Image, figure_attribution_heatmap: Image.Image, params: dict[str, Any],
-) -> str:
-    """The self-contained HTML audit report: findings in words, every table and figure, and what
-    could not be computed."""
-    alpha = params["alpha"]
-    tests = params["tests"]
-    audit_metrics = group_metrics[group_metrics["band_scheme"] == "audit"]
-    models = sorted(predictions["model_name"].astype(str).unique()) if "model_name" in predictions else []
-    introduction = [
-        html.escape(f"Made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from {len(predictions)} predictions"
-                    + (f" of model(s) {', '.join(models)}" if models else "")
-                    + (f"; {quarantine['row'].nunique()} input rows set aside (table at the end)" if len(quarantine) else "")
-                    + "."),
-        html.escape("Error = predicted − true age, in years. Intervals are 95 % (bootstrap percentile for "
-                    "errors and differences, Wilson for rates). Groups differ in age mix and error depends on age, "
-                    f"so every test that compares groups does so within strata of {tests['stratum_years']} years of "
-                    "true age × gender (single years for age-gate outcomes) and states the stratified difference it "
-                    "tests; p-values come from permutations within those strata and are Holm-corrected over the "
-                    "family each row names."),
-    ]
-    findings = summary_of_findings(audit_metrics, significance_tests, age_gate_metrics, challenge_age_buffers,
-                                   alpha=alpha, verification=age_verification_metrics,
-                                   stratum_years=int(tests["stratum_years"]))
-    main = audit_metrics[~audit_metrics["grouping"].str.contains("×")]
-    test_family = {family: significance_tests[significance_tests["family"] == family]
-                   for family in ("group_vs_rest", "omnibus", "gate_vs_rest", "pairwise")}
-    sections = [
-        Section("Errors by group", _words(
-            "MAE, median absolute error, mean signed error (bias), RMSE and Acc(x), the share of estimates within "
-            "x years, overall and per race, gender and age band. Balanced MAE is the mean over fixed age band × "
-            "gender reference cells (NIST style), with an interval resampled within each cell; a group lacking a "
-            "reference cell has none, and the notes say which."),
-            figures=[("Predicted against true age by race", figure_predicted_vs_true)],
-            tables=[("Group metrics (audit bands)", show_no_cases(main), False),
-                    ("Group metrics: intersections and the article's bands",
-                     show_no_cases(group_metrics.drop(main.index)), True)]),
-        Section("Between-group tests", _words(
-            "Each group against everyone else (group_vs_rest), every pair of groups (pairwise), all groups of a "
-            "feature at once (omnibus) and the age-gate outcomes (gate_vs_rest). The difference is stratum-"
-            f"standardised: within each stratum of {tests['stratum_years']} years of true age × gender (age alone "
-            "when comparing genders; single years for gate outcomes) the group's mean minus the others' mean, "
-            "averaged with the group's own stratum sizes as weights. Its p-value comes from "
-            f"{tests['n_perm']} permutations of the values within strata, its interval from a bootstrap of the "
-            "same statistic, its direction from its sign. Holm corrects over the family named in each row "
-            "(holm_family, holm_family_size): the groups of one feature for one outcome; the pairs of a feature; "
-            "groups × challenge ages × measures for gate outcomes; the features for omnibus tests. A simulation "
-            "harness in the test suite checks that each family rejects at its nominal rate when error depends "
-            "on age only."),
-            tables=[(f"{family} tests", frame, family in ("pairwise", "gate_vs_rest"))
-                    for family, frame in test_family.items()]),
-        Section("Age verification", _words(
-            "Challenge ages: minors accepted, P(estimate ≥ τ | age < 18), and for ages 13–17 alone; young adults "
-            "challenged, P(estimate < τ | 18 ≤ age ≤ 24); adults refused, P(estimate < 18 | age ≥ 18). NIST's "
-            "measures: challenge-age false positives at a true age, the 13–16 classification (an estimate e reads as "
-            "age ⌊e⌋), verification at the legal age with the threshold set on one reference group's minors and read "
-            "for every group, and the spread of each metric across groups (max − min and Gini, with bootstrap "
-            "intervals). Unrounded estimates; 'no cases' where a group has nobody a measure counts."),
-            figures=[("Gate rates by race with Wilson 95% intervals", figure_age_gates)],
-            tables=[("NIST age-verification measures", show_no_cases(age_verification_metrics), True),
-                    ("Spread across groups", group_spread, False),
-                    ("Challenge-age buffers", challenge_age_buffers, False),
-                    ("Gate rates", show_no_cases(age_gate_metrics), True)]),
-    ]
-    if image_quality_metrics is None or image_quality_metrics.empty:
-        sections.append(Section("Image quality", _words(
-            "Not measured: this run has no landmarks (an audit of a CSV of estimates has no images), so interocular "
-            "distance and head yaw could not be computed.")))
-    else:
-        sections.append(Section("Image quality", _words(
-            "Interocular distance (pixels between the eye centres) and a head-yaw index (left-right asymmetry of the "
-            "nose tip between the cheek edges, 0 frontal, ±1 profile) from the stored landmarks; MAE per quality bin "
-            "and group. If a group's excess error persists within every quality bin, image quality does not explain "
-            "it."),
-            tables=[("Image quality by group", quality_summary(predictions, landmarks, by=params["gate_features"]), False),
-                    ("MAE by image-quality bin and group", show_no_cases(image_quality_metrics), True)]))
-    article = params["article"]
-    sections.append(Section("The article's figures and tables", _words(
-        "Figures 4–5 of the dex-model-analysis article: error and accuracy ((100 − |error|)/100) by race and by "
-        "gender within the article's bands 0–12, 13–18, 19–25, 26–100. Appendix A, computed as the article did on "
-        "predictions rounded like Python's round: D'Agostino–Pearson K² tests the shape (normality) of the "
-        "predicted ages in a cell, and the article's chi-square is scipy's chisquare applied to the list of rounded "
-        "predictions itself, i.e. the index of dispersion Σ(x − x̄)²/x̄ on n − 1 degrees of freedom. Both describe "
-        "the shape and spread of the predicted ages, not bias: a small p says 'not normal' or 'more spread than "
-        "Poisson counts', nothing about who is estimated worse."),
-        figures=[("Error and accuracy by race (article Figure 4)", figure_error_by_race),
-                 ("Error and accuracy by gender (article Figure 5)", figure_error_by_gender)],
-        tables=[("Appendix A: shape and dispersion of predicted ages", paper_normality_table, True)]))
-    if paper_correlation_table.empty:
-        appendix_b = Section("Appendix B (the article's method)", _words(
-            f"Not computed: no '{article['explanation_method']}' explanations in this run. The article's table needs "
-            "LIME over quickshift segments (the explain pipeline's quickshift sample)."))
-    else:
-        appendix_b = Section("Appendix B (the article's method)", _words(
-            "Pearson r between the article's five features (face: the mean share of the nine inner regions' pixels "
-            "that LIME weighted positively; the four outer bands, left and right as seen in the image) and accuracy, "
-            f"per race × band, for accurate images (accuracy > {article['accurate_above']}) and the rest; features "
-            f"renormalised as the article did ({article['renormalisation']}). Each image counted once (the article "
-            "repeated records of small cohorts); p adjusted for the false discovery rate over the table (ours)."),
-            tables=[("Appendix B: article features vs accuracy", paper_correlation_table, True)])
-    sections.append(appendix_b)
-    if region_weight_correlations.empty:
-        sections.append(Section("Explanations", _words(
-            "No region attributions in this run: the explanation parts (region-weight correlations, group heat "
-            "maps) need the explain pipeline (kedro run --pipelines=explain,report).")))
-    else:
-        sections.append(Section("Explanations", _words(
-            "Ours, not the article's: Pearson r between each facial region's LIME surrogate weight (years of "
-            f"expected age) and accuracy, per race × band, for accurate (accuracy > {article['accurate_above']}) and "
-            "other images, each image counted once; p adjusted for the false discovery rate over the table."),
-            figures=[("Mean region weight by race (article Figures 6–7)", figure_attribution_heatmap)],
-            tables=[("Region weight vs accuracy (ours)", region_weight_correlations, True)]))
-    gender = _gender_table(predictions, params)
-    if gender is not None and not gender.empty:
-        sections.append(Section("Gender head", _words(
-            "Accuracy of the model's gender output (prob_female ≥ 0.5 read as female) by race and age band, "
-            "with Wilson 95 % intervals."),
-            tables=[("Gender metrics", gender[~gender["grouping"].str.contains("×")], False),
-                    ("Gender metrics by intersection", gender[gender["grouping"].str.contains("×")], True)]))
-    else:
-        sections.append(Section("Gender head", _words(
-            "Skipped: these predictions carry no gender estimate (prob_female is empty), so the model has no "
-            "gender head (its declaration says gender: null) or the table came without one. The age audit above "
-            "does not depend on it.")))
-    missing = not_computed(group_metrics=audit_metrics, significance_tests=significance_tests,
-                           age_gate_metrics=age_gate_metrics, age_verification_metrics=age_verification_metrics,
-                           group_spread=group_spread, paper_normality_table=paper_normality_table)
-    if not missing.empty:
-        sections.append(Section("What could not be computed", _words(
-            "Each line names a table, what is missing and why (too few faces, nobody a measure counts, one group "
-            "only, no variation)."), tables=[("Not computed", missing, False)]))
-    if len(quarantine):
-        sections.append(Section("Input rows set aside", [], tables=[("Quarantine", quarantine, False)]))
-    report = render_report("Age-estimation bias audit", introduction, findings, min_n_warnings(main), sections)
-    logger.info("audit_report: %d findings, %d sections, %.1f kB", len(findings), len(sections), len(report) / 1024)
-    return report
+    ``outputs``: the pipeline's ``TABLES`` and ``FIGURES`` by their catalog names.
+    """
+    tables = AuditTables(predictions=predictions, quarantine=quarantine, landmarks=landmarks,
+                         **{name: outputs[name] for name in AuditTables.__dataclass_fields__ if name in outputs})
+    figures = AuditFigures(**{name: outputs[f"figure_{name}"] for name in AuditFigures.__dataclass_fields__})
+    report = audit_report_context(tables, figures, AuditSettings.from_params(params))
+    document = render_audit_report(report)
+    logger.info("audit_report: %d findings, %d tables, %.1f kB", len(report.findings), len(report.tables),
+                len(document) / 1024)
+    return document

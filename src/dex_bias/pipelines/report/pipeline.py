@@ -42,7 +42,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  FIGURES, name="draw_figures"),
             Node(build_audit_report,
                  {"predictions": "report_predictions", "quarantine": "report_input_quarantine",
-                  "landmarks": "landmarks", **{name: name for name in TABLES + FIGURES}, "params": "params:report"},
+                  "landmarks": "landmarks", "params": "params:report", **{name: name for name in TABLES + FIGURES}},
                  "audit_report", name="build_audit_report"),
         ],
         namespace="report",

@@ -1,0 +1,305 @@
+"""What the audit report shows, built from the report pipeline's tables: a small typed context.
+
+:func:`audit_report_context` turns the statistics tables and figures of one audit into an
+:class:`AuditReport`: the report card, the findings as records, display tables (human headers,
+estimates with their intervals, each with its CSV) and figures as data URIs, plus the facts the
+template's words depend on (were landmarks there, attributions, a gender head, a quarantine).
+:func:`render_audit_report` writes it through ``templates/audit_report.html.j2``. No Kedro
+here: the report node only gathers its inputs and calls these two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+from PIL import Image
+
+from dex_bias.report import tables as t
+from dex_bias.report.card import ReportCard, audit_card
+from dex_bias.report.findings import Finding, SmallGroup, audit_findings, small_groups
+from dex_bias.report.html import image_data_uri, render
+
+#: The spreads across groups the card states (those the statistics could compute).
+CARD_SPREAD_METRICS = ("mae", "balanced_mae", "challenge_false_positive", "verification_minors_pass")
+
+
+@dataclass(frozen=True)
+class AuditTables:
+    """The report pipeline's tables one audit report reads (names as in the catalog)."""
+
+    predictions: pd.DataFrame
+    quarantine: pd.DataFrame
+    landmarks: pd.DataFrame
+    group_metrics: pd.DataFrame
+    significance_tests: pd.DataFrame
+    age_gate_metrics: pd.DataFrame
+    challenge_age_buffers: pd.DataFrame
+    age_verification_metrics: pd.DataFrame
+    group_spread: pd.DataFrame
+    image_quality_metrics: pd.DataFrame
+    paper_normality_table: pd.DataFrame
+    paper_correlation_table: pd.DataFrame
+    region_weight_correlations: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class AuditFigures:
+    """The report pipeline's figures (PIL images), in the order the report shows them."""
+
+    predicted_vs_true: Image.Image
+    age_gates: Image.Image
+    error_by_race: Image.Image
+    error_by_gender: Image.Image
+    attribution_heatmap: Image.Image
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The ``report`` parameters the report's words and card depend on."""
+
+    alpha: float
+    confidence: float
+    min_n: int
+    stratum_years: int
+    gate_stratum_years: int
+    n_perm: int
+    test_features: tuple[str, ...]
+    gate_features: tuple[str, ...]
+    spread_features: tuple[str, ...]
+    challenge_ages: tuple[float, ...]
+    age_bands: tuple[tuple[int, int], ...]
+    explanation_method: str
+    article_method: str
+    accurate_above: float
+    renormalisation: str
+    outer_grouping: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "AuditSettings":
+        """From ``params:report`` (``conf/base/parameters_report.yml``)."""
+        tests, article = params["tests"], params["article"]
+        return cls(
+            alpha=float(params["alpha"]), confidence=float(params["confidence"]), min_n=int(params["min_n"]),
+            stratum_years=int(tests["stratum_years"]), gate_stratum_years=int(tests["gate_stratum_years"]),
+            n_perm=int(tests["n_perm"]), test_features=tuple(params["test_features"]),
+            gate_features=tuple(params["gate_features"]), spread_features=tuple(params["spread_features"]),
+            challenge_ages=tuple(float(a) for a in params["challenge_ages"]),
+            age_bands=tuple((int(low), int(high)) for low, high in params["age_bands"]),
+            explanation_method=str(params["explanation_method"]),
+            article_method=str(article["explanation_method"]), accurate_above=float(article["accurate_above"]),
+            renormalisation=str(article["renormalisation"]), outer_grouping=params["outer_grouping"] or None,
+        )
+
+    @property
+    def confidence_percent(self) -> str:
+        """The intervals' level as the text says it ("95")."""
+        return f"{100 * self.confidence:g}"
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Everything the audit template shows: numbers, tables and figures, no prose."""
+
+    made: str
+    n_predictions: int
+    models: list[str]
+    set_aside: int
+    settings: AuditSettings
+    cards: list[tuple[str, ReportCard]]
+    findings: list[Finding]
+    small_groups: list[SmallGroup]
+    tables: dict[str, t.DisplayTable]
+    figures: dict[str, str]
+    image_quality_measured: bool
+    article_explanations: bool
+    region_attributions: bool
+    gender_head: bool
+
+    @property
+    def no_faces(self) -> bool:
+        """Nothing was audited (the findings say so; the card is empty)."""
+        return not self.cards
+
+
+def not_computed(**tables: pd.DataFrame) -> pd.DataFrame:
+    """One row per table × status that is not a result (``table``, ``status``, ``rows``, ``example``).
+
+    Statuses that only qualify a result (``ok``, ``small_group``) are not listed; everything else
+    (``no_cases``, ``too_small …``, ``too_few_groups …``, ``no_variation``, ``undefined``,
+    ``no_minors``, ``k2 not computed …``) is, so the report says what could not be computed.
+    """
+    rows = []
+    for name, table in tables.items():
+        if table is None or table.empty or "status" not in table.columns:
+            continue
+        status = table["status"].astype(str)
+        kind = status.str.split(r" \(|;", regex=True).str[0].str.strip()
+        shown = ~kind.isin(["ok", "small_group", ""])
+        for reason, part in table[shown].groupby(kind[shown], sort=True):
+            label_columns = [c for c in ("grouping", "group", "feature", "race", "gender", "age_band", "metric")
+                             if c in part.columns]
+            example = " / ".join(str(part.iloc[0][c]) for c in label_columns if str(part.iloc[0][c]) not in ("", "nan"))
+            rows.append({"table": name, "status": reason, "rows": len(part),
+                         "example": f"{example}: {part.iloc[0]['status']}"})
+    return pd.DataFrame(rows, columns=["table", "status", "rows", "example"])
+
+
+def gender_table(predictions: pd.DataFrame, settings: AuditSettings) -> pd.DataFrame | None:
+    """The gender head's accuracy (``dex_bias.stats.gender``), or None when ``prob_female`` is empty."""
+    if "prob_female" not in predictions.columns or predictions["prob_female"].isna().all():
+        return None
+    from dex_bias.stats.gender import gender_metrics
+
+    return gender_metrics(predictions, bands=settings.age_bands, min_n=settings.min_n)
+
+
+def _card_gates(challenge_ages: Sequence[float]) -> list[tuple[str, float]]:
+    """The gate rates on the card: minors accepted at the lowest and the highest challenge age, and
+    adults refused at the lowest (the legal age): both kinds of gate error side by side."""
+    if not challenge_ages:
+        return []
+    low, high = min(challenge_ages), max(challenge_ages)
+    wanted = [("minors_accepted", low), ("minors_accepted", high), ("adults_refused", low)]
+    return list(dict.fromkeys(wanted))
+
+
+def _lead(outer: str | None) -> list[t.Column]:
+    return [t.Column(t.words(outer).capitalize(), outer)] if outer else []
+
+
+def _display_tables(tables: AuditTables, settings: AuditSettings, audit_metrics: pd.DataFrame,
+                    gender: pd.DataFrame | None, outer: str | None) -> dict[str, t.DisplayTable]:
+    lead = _lead(outer)
+    single = ~audit_metrics["grouping"].str.contains("×")
+    main = audit_metrics[single]
+    metrics_rest = tables.group_metrics.drop(main.index)
+    columns = lead + t.group_metric_columns(tables.group_metrics)
+    tests = tables.significance_tests
+    family = {name: tests[tests["family"] == name] for name in ("group_vs_rest", "omnibus", "gate_vs_rest", "pairwise")}
+    out = {
+        "group_metrics": t.display_table("group_metrics", t.with_note(main),
+                                         [c for c in columns if c.source != "band_scheme"], csv=main,
+                                         collapsed=False),
+        "group_metrics_more": t.display_table("group_metrics_intersections_and_article_bands",
+                                              t.with_note(metrics_rest), columns, csv=metrics_rest, collapsed=True),
+        "tests_group_vs_rest": t.display_table("significance_tests_group_vs_rest",
+                                               t.tests_display(family["group_vs_rest"]), lead + t.GROUP_TEST_COLUMNS,
+                                               csv=family["group_vs_rest"], group_by="feature"),
+        "tests_omnibus": t.display_table("significance_tests_omnibus", family["omnibus"], lead + t.OMNIBUS_COLUMNS,
+                                         group_by="feature"),
+        "tests_gate_vs_rest": t.display_table("significance_tests_gate_vs_rest",
+                                              t.tests_display(family["gate_vs_rest"]), lead + t.GATE_TEST_COLUMNS,
+                                              csv=family["gate_vs_rest"], group_by="feature"),
+        "tests_pairwise": t.display_table("significance_tests_pairwise", t.tests_display(family["pairwise"]),
+                                          lead + t.PAIRWISE_COLUMNS, csv=family["pairwise"], group_by="feature"),
+        "verification": t.display_table("age_verification_metrics", t.with_note(tables.age_verification_metrics),
+                                        lead + t.VERIFICATION_COLUMNS, csv=tables.age_verification_metrics,
+                                        group_by="parameters"),
+        "spread": t.display_table("group_spread", t.spread_display(tables.group_spread), lead + t.SPREAD_COLUMNS,
+                                  csv=tables.group_spread, group_by="metric"),
+        "buffers": t.display_table("challenge_age_buffers", t.buffers_display(tables.challenge_age_buffers),
+                                   t.BUFFER_COLUMNS, csv=tables.challenge_age_buffers, group_by="target_rate"),
+        "gates": t.display_table("age_gate_metrics", tables.age_gate_metrics, lead + t.GATE_COLUMNS,
+                                 group_by="measure"),
+        "quality_bins": t.display_table("image_quality_metrics", tables.image_quality_metrics, t.QUALITY_COLUMNS,
+                                        group_by="bin"),
+        "appendix_a": t.display_table("paper_normality_table", tables.paper_normality_table, t.NORMALITY_COLUMNS,
+                                      group_by="race"),
+        "appendix_b": t.display_table("paper_correlation_table", tables.paper_correlation_table,
+                                      t.ARTICLE_CORRELATION_COLUMNS, group_by="race"),
+        "region_weights": t.display_table("region_weight_correlations", tables.region_weight_correlations,
+                                          t.REGION_CORRELATION_COLUMNS, group_by="race"),
+    }
+    if tables.image_quality_metrics is not None and not tables.image_quality_metrics.empty:
+        from dex_bias.stats.quality import quality_summary
+
+        summary = quality_summary(tables.predictions, tables.landmarks, by=list(settings.gate_features))
+        out["quality_summary"] = t.display_table("image_quality_by_group", summary, t.QUALITY_SUMMARY_COLUMNS,
+                                                 collapsed=False)
+    if gender is not None and not gender.empty:
+        crossed = gender["grouping"].str.contains("×")
+        out["gender"] = t.display_table("gender_metrics", gender[~crossed], t.GENDER_COLUMNS, collapsed=False)
+        out["gender_more"] = t.display_table("gender_metrics_by_intersection", gender[crossed], t.GENDER_COLUMNS,
+                                             collapsed=True)
+    missing = not_computed(group_metrics=audit_metrics, significance_tests=tests,
+                           age_gate_metrics=tables.age_gate_metrics,
+                           age_verification_metrics=tables.age_verification_metrics,
+                           group_spread=tables.group_spread, paper_normality_table=tables.paper_normality_table)
+    if not missing.empty:
+        out["not_computed"] = t.display_table("not_computed", t.not_computed_display(missing), t.NOT_COMPUTED_COLUMNS,
+                                              csv=missing, collapsed=False, group_by="table")
+    if len(tables.quarantine):
+        out["quarantine"] = t.display_table("report_input_quarantine", tables.quarantine, t.QUARANTINE_COLUMNS,
+                                            group_by=None)
+    return out
+
+
+def _cards(tables: AuditTables, audit_metrics: pd.DataFrame, settings: AuditSettings,
+           outer: str | None) -> list[tuple[str, ReportCard]]:
+    features = [f for f in dict.fromkeys([*settings.test_features, *settings.gate_features]) if "×" not in f]
+    spread_features = list(settings.spread_features)
+    gate_columns = _card_gates(settings.challenge_ages)
+
+    def card(metrics, gates, spread, tests) -> ReportCard:
+        return audit_card(metrics, gates, spread, tests, features=features, gate_columns=gate_columns,
+                          spread_features=spread_features, spread_metrics=CARD_SPREAD_METRICS,
+                          alpha=settings.alpha, min_n=settings.min_n)
+
+    overall = audit_metrics[audit_metrics["grouping"] == "overall"]
+    if overall.empty or int(overall["n"].max()) == 0:
+        return []
+    if outer is None:
+        return [("", card(audit_metrics, tables.age_gate_metrics, tables.group_spread, tables.significance_tests))]
+
+    def part(frame: pd.DataFrame, value: object) -> pd.DataFrame:
+        return frame[frame[outer] == value] if frame is not None and outer in frame.columns else frame
+
+    return [(str(value), card(part(audit_metrics, value), part(tables.age_gate_metrics, value),
+                              part(tables.group_spread, value), part(tables.significance_tests, value)))
+            for value in dict.fromkeys(overall[outer])]
+
+
+def audit_report_context(tables: AuditTables, figures: AuditFigures, settings: AuditSettings, *,
+                         made: dt.datetime | None = None) -> AuditReport:
+    """The audit report's context: card, findings, display tables, figures and the facts its words need.
+
+    Args:
+        tables: the report pipeline's tables (``group_metrics`` with both band schemes).
+        figures: the report pipeline's figures.
+        settings: the report parameters the words and the card use.
+        made: when the report was made (default: now, UTC).
+    """
+    made = made or dt.datetime.now(dt.timezone.utc)
+    outer = settings.outer_grouping if settings.outer_grouping in tables.group_metrics.columns else None
+    metrics = tables.group_metrics
+    audit_metrics = metrics[metrics["band_scheme"] == "audit"] if "band_scheme" in metrics.columns else metrics
+    predictions = tables.predictions
+    models = sorted(predictions["model_name"].astype(str).unique()) if "model_name" in predictions else []
+    gender = gender_table(predictions, settings)
+    findings = audit_findings(audit_metrics, tables.significance_tests, tables.age_gate_metrics,
+                              tables.challenge_age_buffers, alpha=settings.alpha,
+                              verification=tables.age_verification_metrics, stratum_years=settings.stratum_years)
+    return AuditReport(
+        made=f"{made:%Y-%m-%d %H:%M} UTC",
+        n_predictions=len(predictions),
+        models=models,
+        set_aside=int(tables.quarantine["row"].nunique()) if len(tables.quarantine) else 0,
+        settings=settings,
+        cards=_cards(tables, audit_metrics, settings, outer),
+        findings=findings,
+        small_groups=small_groups(audit_metrics[~audit_metrics["grouping"].str.contains("×")]),
+        tables=_display_tables(tables, settings, audit_metrics, gender, outer),
+        figures={name: image_data_uri(getattr(figures, name)) for name in AuditFigures.__dataclass_fields__},
+        image_quality_measured=tables.image_quality_metrics is not None and not tables.image_quality_metrics.empty,
+        article_explanations=not tables.paper_correlation_table.empty,
+        region_attributions=not tables.region_weight_correlations.empty,
+        gender_head=gender is not None and not gender.empty,
+    )
+
+
+def render_audit_report(report: AuditReport) -> str:
+    """The self-contained HTML audit report of ``report``."""
+    return render("audit_report.html.j2", report)

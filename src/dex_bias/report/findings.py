@@ -1,0 +1,264 @@
+"""The audit's findings as records: who differs, by how much, with what interval and corrected p.
+
+Each finding is a small frozen dataclass holding the numbers of one sentence; the sentence itself
+is written by the report template (``templates/findings.html.j2``, one macro per ``kind``), so
+the wording can change without touching the statistics, and a test can check the numbers.
+:func:`audit_findings` reads the statistics tables in the order a reader needs them: the overall
+error, the groups the stratified tests flag (or that none is flagged), the age-gate tests, the
+minors each challenge age lets through, NIST's headline rates, and the challenge age each target
+share of minors needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class NoFaces:
+    """Nothing to audit: the predictions had no rows after the input checks."""
+
+    kind: ClassVar[str] = "no_faces"
+
+
+@dataclass(frozen=True)
+class OverallError:
+    """How many faces, their MAE with its interval, and the mean signed error (years)."""
+
+    n: int
+    mae: float
+    mae_low: float
+    mae_high: float
+    mean_signed_error: float
+    kind: ClassVar[str] = "overall_error"
+
+
+@dataclass(frozen=True)
+class GroupDifference:
+    """A group whose absolute or signed error differs from same-age (and gender) peers after Holm.
+
+    ``difference``: the stratum-standardised difference in years (group minus the others) with
+    its bootstrap interval; ``mae``: the group's own MAE and interval, when known.
+    """
+
+    feature: str
+    group: str
+    outcome: str  # "absolute_error" or "signed_error"
+    difference: float
+    low: float
+    high: float
+    p_corr: float
+    family_size: int
+    n_used: int
+    n_others_used: int
+    stratum_years: int
+    mae: float | None = None
+    mae_low: float | None = None
+    mae_high: float | None = None
+    kind: ClassVar[str] = "group_difference"
+
+    @property
+    def by_age_only(self) -> bool:
+        """Comparing genders: strata of age alone (gender cannot be held fixed)."""
+        return self.feature == "gender"
+
+
+@dataclass(frozen=True)
+class NoGroupDifference:
+    """No group of ``feature`` has an MAE that differs from its peers' at ``alpha`` after Holm."""
+
+    feature: str
+    family_size: int
+    alpha: float
+    stratum_years: int
+    kind: ClassVar[str] = "no_group_difference"
+
+    @property
+    def by_age_only(self) -> bool:
+        """Comparing genders: strata of age alone."""
+        return self.feature == "gender"
+
+
+@dataclass(frozen=True)
+class GateDifference:
+    """A group with more or fewer gate errors than same-age peers (a share difference, Holm-corrected)."""
+
+    feature: str
+    group: str
+    measure: str  # "minors_accepted" or "adults_challenged" …
+    challenge_age: float
+    difference: float
+    low: float
+    high: float
+    p_corr: float
+    family_size: int
+    kind: ClassVar[str] = "gate_difference"
+
+
+@dataclass(frozen=True)
+class GroupRate:
+    """One group's rate with its Wilson interval, its n and whether it is below the minimum n."""
+
+    grouping: str
+    group: str
+    rate: float
+    low: float
+    high: float
+    n: int
+    small: bool
+
+
+@dataclass(frozen=True)
+class MinorsAccepted:
+    """The share of minors estimated at or above a challenge age, overall and in the worst group."""
+
+    challenge_age: float
+    overall: GroupRate
+    worst: GroupRate | None
+    kind: ClassVar[str] = "minors_accepted"
+
+
+@dataclass(frozen=True)
+class NistRate:
+    """One of NIST's headline rates overall (Challenge-25 false positives, minors passing verification)."""
+
+    parameters: str
+    rate: float
+    low: float
+    high: float
+    n: int
+    small: bool
+    kind: ClassVar[str] = "nist_rate"
+
+
+@dataclass(frozen=True)
+class BufferNeed:
+    """The challenge age that keeps minors accepted at or below a target share: overall and the worst group."""
+
+    target: float
+    overall_age: float
+    overall_reached: bool
+    group: str
+    group_age: float
+    group_reached: bool
+    group_minors: int
+    group_small: bool
+    kind: ClassVar[str] = "buffer_need"
+
+
+Finding = NoFaces | OverallError | GroupDifference | NoGroupDifference | GateDifference | MinorsAccepted | NistRate \
+    | BufferNeed
+
+
+def _group_findings(tests: pd.DataFrame, metrics: pd.DataFrame, alpha: float, stratum_years: int) -> list[Finding]:
+    out: list[Finding] = []
+    tested = tests[(tests["family"] == "group_vs_rest") & (tests["status"] == "ok")]
+    for (feature, outcome), rows in tested.groupby(["feature", "outcome"], sort=False):
+        flagged = rows[rows["p_corr"] < alpha].sort_values("difference", ascending=False)
+        family_size = int(rows["holm_family_size"].iloc[0])
+        if flagged.empty:
+            if outcome == "absolute_error":
+                out.append(NoGroupDifference(str(feature), family_size, alpha, stratum_years))
+            continue
+        for row in flagged.itertuples():
+            mae = {}
+            if outcome == "absolute_error":
+                own = metrics[(metrics["grouping"] == feature) & (metrics["group"] == row.group)]
+                if len(own):
+                    mae = dict(mae=float(own.iloc[0]["mae"]), mae_low=float(own.iloc[0]["mae_ci_low"]),
+                               mae_high=float(own.iloc[0]["mae_ci_high"]))
+            out.append(GroupDifference(
+                feature=str(feature), group=str(row.group), outcome=str(outcome), difference=float(row.difference),
+                low=float(row.difference_ci_low), high=float(row.difference_ci_high), p_corr=float(row.p_corr),
+                family_size=family_size, n_used=int(row.n_used), n_others_used=int(row.n_b_used),
+                stratum_years=stratum_years, **mae))
+    gates = tests[(tests["family"] == "gate_vs_rest") & (tests["status"] == "ok") & (tests["p_corr"] < alpha)]
+    for row in gates.itertuples():
+        out.append(GateDifference(
+            feature=str(row.feature), group=str(row.group), measure=str(row.measure),
+            challenge_age=float(row.challenge_age), difference=float(row.difference),
+            low=float(row.difference_ci_low), high=float(row.difference_ci_high), p_corr=float(row.p_corr),
+            family_size=int(row.holm_family_size)))
+    return out
+
+
+def _rate(row: pd.Series) -> GroupRate:
+    return GroupRate(str(row["grouping"]), str(row["group"]), float(row["rate"]), float(row["ci_low"]),
+                     float(row["ci_high"]), int(row["n"]), row["status"] != "ok")
+
+
+def audit_findings(group_metrics: pd.DataFrame, significance_tests: pd.DataFrame, age_gate_metrics: pd.DataFrame,
+                   challenge_age_buffers: pd.DataFrame, *, alpha: float = 0.05,
+                   verification: pd.DataFrame | None = None, stratum_years: int = 5) -> list[Finding]:
+    """The audit's findings, in reading order (see the module docstring).
+
+    Args:
+        group_metrics: the audit-band rows of ``group_metrics``.
+        significance_tests, age_gate_metrics, challenge_age_buffers: the report pipeline's tables.
+        alpha: significance level after Holm correction.
+        verification: ``age_verification_metrics``; its overall Challenge-25 false-positive and
+            verification minors-pass rates are stated.
+        stratum_years: the width of the age strata the tests hold fixed (for the words).
+
+    Returns:
+        ``[NoFaces()]`` when nothing was audited, else the findings as records.
+    """
+    overall_rows = group_metrics[group_metrics["grouping"] == "overall"]
+    if overall_rows.empty or int(overall_rows.iloc[0]["n"]) == 0:
+        return [NoFaces()]
+    overall = overall_rows.iloc[0]
+    out: list[Finding] = [OverallError(int(overall["n"]), float(overall["mae"]), float(overall["mae_ci_low"]),
+                                       float(overall["mae_ci_high"]), float(overall["mean_signed_error"]))]
+    out += _group_findings(significance_tests, group_metrics, alpha, stratum_years)
+    gates = age_gate_metrics[(age_gate_metrics["measure"] == "minors_accepted")
+                             & (age_gate_metrics["status"] != "no_cases")]
+    for tau in sorted(gates["challenge_age"].unique()):
+        at = gates[gates["challenge_age"] == tau]
+        overall_gate = at[at["grouping"] == "overall"]
+        if overall_gate.empty:
+            continue
+        # Rank only single-feature groups (intersections are in the tables).
+        ranked = at[(at["grouping"] != "overall") & ~at["grouping"].str.contains("×")]
+        worst = ranked.sort_values("rate", ascending=False).head(1)
+        out.append(MinorsAccepted(float(tau), _rate(overall_gate.iloc[0]),
+                                  _rate(worst.iloc[0]) if len(worst) else None))
+    if verification is not None and not verification.empty:
+        headline = verification[(verification["grouping"] == "overall") & (verification["status"] != "no_cases")
+                                & verification["metric"].isin(["challenge_false_positive", "verification_minors_pass"])
+                                & verification["rate"].notna()]
+        for row in headline.itertuples():
+            out.append(NistRate(str(row.parameters), float(row.rate), float(row.ci_low), float(row.ci_high),
+                                int(row.n), row.status == "small_group"))
+    usable = challenge_age_buffers[challenge_age_buffers["status"] != "no_minors"]
+    for target, rows in usable.groupby("target_rate"):
+        overall_buffer = rows[rows["grouping"] == "overall"]
+        ranked = rows[(rows["grouping"] != "overall") & rows["status"].isin(["ok", "small_group", "not_reached"])]
+        worst = ranked.sort_values("buffer_challenge_age", ascending=False).head(1)
+        if overall_buffer.empty or worst.empty:
+            continue
+        o, w = overall_buffer.iloc[0], worst.iloc[0]
+        out.append(BufferNeed(target=float(target), overall_age=float(o["buffer_challenge_age"]),
+                              overall_reached=o["status"] != "not_reached", group=str(w["group"]),
+                              group_age=float(w["buffer_challenge_age"]), group_reached=w["status"] != "not_reached",
+                              group_minors=int(w["minors"]), group_small=w["status"] == "small_group"))
+    return out
+
+
+@dataclass(frozen=True)
+class SmallGroup:
+    """A group below the minimum n: its estimates are too uncertain to rank."""
+
+    grouping: str
+    group: str
+    n: int
+    min_n: int
+
+
+def small_groups(group_metrics: pd.DataFrame) -> list[SmallGroup]:
+    """One record per group flagged ``small_group`` in ``group_metrics``."""
+    small = group_metrics[group_metrics["small_group"].astype(bool)]
+    return [SmallGroup(str(row.grouping), str(row.group), int(row.n), int(row.min_n)) for row in small.itertuples()]
+

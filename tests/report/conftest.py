@@ -1,0 +1,152 @@
+"""Every table and figure the two reports read, made once per session in-process (no kedro run).
+
+- ``audit_outputs``: the report pipeline's outputs on 1,200 synthetic predictions in which the
+  race "Others" is estimated 6 years too old, with a gender head, region attributions (ours and
+  the article's quickshift rows) and landmarks, so every section of the audit report has data.
+- ``comparison_outputs``: the compare pipeline's tables and figures for two models on the same
+  faces (a "vendor" model 9 years noisy and 6 years too old for Indian faces, missing 100 faces).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from dex_bias.stats.paper import INNER_REGIONS, OUTER_FEATURES
+from tests.conftest import REPO_ROOT, KeptDataset
+from tests.stats.conftest import synthetic_landmarks, synthetic_predictions
+
+
+def parameters(name: str) -> dict:
+    """``conf/base/parameters_<name>.yml``'s ``name`` dict."""
+    return yaml.safe_load((REPO_ROOT / "conf" / "base" / f"parameters_{name}.yml").read_text())[name]
+
+
+def report_parameters() -> dict:
+    """The report parameters with fewer bootstrap draws and permutations (same code paths)."""
+    params = parameters("report")
+    params["bootstrap"]["n_boot"] = 100
+    params["tests"]["n_perm"] = 500
+    return params
+
+
+def run_in_process(pipeline, inputs: dict) -> dict:
+    """Run ``pipeline`` on memory datasets holding ``inputs``; every output, by name."""
+    catalog = DataCatalog({name: MemoryDataset(value) for name, value in inputs.items()})
+    outputs = sorted(pipeline.all_outputs())
+    for name in outputs:
+        catalog[name] = KeptDataset()
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in outputs}
+
+
+@pytest.fixture(scope="session")
+def audit_outputs() -> dict:
+    from dex_bias.pipelines.report.pipeline import create_pipeline
+
+    predictions = synthetic_predictions(1200, seed=41, race_bias={4: 6.0})
+    rng = np.random.default_rng(7)
+    predictions["prob_female"] = np.clip(predictions["gender"] * 0.8 + 0.1 + rng.normal(0, 0.2, len(predictions)), 0, 1)
+    regions = pd.DataFrame([(i, "regions", r, rng.normal()) for i in predictions.image_id[:300]
+                            for r in ("nose", "mouth", "chin", "left_cheek")],
+                           columns=["image_id", "method", "region", "weight"])
+    quickshift = pd.DataFrame([(i, "quickshift", r, rng.uniform()) for i in predictions.image_id[:300]
+                               for r in [*INNER_REGIONS, *OUTER_FEATURES.values(), "background"]],
+                              columns=["image_id", "method", "region", "weight"])
+    landmarks = synthetic_landmarks(predictions.image_id, seed=6)
+    out = run_in_process(create_pipeline(), {
+        "predictions": predictions, "params:report": report_parameters(),
+        "region_attributions": pd.concat([regions, quickshift], ignore_index=True), "landmarks": landmarks})
+    out["landmarks"] = landmarks
+    out["params"] = report_parameters()
+    return out
+
+
+@pytest.fixture(scope="session")
+def comparison_outputs() -> dict:
+    from dex_bias.pipelines.compare import nodes
+
+    trained = synthetic_predictions(800, seed=1, noise=4.0)
+    vendor = trained.assign(predicted_age=np.clip(
+        trained["age"] + np.random.default_rng(2).normal(0, 9, len(trained)) + 6.0 * (trained["race"] == 3), 0, None))
+    vendor = vendor.iloc[:700]
+    rng = np.random.default_rng(3)
+    attributions = pd.DataFrame([(i, "regions", region, rng.normal()) for i in trained["image_id"][:60]
+                                 for region in ("nose", "mouth", "chin")],
+                                columns=["image_id", "method", "region", "weight"])
+    report_params, compare_params = report_parameters(), parameters("compare")
+    models_params = {"audit": ["trained", "vendor"], "declarations": {"vendor": {
+        "format": "onnx", "file": "vendor.onnx", "input": {"size": 64}, "age": {"classes": {"count": 101}},
+        "gender": None}}}
+    compared, coverage = nodes.collect_predictions(report_params, trained=trained, vendor=vendor)
+    metrics, gates = nodes.compare_metrics(compared, report_params, compare_params)
+    spread = nodes.measure_spread(compared, report_params, compare_params)
+    attention = nodes.compare_region_attention(compared, report_params, trained=attributions,
+                                               vendor=attributions.iloc[:0])
+    figure_mae, figure_gates, figure_regions = nodes.draw_comparison_figures(metrics, gates, attention, compare_params)
+    return {
+        "coverage": coverage, "leaderboard": nodes.rank_models(metrics, spread), "spread": spread,
+        "metrics": metrics, "gates": gates, "paired": nodes.test_model_pairs(compared, report_params, compare_params),
+        "attention": attention, "figure_mae": figure_mae, "figure_gates": figure_gates,
+        "figure_regions": figure_regions, "report_params": report_params, "compare_params": compare_params,
+        "models_params": models_params,
+    }
+
+
+def audit_context(outputs: dict, params: dict | None = None, **changes):
+    """The audit report's context from ``audit_outputs`` (``changes`` replace tables by name,
+    ``params`` the report parameters)."""
+    from dex_bias.pipelines.report.pipeline import FIGURES, TABLES
+    from dex_bias.report.context import AuditFigures, AuditSettings, AuditTables, audit_report_context
+
+    tables = {name: outputs[name] for name in TABLES}
+    tables.update(predictions=outputs["report_predictions"], quarantine=outputs["report_input_quarantine"],
+                  landmarks=outputs["landmarks"])
+    tables.update(changes)
+    figures = AuditFigures(**{name: outputs[f"figure_{name}"] for name in AuditFigures.__dataclass_fields__})
+    assert set(FIGURES) == {f"figure_{name}" for name in AuditFigures.__dataclass_fields__}
+    return audit_report_context(AuditTables(**tables), figures, AuditSettings.from_params(params or outputs["params"]))
+
+
+def comparison_context(outputs: dict):
+    """The comparison report's context from ``comparison_outputs``."""
+    from dex_bias.report.comparison import (
+        ComparisonSettings, ComparisonTables, comparison_report_context, model_declarations,
+    )
+
+    tables = ComparisonTables(**{name: outputs[name] for name in ComparisonTables.__dataclass_fields__
+                                 if name != "declarations"},
+                              declarations=model_declarations(outputs["coverage"]["model"], outputs["models_params"]))
+    board = outputs["compare_params"]["leaderboard"]
+    settings = ComparisonSettings(features=("race", "gender"), gate_measure=board["gate_measure"],
+                                  challenge_age=float(board["challenge_age"]), alpha=0.05, confidence=0.95, min_n=30)
+    return comparison_report_context(
+        tables, [outputs["figure_mae"], outputs["figure_gates"], outputs["figure_regions"]], settings)
+
+
+@pytest.fixture(scope="session")
+def audit_report(audit_outputs):
+    return audit_context(audit_outputs)
+
+
+@pytest.fixture(scope="session")
+def audit_html(audit_report) -> str:
+    from dex_bias.report.context import render_audit_report
+
+    return render_audit_report(audit_report)
+
+
+@pytest.fixture(scope="session")
+def comparison_report(comparison_outputs):
+    return comparison_context(comparison_outputs)
+
+
+@pytest.fixture(scope="session")
+def comparison_html(comparison_report) -> str:
+    from dex_bias.report.comparison import render_comparison_report
+
+    return render_comparison_report(comparison_report)
