@@ -22,7 +22,7 @@ from dex_bias.runs.hooks import InconsistentInputsError, InputVersionError
 from dex_bias.runs.ledger import RUNS_FOLDER
 from tests.runs.conftest import manifest, pretend_running, session_run, set_aside, versions
 
-SMALL = {"ingest.demo.count": 24, "align.dask.scheduler": "synchronous", "align.progress": False,
+SMALL = {"ingest.demo.count": 24, "dask.synchronous": True, "dask.progress": False,
          "align.contact_sheet.count": 4}
 FACES, LANDMARKS = "data/02_intermediate/faces.parquet", "data/03_primary/landmarks.parquet"
 TRAIN_READS = ["train.select_training_faces"]
@@ -86,7 +86,7 @@ def test_newer_faces_than_the_landmarks_stop_the_run_naming_both_versions_and_th
     # The same record in the Parquet file's own metadata (and not the faces' record it was made from).
     record = pd.read_parquet(project / LANDMARKS / remade / "landmarks.parquet").attrs["dex_bias_provenance"]
     assert (record["dataset"], record["run_id"], record["inputs"]) == ("landmarks", remade, {"faces": newer})
-    assert record["made_by"] == ["align.align_faces"] and record["parameters"] == ["params:align"]
+    assert record["made_by"] == ["align.align_faces"] and record["parameters"] == ["params:align", "params:dask"]
 
 
 def test_a_mismatch_asked_for_with_load_versions_is_refused_unless_accepted(aligned, tmp_path, monkeypatch):
