@@ -89,11 +89,12 @@ def group_maps_figure(group_table: pd.DataFrame, template_map: np.ndarray, band_
     symmetric colour scale (years) for all panels, set by the face and band regions (the
     background is clipped to it); grey cells are groups with no image.
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot state kept alive per figure
 
     groups = group_table[["race", "gender"]].drop_duplicates().sort_values(["race", "gender"])
     n_rows, n_cols = max(len(groups), 1), max(len(band_order), 1)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.6 * n_cols + 1.5, 1.6 * n_rows + 0.8), squeeze=False)
+    fig = Figure(figsize=(1.6 * n_cols + 1.5, 1.6 * n_rows + 0.8))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     # The colour scale follows the face and band regions: the background often carries far larger
     # weights (a model that reads the backdrop) and would wash the face out; it is clipped instead.
     face_rows = group_table[group_table["region"] != "background"]

@@ -200,18 +200,20 @@ def paint_regions(values: Sequence[float] | np.ndarray, label_map: np.ndarray) -
 def region_figure(crop: np.ndarray, label_map: np.ndarray, points68: np.ndarray | None = None,
                   title: str | None = None):
     """A matplotlib figure of the regions drawn over a face crop, with a legend of names."""
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # the object API: no pyplot state kept alive per figure
     from matplotlib.patches import Patch
     from skimage.segmentation import find_boundaries
 
-    colours = plt.get_cmap("tab20")(np.arange(N_REGIONS) % 20)
+    colours = colormaps["tab20"](np.arange(N_REGIONS) % 20)
     # Draw on a nearest-neighbour enlargement so that boundaries stay thin on 64 px crops.
     zoom = max(1, 256 // label_map.shape[0])
     crop = np.repeat(np.repeat(crop, zoom, axis=0), zoom, axis=1)
     label_map = np.repeat(np.repeat(label_map, zoom, axis=0), zoom, axis=1)
     if points68 is not None:
         points68 = (np.asarray(points68) + 0.5) * zoom - 0.5
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
+    fig = Figure(figsize=(9, 4.6))
+    axes = fig.subplots(1, 2)
     axes[0].imshow(crop)
     boundaries = find_boundaries(label_map, mode="inner")
     overlay = crop.astype(float) / 255.0 * 0.55 + colours[label_map, :3] * 0.45
