@@ -12,6 +12,10 @@ For each registry model (``dex_bias.models.registry``; yu4u's file must have bee
 2. bare: the same network(s) called directly (``session.run`` for ONNX, ``model(x, training=False)``
    for Keras) on the same crops, already cut and preprocessed in memory, same batch size.
 
+Both sides run each onnxruntime session on ``--threads`` threads (1 by default: what each Dask
+worker of a run gives it, one thread per worker), so the decoding and cutting of the next batch
+can overlap the network on another core, as it does across a run's workers.
+
 Images: a seeded sample of UTKFace chips from ``../shared/data/utkface_crop_part1.tar`` where
 present, else demo faces, aligned once beforehand (not timed). Sides alternate ``--repeats``
 times and each keeps its best run. Prints each model's rates and ratio; the last line is
@@ -72,10 +76,11 @@ def bare_call(estimator):
     return call
 
 
-def measure(name: str, table: pd.DataFrame, batch_size: int, repeats: int, workers: int) -> float | None:
+def measure(name: str, table: pd.DataFrame, batch_size: int, repeats: int, workers: int,
+            threads: int | None) -> float | None:
     spec = published_models()[name]
     try:
-        estimator = load_estimator(spec, root=ROOT)
+        estimator = load_estimator(spec, root=ROOT, threads=threads)
     except WeightsFileError as error:
         print(f"{name}: skipped ({error})")
         return None
@@ -109,6 +114,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="decode threads (infer.crop_workers)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="onnxruntime threads per session: 1, as on each Dask worker of a run (one thread per "
+                             "worker by default); 0: onnxruntime's own choice (every core)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="*", default=sorted(published_models()))
@@ -116,7 +124,8 @@ def main() -> None:
     print(f"{os.cpu_count()} CPU cores")
     with tempfile.TemporaryDirectory(prefix="dex_bias_models_bench_") as tempdir:
         table = aligned_table(image_paths(args.images, Path(tempdir), args.seed))
-        ratios = {name: measure(name, table, args.batch_size, args.repeats, args.workers) for name in args.models}
+        ratios = {name: measure(name, table, args.batch_size, args.repeats, args.workers, args.threads or None)
+                  for name in args.models}
     measured = {name: ratio for name, ratio in ratios.items() if ratio is not None}
     if not measured:
         sys.exit("no model could be measured")
