@@ -1,8 +1,10 @@
 """The lineage a reader sees in Kedro-Viz is the graph CONTRIBUTING.md promises.
 
 The graph is read from a real ``kedro viz build`` of a fresh project copy (what a user opens),
-the dataset rules from the catalog configuration as ``kedro run`` resolves it. The intended graph
-lives in :mod:`dex_bias.lineage`; the first tests show that its checks catch what they claim to.
+the dataset rules from the catalog configuration as ``kedro run`` resolves it. Makers come from
+the pipelines and layers from the catalog (the code is the truth); CONTRIBUTING.md's tables are
+checked against them. The intended flow lives in :mod:`tests.viz.lineage`; the first tests show
+that its checks catch what they claim to.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dex_bias.lineage import (
-    CONTRACT_LAYERS,
-    CONTRACT_MAKERS,
+from tests.viz.lineage import (
     FLOW_ORDER,
     INTENDED_EDGES,
     KEDRO_VIZ_LAYERS,
@@ -92,7 +92,7 @@ def catalog(lineage_project) -> dict[str, dict]:
 def test_every_pipeline_is_registered_with_named_nodes(viz):
     assert viz.pipeline_names == {*FLOW_ORDER, "__default__"}, (
         "Kedro-Viz should list exactly the flow's pipelines and __default__; "
-        "a new pipeline joins dex_bias.lineage.FLOW_ORDER and CONTRIBUTING.md")
+        "a new pipeline joins dex_bias.pipeline_registry.FLOW and CONTRIBUTING.md")
     for pipeline in FLOW_ORDER:
         tasks = viz.tasks(pipeline)
         assert tasks, f"pipeline '{pipeline}' has no nodes in Kedro-Viz"
@@ -142,28 +142,24 @@ def test_shared_datasets_flow_along_the_intended_edges(viz):
             f"'{dataset}' is hidden inside '{maker}': keep prefix_datasets_with_namespace=False")
 
 
-def test_each_contract_dataset_is_made_by_the_pipeline_contributing_md_names(viz):
-    made_by = {dataset: pipeline for pipeline, outputs in viz.outputs_by_pipeline.items() for dataset in outputs}
-    wrong = {dataset: made_by.get(dataset, "nobody") for dataset, maker in CONTRACT_MAKERS.items()
-             if made_by.get(dataset) != maker}
-    assert not wrong, ("CONTRIBUTING.md names another maker (see its dataset table) for: "
-                       + ", ".join(f"{dataset} (made by {who}, should be {CONTRACT_MAKERS[dataset]})"
-                                   for dataset, who in sorted(wrong.items())))
-
-
-def _makers_in_contributing() -> dict[str, str]:
-    """dataset -> maker, from the table under "Which pipeline makes each dataset" in CONTRIBUTING.md."""
+def _contributing_table() -> dict[str, tuple[str, list[str]]]:
+    """dataset -> (maker, layers) from the table under "Which pipeline makes each dataset" in CONTRIBUTING.md."""
     import re
 
     text = (REPO_ROOT / "CONTRIBUTING.md").read_text()
     section = text.split("### Which pipeline makes each dataset", 1)[1].split("\n### ", 1)[0]
-    makers = {}
+    rows = {}
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) >= 2 and cells[1] in FLOW_ORDER:
+        if len(cells) >= 3 and cells[1] in FLOW_ORDER:
+            layers = [layer.strip().replace(" ", "_") for layer in re.split(r"[/,]", cells[2])]
             for dataset in re.findall(r"`([a-z0-9_]+)`", cells[0]):
-                makers[dataset] = cells[1]
-    return makers
+                rows[dataset] = (cells[1], layers)
+    return rows
+
+
+def _makers_in_contributing() -> dict[str, str]:
+    return {dataset: maker for dataset, (maker, _) in _contributing_table().items()}
 
 
 def test_contributing_md_names_the_maker_of_every_persisted_dataset(viz, catalog):
@@ -211,9 +207,13 @@ def test_every_dataset_carries_a_kedro_viz_layer(viz, lineage_project, env):
                        f"{KEDRO_VIZ_LAYERS} (a MemoryDataset declared in the catalog too): {wrong}")
     if env == "local":
         assert set(viz.main["layers"]) <= set(KEDRO_VIZ_LAYERS)
-        for dataset, layer in CONTRACT_LAYERS.items():
-            if dataset in viz.datasets:
-                assert viz.datasets[dataset]["layer"] == layer, f"CONTRIBUTING.md puts '{dataset}' in layer '{layer}'"
+        # CONTRIBUTING.md's layer column says what the catalog says (a row of several datasets lists
+        # the layers of its datasets), and Kedro-Viz draws each dataset in its catalog layer.
+        for dataset, (_, layers) in _contributing_table().items():
+            if dataset in catalog and dataset in viz.datasets:
+                layer = ((catalog[dataset].get("metadata") or {}).get("kedro-viz") or {}).get("layer")
+                assert layer in layers, f"CONTRIBUTING.md puts '{dataset}' in {layers}, the catalog in '{layer}'"
+                assert viz.datasets[dataset]["layer"] == layer, f"Kedro-Viz draws '{dataset}' outside '{layer}'"
 
 
 def _previews_missing(catalog: dict[str, dict], kinds: dict[str, str]) -> dict[str, str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from dex_bias.lineage import FLOW_ORDER
+from tests.viz.lineage import FLOW_ORDER
 from tests.browser import chromium_path, open_in_chromium
 
 pytestmark = pytest.mark.browser

@@ -128,9 +128,9 @@ def _kedro_run(pipelines: list[str] | None, env: str | None, load_versions: dict
 
 
 def _in_flow_order(names: set[str]) -> list[str]:
-    from dex_bias.lineage import FLOW_ORDER
+    from dex_bias.pipeline_registry import FLOW
 
-    return sorted(names, key=lambda name: (FLOW_ORDER.index(name) if name in FLOW_ORDER else len(FLOW_ORDER), name))
+    return sorted(names, key=lambda name: (FLOW.index(name) if name in FLOW else len(FLOW), name))
 
 
 def _makers(datasets: set[str]) -> set[str]:

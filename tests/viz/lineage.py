@@ -1,12 +1,11 @@
-"""The intended lineage of the audit: which pipeline makes each shared dataset and who reads it.
+"""The intended flow of the audit, for the lineage tests: the pipelines' order and the shared datasets.
 
-CONTRIBUTING.md states the contract in prose; this module states the same graph as data, so that
-``tests/viz/test_lineage.py`` can compare it with what Kedro-Viz actually draws. The functions
-here work on plain mappings (pipeline name -> dataset names), so they can be fed from Kedro
-``Pipeline`` objects (:func:`io_by_pipeline`) or from a Kedro-Viz build (the test does that).
-
-When a pipeline changes what it shares, change this module and the table in CONTRIBUTING.md in
-the same commit: the lineage test fails until both agree with the code.
+The truth of *who makes what* and *which layer* is the code: the registered pipelines (makers)
+and the catalog (layers); ``tests/viz/test_lineage.py`` derives both from them and checks
+CONTRIBUTING.md's tables and Kedro-Viz's drawing against them. What only people decide is kept
+here: the order datasets may flow in, and which datasets pass between pipelines (the edges of
+the contract). The functions work on plain mappings (pipeline name -> dataset names), so they
+can be fed from Kedro ``Pipeline`` objects (:func:`io_by_pipeline`) or from a Kedro-Viz build.
 """
 
 from __future__ import annotations
@@ -15,8 +14,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-#: The pipelines in flow order: a dataset may only flow from an earlier one to a later one.
-FLOW_ORDER: tuple[str, ...] = ("ingest", "align", "train", "infer", "explain", "report", "correct")
+from dex_bias.pipeline_registry import FLOW
+
+#: The pipelines of the base env in flow order (compare needs two audited models, so it is not
+#: registered there): a dataset may only flow from an earlier pipeline to a later one.
+FLOW_ORDER: tuple[str, ...] = tuple(name for name in FLOW if name != "compare")
 
 #: The layers Kedro-Viz knows (its "Data Structure" convention), in flow order.
 KEDRO_VIZ_LAYERS: tuple[str, ...] = (
@@ -56,35 +58,6 @@ SHARED_DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "predictions": ("infer", ("explain", "report", "correct")),
     "region_attributions": ("explain", ("report",)),
 }
-
-#: Every dataset of the contract: (made by, Kedro-Viz layer), as tabled in CONTRIBUTING.md.
-CONTRACT: dict[str, tuple[str, str]] = {
-    "faces": ("ingest", "intermediate"),
-    "quarantine": ("ingest", "raw"),
-    "landmarks": ("align", "primary"),
-    "alignment_failures": ("align", "primary"),
-    "age_model": ("train", "models"),
-    "training_history": ("train", "model_output"),
-    "predictions": ("infer", "model_output"),
-    "inference_failures": ("infer", "model_output"),
-    "region_attributions": ("explain", "model_output"),
-    "explanation_quality": ("explain", "reporting"),
-    "group_metrics": ("report", "reporting"),
-    "significance_tests": ("report", "reporting"),
-    "age_gate_metrics": ("report", "reporting"),
-    "paper_normality_table": ("report", "reporting"),
-    "paper_correlation_table": ("report", "reporting"),
-    "region_weight_correlations": ("report", "reporting"),
-    "age_verification_metrics": ("report", "reporting"),
-    "group_spread": ("report", "reporting"),
-    "image_quality_metrics": ("report", "reporting"),
-    "audit_report": ("report", "reporting"),
-    "correction_model": ("correct", "models"),
-    "correction_metrics": ("correct", "reporting"),
-    "corrected_predictions": ("correct", "model_output"),
-}
-CONTRACT_MAKERS: dict[str, str] = {dataset: maker for dataset, (maker, _) in CONTRACT.items()}
-CONTRACT_LAYERS: dict[str, str] = {dataset: layer for dataset, (_, layer) in CONTRACT.items()}
 
 #: Every edge the contract promises.
 INTENDED_EDGES: frozenset[Edge] = frozenset(
