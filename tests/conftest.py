@@ -77,7 +77,7 @@ def run_kedro(project: Path, *args: str, env: str | None = None, check: bool = T
     if env:
         command += ["--env", env]
     environ = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="2",
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", COLUMNS="400")  # rich wraps at the width: long paths split
     done = subprocess.run(command, cwd=project, capture_output=True, text=True,
                           timeout=timeout, env=environ)
     if check and done.returncode != 0:
