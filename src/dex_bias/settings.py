@@ -1,7 +1,6 @@
 """Project settings: config loading and the hooks every run goes through."""
 
-from kedro.config import OmegaConfigLoader
-
+from dex_bias.config import ConfigLoader
 from dex_bias.hooks import UpstreamCheckHooks
 from dex_bias.model_audit import AuditedModelsHook
 from dex_bias.runs.context import RunAwareContext
@@ -17,7 +16,8 @@ HOOKS += (ConsistentInputsHooks(), RunManifestHooks())
 # Sets aside what killed runs wrote before any catalog reads "latest" (Kedro-Viz runs no hooks).
 CONTEXT_CLASS = RunAwareContext
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# OmegaConfigLoader, whose ${globals:...} lists stay the key's own when --params sets that key.
+CONFIG_LOADER_CLASS = ConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
