@@ -1,7 +1,7 @@
 """Project settings: config loading and the hooks every run goes through."""
 
 from dex_bias.config import ConfigLoader
-from dex_bias.hooks import UpstreamCheckHooks
+from dex_bias.hooks import ParameterCheckHooks, UpstreamCheckHooks
 from dex_bias.model_audit import AuditedModelsHook
 from dex_bias.runs.context import RunAwareContext
 from dex_bias.runs.hooks import ConsistentInputsHooks, RunManifestHooks
@@ -13,6 +13,9 @@ HOOKS = (UpstreamCheckHooks(), AuditedModelsHook())
 # Runs you can trust (dex_bias.runs): inputs that belong together, a manifest per run, and outputs
 # that count only once their run has finished (tryfirst / trylast: their place here does not matter).
 HOOKS += (ConsistentInputsHooks(), RunManifestHooks())
+# Every parameter read as its settings class (dex_bias.parameters) as the context is created
+# (tryfirst): a misspelt key stops the run naming the key and its file.
+HOOKS += (ParameterCheckHooks(),)
 # Sets aside what killed runs wrote before any catalog reads "latest" (Kedro-Viz runs no hooks).
 CONTEXT_CLASS = RunAwareContext
 
