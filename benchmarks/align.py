@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 SHARED_TAR = ROOT.parent / "shared" / "data" / "utkface_crop_part1.tar"
 
 from dex_bias.faces.detect import shape_predictor_path  # noqa: E402
+from dex_bias.parameters import project_parameters  # noqa: E402
 from dex_bias.pipelines.align.nodes import align_faces  # noqa: E402
 
 
@@ -77,13 +77,13 @@ def bare_loop(paths: list[Path]) -> tuple[float, int]:
     return time.perf_counter() - started, found
 
 
-def ours(paths: list[Path], params: dict, dask: dict) -> tuple[float, int]:
+def ours(paths: list[Path], params, dask) -> tuple[float, int]:
     faces = pd.DataFrame({"image_id": [p.name for p in paths], "path": [str(p) for p in paths]})
     started = time.perf_counter()
     from dex_bias.fanout import close_clusters
 
     close_clusters()  # cold: the cluster's start counts, as in a `kedro run`
-    landmarks, _ = align_faces(faces, params, dask)
+    landmarks, _ = align_faces(faces, params.detection, params.crop, params.five_point, params.chunk_size, dask)
     return time.perf_counter() - started, len(landmarks)
 
 
@@ -99,14 +99,14 @@ def main() -> int:
     if not SHARED_TAR.exists():
         print(f"skipped: the real chips are not here ({SHARED_TAR} is absent)")
         return 0
-    params = yaml.safe_load((ROOT / "conf" / "base" / "parameters_align.yml").read_text())["align"]
-    dask = yaml.safe_load((ROOT / "conf" / "base" / "parameters_dask.yml").read_text())["dask"]
-    dask.update(progress=False, synchronous=args.synchronous)
+    overrides = {"dask.progress": False, "dask.synchronous": args.synchronous}
     if args.workers:
-        dask["workers"] = args.workers
+        overrides["dask.workers"] = args.workers
+    parameters = project_parameters(ROOT / "conf", env="base", overrides=overrides)
+    params, dask = parameters.align, parameters.dask
     with tempfile.TemporaryDirectory() as scratch:
         paths = sample_chips(args.images, args.seed, Path(scratch))
-        engine = "this process" if dask["synchronous"] else f"local Dask cluster, {dask['workers'] or os.cpu_count()} workers"
+        engine = "this process" if dask.synchronous else f"local Dask cluster, {dask.workers or os.cpu_count()} workers"
         print(f"{len(paths)} real chips; {os.cpu_count()} cores; ours: {engine}")
         best = {"ours": np.inf, "bare": np.inf}
         found = {}

@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 SHARED_TAR = ROOT.parent / "shared" / "data" / "utkface_crop_part1.tar"
 ARTICLE_DETECTION_RATE = 0.9906
 
+from dex_bias.parameters import project_parameters  # noqa: E402
 from dex_bias.pipelines.align.nodes import align_faces  # noqa: E402
 from dex_bias.utkface import LabelError, parse_utkface_name  # noqa: E402
 
@@ -63,10 +63,9 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    params = yaml.safe_load((ROOT / "conf" / "base" / "parameters_align.yml").read_text())["align"]
-    dask = yaml.safe_load((ROOT / "conf" / "base" / "parameters_dask.yml").read_text())["dask"]
-    if args.workers:
-        dask["workers"] = args.workers
+    parameters = project_parameters(ROOT / "conf", env="base",
+                                    overrides={"dask.workers": args.workers} if args.workers else None)
+    params, dask = parameters.align, parameters.dask
     with tempfile.TemporaryDirectory() as scratch:
         folder = chips_folder(args.image_dir, Path(scratch))
         if folder is None:
@@ -77,7 +76,8 @@ def main() -> int:
             faces = faces.head(args.limit)
         print(f"files: {len(faces) + len(malformed)}, faces: {len(faces)}, malformed names: {malformed}")
         started = time.perf_counter()
-        landmarks, failures = align_faces(faces, params, dask)
+        landmarks, failures = align_faces(faces, params.detection, params.crop, params.five_point,
+                                          params.chunk_size, dask)
         wall = time.perf_counter() - started
     rate = len(landmarks) / len(faces)
     print(f"aligned: {len(landmarks)}, failures: {len(failures)} {failures['reason'].value_counts().to_dict()}")

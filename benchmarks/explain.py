@@ -26,6 +26,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,11 +36,19 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from dex_bias.demo.generate import DemoSettings, plan_demo, render_demo_face  # noqa: E402
-from dex_bias.explain.lime_regions import LimeSettings, compact_segments, explain_images, image_seed  # noqa: E402
+from dex_bias.demo.generate import plan_demo, render_demo_face  # noqa: E402
+from dex_bias.explain.lime_regions import compact_segments, explain_images, image_seed  # noqa: E402
 from dex_bias.explain.regions import region_map  # noqa: E402
 from dex_bias.models import AGE_OUTPUT, build_model, expected_age, make_age_function, spec_for  # noqa: E402
 from dex_bias.models.spec import output_index  # noqa: E402
+from dex_bias.parameters import project_parameters  # noqa: E402
+
+#: The project's parameters (conf/base): the demo faces drawn and the LIME set-up measured.
+PARAMETERS = project_parameters(ROOT / "conf", env="base")
+
+
+def demo_settings(**changes):
+    return replace(PARAMETERS.ingest.demo, **changes)
 
 
 def load_or_train_model(model_file: str | None = None):
@@ -55,7 +64,7 @@ def load_or_train_model(model_file: str | None = None):
 
     model = build_model("compact")
     spec = spec_for(model)
-    faces = plan_demo(DemoSettings(count=384, seed=11, size=128))
+    faces = plan_demo(demo_settings(count=384, seed=11, size=128))
     images, ages = [], []
     for face, rng in faces:
         image, _ = render_demo_face(face, rng, 128)
@@ -77,7 +86,7 @@ def load_or_train_model(model_file: str | None = None):
 def bench_images(count: int, size: int):
     """(crops, region maps) of rendered demo faces at the model's input size."""
     crops, maps = [], []
-    for face, rng in plan_demo(DemoSettings(count=count, seed=29, size=size)):
+    for face, rng in plan_demo(demo_settings(count=count, seed=29, size=size)):
         image, points = render_demo_face(face, rng, size)
         crops.append(image)
         maps.append(compact_segments(region_map(points, size))[1])
@@ -132,7 +141,7 @@ def main() -> None:
     print("bare forward, ms per image by batch size: "
           + ", ".join(f"{b}: {t * 1000:.3f}" for b, t in per_image.items()) + f"  -> best {best_batch}")
 
-    settings = LimeSettings(num_samples=args.num_samples, batch_size=best_batch)
+    settings = replace(PARAMETERS.explain.lime, num_samples=args.num_samples, batch_size=best_batch)
     items = [(f"face{i}", crop, labels, image_seed(0, f"face{i}")) for i, (crop, labels) in enumerate(zip(crops, maps))]
 
     def bare():

@@ -61,9 +61,13 @@ def image_paths(count: int, folder: Path, seed: int) -> list[Path]:
             tar.extractall(folder, members=chosen, filter="data")
         print(f"images: {len(chosen)} UTKFace crop_part1 chips (seeded sample)")
         return sorted(folder.rglob("*.jpg.chip.jpg"))
-    from dex_bias.demo import DemoSettings, ensure_demo_faces
+    from dataclasses import replace
 
-    ensure_demo_faces(folder, DemoSettings(count=count, seed=seed))
+    from dex_bias.demo import ensure_demo_faces
+    from dex_bias.parameters import project_parameters
+
+    demo = project_parameters(ROOT / "conf", env="base").ingest.demo
+    ensure_demo_faces(folder, replace(demo, count=count, seed=seed))
     print(f"images: {count} demo faces ({SHARED_TAR} absent)")
     return sorted(folder.glob("*.jpg"))
 

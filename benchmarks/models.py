@@ -42,13 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from infer import image_paths  # noqa: E402  (benchmarks/infer.py: the same seeded images)
 
-from dex_bias.faces.align import FanOut, align_table  # noqa: E402
+from dex_bias.faces.align import align_table  # noqa: E402
 from dex_bias.faces.detect import AlignSettings  # noqa: E402
 from dex_bias.faces.views import iter_view_batches  # noqa: E402
 from dex_bias.models.inference import join_faces_and_landmarks, predict_faces  # noqa: E402
 from dex_bias.models.registry import published_models  # noqa: E402
 from dex_bias.models.runtime import KerasNetwork, OnnxNetwork, load_estimator  # noqa: E402
 from dex_bias.models.weights import WeightsFileError  # noqa: E402
+from dex_bias.parameters import project_parameters  # noqa: E402
 from dex_bias.utkface import parse_utkface_name  # noqa: E402
 
 
@@ -56,7 +57,10 @@ def aligned_table(paths: list[Path]) -> pd.DataFrame:
     """faces joined with landmarks (5-point landmarks included) for ``paths``."""
     faces = pd.DataFrame([{"image_id": p.name, "path": str(p), "age": (labels := parse_utkface_name(p.name)).age,
                            "gender": labels.gender, "race": labels.race, "split": "test"} for p in paths])
-    landmarks, failures = align_table(faces, AlignSettings(), FanOut(progress=False))
+    parameters = project_parameters(ROOT / "conf", env="base", overrides={"dask.progress": False})
+    align = parameters.align
+    landmarks, failures = align_table(faces, AlignSettings.from_parameters(align.detection, align.crop, align.five_point),
+                                      parameters.dask, chunk_size=align.chunk_size)
     table, _ = join_faces_and_landmarks(faces, landmarks)
     print(f"aligned: {len(table)} of {len(faces)} images ({len(failures)} without a face)")
     return table

@@ -34,6 +34,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -43,6 +44,9 @@ import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from dex_bias.parameters import project_parameters  # noqa: E402
+
 SHARED_TAR = ROOT.parent / "shared" / "data" / "utkface_crop_part1.tar"
 UTKFACE_IMAGES = 23_708
 WORKER_COUNTS = (1, 2, 8, 32, 128)
@@ -64,11 +68,13 @@ def sample_faces(count: int, folder: Path, seed: int = 12) -> pd.DataFrame:
         paths = sorted(folder.rglob("*.jpg.chip.jpg"))
         source = "UTKFace crop_part1 chips"
     else:
-        from dex_bias.demo.generate import DemoSettings, plan_demo, render_demo_face
         from PIL import Image
 
+        from dex_bias.demo.generate import plan_demo, render_demo_face
+
+        demo = replace(project_parameters(ROOT / "conf", env="base").ingest.demo, count=count, seed=seed, size=200)
         paths = []
-        for face, rng in plan_demo(DemoSettings(count=count, seed=seed, size=200)):
+        for face, rng in plan_demo(demo):
             path = folder / face.file_name
             Image.fromarray(render_demo_face(face, rng, 200)[0]).save(path)
             paths.append(path)
@@ -115,20 +121,28 @@ class PeakMemory:
         self._thread.join()
 
 
-def explain_targets(faces: pd.DataFrame, model, settings_params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def align_settings(parameters):
+    """The ``AlignSettings`` the project's ``align`` parameters state."""
+    from dex_bias.faces.detect import AlignSettings
+
+    align = parameters.align
+    return AlignSettings.from_parameters(align.detection, align.crop, align.five_point)
+
+
+def explain_targets(faces: pd.DataFrame, model, parameters) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Align (in this process) and predict the faces, then select them as the explain node does:
     ``(explain targets, faces joined with their landmarks)``."""
     from dex_bias.faces.align import align_table
-    from dex_bias.faces.detect import AlignSettings
-    from dex_bias.fanout import FanOut
     from dex_bias.models.inference import join_faces_and_landmarks, predict_table
     from dex_bias.pipelines.explain.nodes import select_images
 
-    here = FanOut(synchronous=True, progress=False)
-    landmarks, _ = align_table(faces, AlignSettings(), here)
+    here = replace(parameters.dask, synchronous=True, progress=False)
+    landmarks, _ = align_table(faces, align_settings(parameters), here, chunk_size=parameters.align.chunk_size)
     table, _ = join_faces_and_landmarks(faces, landmarks)
-    predictions, _ = predict_table(model, table, here)
-    targets, _ = select_images(predictions, landmarks, faces, settings_params)
+    infer = parameters.infer
+    predictions, _ = predict_table(model, table, here, batch_size=infer.batch_size, chunk_size=infer.chunk_size,
+                                   padding=infer.crop_padding, workers=infer.crop_workers)
+    targets, _ = select_images(predictions, landmarks, faces, parameters.explain)
     return targets, table
 
 
@@ -149,28 +163,28 @@ def main() -> None:
     args = parser.parse_args()
 
     import keras
-    import yaml
 
     from dex_bias.explain import tasks
-    from dex_bias.fanout import FanOut, Task, close_clusters, run_tasks
+    from dex_bias.fanout import Task, close_clusters, run_tasks
     from dex_bias.fanout.engine import _ACTIVE, _first_unreadable
     from dex_bias.models import build_model
-    from dex_bias.pipelines.explain.nodes import complete_params, explain_settings
 
-    params = complete_params(yaml.safe_load((ROOT / "conf" / "base" / "parameters_explain.yml").read_text())["explain"])
-    params["lime"]["num_samples"] = args.num_samples
-    params["max_images"] = None
-    settings = explain_settings(params)
-    chunk = int(params["chunk_size"])
+    parameters = project_parameters(ROOT / "conf", env="base", overrides={
+        "explain.lime.num_samples": args.num_samples, "explain.max_images": None,
+        "dask.progress": False, "dask.log_every": 3600, "dask.dashboard_address": None})
+    settings = parameters.explain
+    chunk = settings.chunk_size
     keras.utils.set_random_seed(3)
     model = build_model("compact")  # the demo's layout; random weights: speed only
-    quiet = {"progress": False, "log_every": 3600, "dashboard_address": None}
+
+    def engine_of(workers: int):
+        return replace(parameters.dask, workers=workers)
     print(f"{os.cpu_count()} CPUs; explain: {args.num_samples} samples a face, chunks of {chunk} faces; {load()}")
 
     with tempfile.TemporaryDirectory(prefix="dex_bias_scale_") as scratch:
         needed = 4 * args.images + 2
         faces = sample_faces(needed + 8, Path(scratch))
-        targets, table = explain_targets(faces, model, params)
+        targets, table = explain_targets(faces, model, parameters)
         targets = targets.head(needed)
         if len(targets) < needed:
             raise SystemExit(f"only {len(targets)} faces were aligned; ask for fewer --images")
@@ -181,7 +195,7 @@ def main() -> None:
         for repeat in range(args.repeats):
             for workers in (1, 2):
                 close_clusters()
-                engine = FanOut(workers=workers, **quiet)
+                engine = engine_of(workers)
                 tasks.explain_regions(warm, model, settings, engine, chunk_size=1)
                 seconds, _ = timed(lambda: tasks.explain_regions(measured, model, settings, engine, chunk_size=chunk))
                 rates[workers] = max(rates[workers], len(measured) / seconds)
@@ -191,7 +205,7 @@ def main() -> None:
 
         # 3. per-task overhead, on the warm 2-worker cluster
         empty = [Task(str(k), (f"t{k}",), _first_unreadable, ([],)) for k in range(400)]
-        seconds, _ = timed(lambda: run_tasks("empty tasks", empty, FanOut(workers=2, **quiet)))
+        seconds, _ = timed(lambda: run_tasks("empty tasks", empty, engine_of(2)))
         loads = _ACTIVE["client"].run(lambda: dict(__import__("dex_bias.fanout.state").fanout.state.LOAD_SECONDS))
         model_load = max((s for worker in loads.values() for s in worker.values()), default=float("nan"))
         print(f"per task: {1000 * seconds / len(empty):.1f} ms for an empty task on 2 workers (dispatch, result, "
@@ -201,7 +215,7 @@ def main() -> None:
         peaks = {}
         for label, rows in (("1x", measured), ("4x", many)):
             close_clusters()
-            engine = FanOut(workers=2, **quiet)
+            engine = engine_of(2)
             with PeakMemory() as memory:
                 seconds, _ = timed(lambda: tasks.explain_regions(rows, model, settings, engine, chunk_size=chunk))
             peaks[label] = memory.peak
@@ -212,7 +226,7 @@ def main() -> None:
         # 4. per model: seconds a face on one worker, and all of UTKFace on N workers
         close_clusters()
         efficiency = min(1.0, rates[2] / rates[1] / 2)  # more than 1 is noise on a shared machine
-        one = FanOut(workers=1, **quiet)
+        one = engine_of(1)
         rows_out = []
         few = measured.head(args.model_images)
         align_seconds = None
@@ -230,16 +244,18 @@ def main() -> None:
                     print(f"{name}: skipped ({str(error).splitlines()[0]})")
                     continue
             from dex_bias.faces.align import align_table
-            from dex_bias.faces.detect import AlignSettings
             from dex_bias.models.inference import predict_table
 
+            infer = parameters.infer
+            predicting = dict(batch_size=infer.batch_size, padding=infer.crop_padding, workers=infer.crop_workers)
             if align_seconds is None:
                 align_faces = faces.head(32)
-                align_table(align_faces.head(2), AlignSettings(), one)
-                seconds, _ = timed(lambda: align_table(align_faces, AlignSettings(), one))
+                aligning = dict(chunk_size=parameters.align.chunk_size)
+                align_table(align_faces.head(2), align_settings(parameters), one, **aligning)
+                seconds, _ = timed(lambda: align_table(align_faces, align_settings(parameters), one, **aligning))
                 align_seconds = seconds / len(align_faces)
-            predict_table(candidate, table.head(8), one)
-            seconds, _ = timed(lambda: predict_table(candidate, table.head(64), one, chunk_size=64))
+            predict_table(candidate, table.head(8), one, chunk_size=infer.chunk_size, **predicting)
+            seconds, _ = timed(lambda: predict_table(candidate, table.head(64), one, chunk_size=64, **predicting))
             infer_seconds = seconds / min(64, len(table))
             tasks.explain_regions(warm.head(1), candidate, settings, one, chunk_size=1)
             seconds, _ = timed(lambda: tasks.explain_regions(few, candidate, settings, one, chunk_size=chunk))

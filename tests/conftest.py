@@ -9,10 +9,15 @@
   (shared by every test of the session that needs the whole flow).
 - ``utkface_dir``: ``crop_part1`` of UTKFace unpacked from ``../shared/data`` (skipped, with the
   reason, where that tar is absent, as on a user's fresh machine).
+- ``base_parameters(overrides)``: conf/base's parameters as the settings classes a run builds
+  (``overrides``: dotted keys, as ``--params`` gives them); a test changes what it needs with
+  ``dataclasses.replace``, so its values come from the YAML, never from a copy in the test.
+  ``parameter_inputs(pipeline, parameters)`` gives a pipeline's ``params:`` inputs from them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -37,6 +42,45 @@ TEST_DEMO_PARAMS: dict[str, object] = {}
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def base_parameters(overrides: dict[str, object] | None = None):
+    """conf/base's parameters, typed and checked (``dex_bias.parameters.ProjectParameters``)."""
+    from dex_bias.parameters import project_parameters
+
+    if not overrides:
+        return _plain_base_parameters()
+    return project_parameters(REPO_ROOT / "conf", env="base", overrides=overrides)
+
+
+@functools.cache
+def _plain_base_parameters():
+    from dex_bias.parameters import project_parameters
+
+    return project_parameters(REPO_ROOT / "conf", env="base")
+
+
+def base_align_settings(**changes):
+    """The ``AlignSettings`` conf/base's ``align`` blocks state, with ``changes``."""
+    from dataclasses import replace
+
+    from dex_bias.faces.detect import AlignSettings
+
+    align = base_parameters().align
+    return replace(AlignSettings.from_parameters(align.detection, align.crop, align.five_point), **changes)
+
+
+def parameter_inputs(pipeline, parameters) -> dict[str, object]:
+    """The ``params:`` inputs of ``pipeline`` as a run feeds them, read from ``parameters``
+    (``params:align.crop`` is ``parameters.align.crop``)."""
+    values = {}
+    for name in pipeline.inputs():
+        if name.startswith("params:"):
+            value = parameters
+            for part in name.removeprefix("params:").split("."):
+                value = getattr(value, part)
+            values[name] = value
+    return values
 
 
 def _nest(dotted: dict[str, object]) -> dict:
@@ -119,9 +163,12 @@ class KeptDataset(MemoryDataset):
 
 @pytest.fixture
 def audited_models_config():
-    """Set the ``models`` parameters of pipelines built in this test (``dex_bias.model_audit``), then restore."""
+    """Set the ``models`` parameters of pipelines built in this test (``dex_bias.model_audit``): the
+    base ones with the keys given changed (``audited_models_config(audit=[...])``); restored after."""
+    from dataclasses import replace
+
     from dex_bias import model_audit
 
     before = model_audit._ACTIVE
-    yield model_audit.configure
+    yield lambda **changes: model_audit.configure(replace(base_parameters().models, **changes))
     model_audit._ACTIVE = before

@@ -108,3 +108,18 @@ class UpstreamCheckHooks:
             raise MissingUpstreamError(
                 "This run needs datasets that do not exist yet; no node was run.\n" + "\n".join(lines)
             )
+
+
+class ParameterCheckHooks:
+    """Stop a run, as its context is created, when a parameter is misspelt, missing or of the wrong type.
+
+    Every block of the parameters (base, the run's env, ``--params``) is read as its settings
+    class (:mod:`dex_bias.parameters`); one message names each bad key, where it belongs and the
+    file it came from. This runs before any other hook reads a parameter, and before any node.
+    """
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context) -> None:
+        from dex_bias.parameters import check_parameters
+
+        check_parameters(context.config_loader)

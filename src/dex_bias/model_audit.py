@@ -22,37 +22,36 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from dex_bias.models.registry import TRAINED, audited_models, check_models_parameters, declared_models
+from dex_bias.models.registry import TRAINED, ModelsSettings, audited_models, declared_models
 
 logger = logging.getLogger(__name__)
 
-_ACTIVE: dict[str, Any] | None = None
+_ACTIVE: ModelsSettings | None = None
 
 
-def configure(models_parameters: dict[str, Any] | None) -> None:
-    """Set the ``models`` parameters of this run (checked: unknown keys and undeclared models refused)."""
+def configure(models: ModelsSettings) -> None:
+    """Set the ``models`` parameters of this run (checked: undeclared models refused)."""
     global _ACTIVE
-    params = check_models_parameters(models_parameters)
-    audited_models(params)
-    _ACTIVE = params
+    audited_models(models)
+    _ACTIVE = models
 
 
-def _from_project_conf() -> dict[str, Any]:
-    from kedro.config import OmegaConfigLoader
+def _from_project_conf() -> ModelsSettings:
     from kedro.framework.project import settings
 
     conf = Path.cwd() / settings.CONF_SOURCE
     if not conf.is_dir():
-        return {}
-    loader = OmegaConfigLoader(str(conf), env=os.environ.get("KEDRO_ENV"), **settings.CONFIG_LOADER_ARGS)
-    return dict(loader["parameters"].get("models") or {})
+        raise FileNotFoundError(f"no {settings.CONF_SOURCE}/ folder in {Path.cwd()}: the audited models "
+                                "(`models.audit`) are read from the project's parameters; run from the project folder")
+    loader = settings.CONFIG_LOADER_CLASS(str(conf), env=os.environ.get("KEDRO_ENV"), **settings.CONFIG_LOADER_ARGS)
+    return ModelsSettings(**loader["parameters"]["models"])
 
 
-def active_parameters() -> dict[str, Any]:
+def active_parameters() -> ModelsSettings:
     """The ``models`` parameters of this run (see the module docstring)."""
     if _ACTIVE is None:
         configure(_from_project_conf())
-    return dict(_ACTIVE or {})
+    return _ACTIVE
 
 
 def audited() -> list[str]:
@@ -81,7 +80,7 @@ class AuditedModelsHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        configure(dict(context.config_loader["parameters"].get("models") or {}))
+        configure(ModelsSettings(**context.config_loader["parameters"]["models"]))
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:

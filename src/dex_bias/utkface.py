@@ -22,6 +22,8 @@ AGE_MIN, AGE_MAX = 0, 116
 CHIP_SUFFIX = ".jpg.chip.jpg"
 WILD_SUFFIX = ".jpg"
 
+#: Inclusive ``(low, high)`` bands of whole years of age, in age order (the ``age_bands`` parameters).
+AgeBands = tuple[tuple[int, int], ...]
 #: Default audit bands (inclusive, in years): child, teen, young adult, adult, middle age, older.
 DEFAULT_AGE_BANDS: tuple[tuple[int, int], ...] = (
     (0, 12), (13, 17), (18, 24), (25, 39), (40, 59), (60, AGE_MAX),

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from dex_bias.correction.corrected import corrected_predictions_table
 from dex_bias.correction.evaluate import correction_effects, gate_effects
 from dex_bias.correction.models import fit_bin_rule, fit_regression
 from dex_bias.correction.split import CALIBRATION, HELD_OUT
 from dex_bias.pipelines.correct.nodes import evaluate_corrections, fit_corrections, split_calibration
-from tests.conftest import REPO_ROOT
+from tests.conftest import base_parameters
 from tests.correction.conftest import planted_predictions
 
 PLANTED = {1: -8.0}
 
 
 @pytest.fixture(scope="module")
-def params() -> dict:
-    with open(REPO_ROOT / "conf" / "base" / "parameters_correct.yml") as fh:
-        params = yaml.safe_load(fh)["correct"]
-    params["evaluation"]["n_boot"] = 300  # enough for the tests' margins, quick on 2 cores
-    return params
+def params():
+    # 300 replicates: enough for the tests' margins, quick on 2 cores.
+    return base_parameters({"correct.evaluation.n_boot": 300}).correct
 
 
 def _overall(metrics: pd.DataFrame, correction: str) -> pd.Series:
@@ -38,7 +37,7 @@ def test_a_correction_fitted_on_shuffled_labels_does_not_look_better_held_out(pa
     # Calibration labels become noise; held-out labels stay true.
     shuffled.loc[calibration, "age"] = np.random.default_rng(0).permutation(shuffled.loc[calibration, "age"].to_numpy())
     # Cells of 5 rows (the old default) so that the bin rule fits offsets to the noise at all.
-    candidates, chosen, _ = fit_corrections(shuffled, split, {**params, "method": "bin_rule", "min_cell_n": 5})
+    candidates, chosen, _ = fit_corrections(shuffled, split, replace(params, method="bin_rule", min_cell_n=5))
     metrics, _ = evaluate_corrections(shuffled, split, candidates, chosen, params)
     held_out = faces[~calibration]
     direct_mae = (held_out["predicted_age"] - held_out["age"]).abs().mean()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +16,6 @@ from PIL import Image
 from dex_bias.faces import crop_image, landmarks_in_crop
 from dex_bias.faces.columns import LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS
 from dex_bias.faces.detect import (
-    AlignSettings,
     Detection,
     DetectionStage,
     NoFaceFound,
@@ -28,6 +28,9 @@ from dex_bias.faces.detect import (
 )
 
 import pandas as pd
+
+from tests.conftest import base_align_settings as align_settings
+from tests.conftest import base_parameters
 
 
 def box(left, top, right, bottom) -> Detection:
@@ -68,11 +71,11 @@ def test_clamp_cuts_the_box_at_the_image_edge_and_pad_keeps_it():
 
 def test_settings_refuse_clamp_with_eye_alignment_and_bad_values():
     with pytest.raises(ValueError, match="edge"):
-        AlignSettings(alignment="eyes", edge="clamp")
+        align_settings(alignment="eyes", edge="clamp")
     with pytest.raises(ValueError, match="margin"):
-        AlignSettings(margin=-0.1)
+        align_settings(margin=-0.1)
     with pytest.raises(ValueError, match="alignment"):
-        AlignSettings(alignment="affine")
+        align_settings(alignment="affine")
 
 
 def test_eye_alignment_levels_the_eyes_in_the_crop():
@@ -103,16 +106,17 @@ def test_landmark_model_is_found_without_importing_its_package():
 
 @pytest.fixture(scope="module")
 def demo_faces() -> list[tuple[np.ndarray, np.ndarray]]:
-    from dex_bias.demo.generate import DemoSettings, plan_demo, render_demo_face
+    from dex_bias.demo.generate import plan_demo, render_demo_face
 
-    return [render_demo_face(face, rng, 200) for face, rng in plan_demo(DemoSettings(count=10, seed=7))]
+    demo = replace(base_parameters().ingest.demo, count=10, seed=7)
+    return [render_demo_face(face, rng, 200) for face, rng in plan_demo(demo)]
 
 
 def test_synthetic_faces_are_found_with_landmarks_near_the_template(demo_faces):
     errors = []
     for image, template in demo_faces:
         try:
-            row = align_image(image, AlignSettings())
+            row = align_image(image, align_settings())
         except NoFaceFound:
             continue
         errors.append(np.median(np.linalg.norm(points_of(row) - template, axis=1)))
@@ -123,8 +127,8 @@ def test_synthetic_faces_are_found_with_landmarks_near_the_template(demo_faces):
 
 def test_padded_stage_reports_boxes_and_landmarks_in_unpadded_pixels(demo_faces):
     image = demo_faces[0][0]
-    plain = align_image(image, AlignSettings(stages=(DetectionStage("plain", 1, 0.0),)))
-    padded = align_image(image, AlignSettings(stages=(DetectionStage("padded", 1, 0.3),)))
+    plain = align_image(image, align_settings(stages=(DetectionStage("plain", 1, 0.0),)))
+    padded = align_image(image, align_settings(stages=(DetectionStage("padded", 1, 0.3),)))
     assert padded["detection_stage"] == "padded" and padded["border_pad"] == 60
     # The same face found on a bigger canvas: HOG's window grid shifts, so allow a few pixels.
     for side in ("box_left", "box_top", "box_right", "box_bottom"):
@@ -135,10 +139,10 @@ def test_padded_stage_reports_boxes_and_landmarks_in_unpadded_pixels(demo_faces)
 def test_large_images_are_shrunk_for_detection_but_landmarked_at_full_size(demo_faces):
     image, template = demo_faces[1]
     big = np.asarray(Image.fromarray(image).resize((600, 600), Image.BICUBIC))
-    row = align_image(big, AlignSettings(max_side=200))
+    row = align_image(big, align_settings(max_side=200))
     full_template = (template + 0.5) * 3 - 0.5
     assert np.median(np.linalg.norm(points_of(row) - full_template, axis=1)) < 10
-    small = align_image(image, AlignSettings())
+    small = align_image(image, align_settings())
     assert row["box_left"] == pytest.approx((small["box_left"] + 0.5) * 3 - 0.5, abs=3)
 
 
@@ -151,7 +155,7 @@ def test_no_face_and_unreadable_files_become_failures_with_reasons(tmp_path, dem
     broken.write_bytes(Image.open(face).tobytes()[:500])
     aligned, failed = align_chunk(
         ["blank", "face", "broken", "gone"], [str(blank), str(face), str(broken), str(tmp_path / "gone.jpg")],
-        AlignSettings(),
+        align_settings(),
     )
     assert [row["image_id"] for row in aligned] == ["face"]
     assert {row["image_id"]: row["reason"] for row in failed} == {
@@ -166,7 +170,7 @@ def test_real_chips_are_found_with_plausible_landmarks(utkface_dir):
     for path in sample:
         image = np.asarray(Image.open(path).convert("RGB"))
         try:
-            row = align_image(image, AlignSettings())
+            row = align_image(image, align_settings())
         except NoFaceFound:
             continue
         found += 1

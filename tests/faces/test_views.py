@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dlib
 import numpy as np
 import pandas as pd
@@ -9,25 +11,27 @@ import pytest
 from PIL import Image
 
 from dex_bias.faces import crop_image, crop_to_image, landmarks_in_crop
-from dex_bias.faces.detect import AlignSettings, align_image, five_point_model
+from dex_bias.faces.detect import align_image, five_point_model
 from dex_bias.faces.views import (
     STORED_CROP, CropSpec, chip_details, chip_transform, iter_view_batches, margin_box_transforms, view_transforms,
 )
+from tests.conftest import base_align_settings, base_parameters
 
 
 @pytest.fixture(scope="module")
 def demo_table(tmp_path_factory):
     """Three aligned demo faces as a faces + landmarks table (files on disk)."""
-    from dex_bias.demo.generate import DemoSettings, plan_demo, render_demo_face
+    from dex_bias.demo.generate import plan_demo, render_demo_face
 
     folder = tmp_path_factory.mktemp("views")
+    settings = base_align_settings()
     rows = []
-    for index, (face, rng) in enumerate(plan_demo(DemoSettings(count=3, seed=5))):
+    for index, (face, rng) in enumerate(plan_demo(replace(base_parameters().ingest.demo, count=3, seed=5))):
         image, _ = render_demo_face(face, rng, 200)
         path = folder / f"face_{index}.png"
         Image.fromarray(image).save(path)
         rows.append({"image_id": path.name, "path": str(path), "width": 200, "height": 200,
-                     **align_image(image, AlignSettings())})
+                     **align_image(image, settings)})
     return pd.DataFrame(rows)
 
 

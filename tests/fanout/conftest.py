@@ -3,33 +3,33 @@ and explain pipelines run in-process on any engine."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from tests.conftest import REPO_ROOT, KeptDataset
+from tests.conftest import KeptDataset, base_parameters, parameter_inputs
 
-CONF = REPO_ROOT / "conf" / "base"
+#: Changes to the base ``dask`` parameters.
 SYNCHRONOUS = {"synchronous": True, "progress": False}
 CLUSTER = {"workers": 2, "progress": False, "dashboard_address": None}
 
 
-def base(name: str) -> dict:
-    return yaml.safe_load((CONF / f"parameters_{name}.yml").read_text())[name]
+def fan_out(**changes):
+    """The base ``dask`` parameters with ``changes``."""
+    return replace(base_parameters().dask, **changes)
 
 
-def small_params() -> dict[str, dict]:
-    """The base parameters with chunks small enough that 24 faces make several tasks of each stage."""
-    align = {**base("align"), "chunk_size": 4}
-    infer = {**base("infer"), "batch_size": 4, "chunk_size": 8, "splits": "all"}
-    explain = base("explain")
-    explain.update(chunk_size=3)
-    explain["lime"].update(num_samples=100, batch_size=64)
-    explain["quickshift"].update(sample_size=4)
-    explain["quality"].update(sample_size=3, stability_seeds=2, random_orders=2)
-    return {"align": align, "infer": infer, "explain": explain}
+def small_params(changes: dict | None = None):
+    """The base parameters with chunks small enough that 24 faces make several tasks of each stage
+    (``changes``: more dotted keys)."""
+    return base_parameters({
+        "align.chunk_size": 4, "infer.batch_size": 4, "infer.chunk_size": 8, "infer.splits": "all",
+        "explain.chunk_size": 3, "explain.lime.num_samples": 100, "explain.lime.batch_size": 64,
+        "explain.quickshift.sample_size": 4, "explain.quality.sample_size": 3,
+        "explain.quality.stability_seeds": 2, "explain.quality.random_orders": 2, **(changes or {}),
+    })
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +41,12 @@ def demo_faces(tmp_path_factory) -> pd.DataFrame:
     from dex_bias.pipelines.ingest.pipeline import create_pipeline
 
     folder = tmp_path_factory.mktemp("cluster_demo") / "demo_faces"
-    ingest = base("ingest")
-    ingest["image_dir"] = str(folder)
-    ingest["demo"].update(output_dir=str(folder), count=24)
+    parameters = base_parameters({"ingest.image_dir": str(folder), "ingest.demo.output_dir": str(folder),
+                                  "ingest.demo.count": 24})
     pipeline = create_pipeline()
     catalog = DataCatalog({name: KeptDataset(copy_mode="assign") for name in pipeline.datasets()})
-    catalog["params:ingest"] = KeptDataset(ingest, copy_mode="assign")
+    for name, value in parameter_inputs(pipeline, parameters).items():
+        catalog[name] = KeptDataset(value, copy_mode="assign")
     SequentialRunner().run(pipeline, catalog)
     return catalog.load("faces")
 
@@ -66,7 +66,8 @@ def compact_model():
 
 
 def run_flow(pipelines: list[str], inputs: dict, dask: dict, stores: Path) -> dict[str, object]:
-    """Run the named pipelines in-process; every dataset they touch, by name."""
+    """Run the named pipelines in-process with :func:`small_params` (``dask``: changes to its ``dask``;
+    ``inputs`` may replace a ``params:`` input); every dataset they touch, by name."""
     from kedro.io import DataCatalog
     from kedro.pipeline import Pipeline
     from kedro.runner import SequentialRunner
@@ -77,7 +78,7 @@ def run_flow(pipelines: list[str], inputs: dict, dask: dict, stores: Path) -> di
     every = project_pipelines()
     pipeline = sum((every[name] for name in pipelines), Pipeline([]))
     catalog = DataCatalog({name: KeptDataset(copy_mode="assign") for name in pipeline.datasets()})
-    values = {**{f"params:{name}": value for name, value in small_params().items()}, "params:dask": dask,
+    values = {**parameter_inputs(pipeline, small_params()), "params:dask": fan_out(**dask),
               "infer_chunks": ChunkStore(stores / "infer"), "explain_chunks": ChunkStore(stores / "explain"),
               **inputs}
     for name, value in values.items():

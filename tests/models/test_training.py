@@ -1,5 +1,7 @@
 """DEX training: targets, validation split, freezing, history, seeded reproducibility."""
 
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pytest
@@ -13,6 +15,12 @@ from dex_bias.models.training import (
     train_dex_model,
     validation_split,
 )
+from tests.conftest import base_parameters
+
+
+def fitting(**changes) -> TrainingSettings:
+    """conf/base's fitting settings (the ``train`` keys ``TrainingSettings`` has), with ``changes``."""
+    return replace(TrainingSettings(**base_parameters().train.recorded()), **changes)
 
 
 def test_gaussian_age_targets_are_distributions_peaked_at_the_true_age():
@@ -64,7 +72,7 @@ def _toy_faces(count=24, seed=0):
 
 def test_same_seed_gives_the_same_model_and_history():
     crops, ages, genders = _toy_faces()
-    settings = TrainingSettings(epochs=1, batch_size=8, patience=5, seed=11)
+    settings = fitting(epochs=1, batch_size=8, patience=5, seed=11)
     first = train_dex_model(_seeded_compact(11), crops, ages, genders, settings)
     second = train_dex_model(_seeded_compact(11), crops, ages, genders, settings)
     assert list(first.history.columns[:5]) == ["epoch", "loss", "val_loss", "age_mae", "val_age_mae"]
@@ -78,7 +86,7 @@ def test_zero_epochs_keeps_the_model_as_loaded():
     crops, ages, genders = _toy_faces(count=4)
     model = build_model("compact")
     before = [np.asarray(w).copy() for w in model.weights]
-    result = train_dex_model(model, crops, ages, genders, TrainingSettings(epochs=0))
+    result = train_dex_model(model, crops, ages, genders, fitting(epochs=0))
     assert result.history.empty and result.summary["epochs_run"] == 0
     for a, w in zip(before, result.model.weights):
         np.testing.assert_array_equal(a, np.asarray(w))

@@ -1,5 +1,7 @@
 """Published-weights loading: exact round trips, and one clear error per wrong file."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,12 @@ from dex_bias.models.weights import (
     model_card,
     save_hdf5_weights,
 )
+from tests.conftest import base_parameters
+
+
+def from_file(path):
+    """conf/base's ``train.model``, starting from the compact model's weights in ``path``."""
+    return replace(base_parameters().train.model, source="weights_file", backbone="compact", weights_file=str(path))
 
 
 def _outputs(model, seed=0):
@@ -54,7 +62,7 @@ def test_auto_named_layers_load_in_order_with_every_shape_checked(tmp_path):
 def test_weights_file_source_records_where_the_model_came_from(tmp_path):
     path = tmp_path / "compact.h5"
     save_hdf5_weights(_perturbed(build_model("compact")), path)
-    model = load_model_from_config({"source": "weights_file", "backbone": "compact", "weights_file": str(path)})
+    model = load_model_from_config(from_file(path))
     card = model_card(model)
     assert card["source"] == "weights_file" and card["weights_file"] == str(path)
     assert len(card["weights_sha256"]) == 64 and card["trained_splits"] == []
@@ -89,13 +97,12 @@ def test_git_lfs_pointer_is_recognised(tmp_path):
     pointer.write_text("version https://git-lfs.github.com/spec/v1\n"
                        "oid sha256:0123456789abcdef\nsize 132434532\n")
     with pytest.raises(WeightsFileError, match="Git LFS pointer.*git lfs pull"):
-        load_model_from_config({"source": "weights_file", "backbone": "compact", "weights_file": str(pointer)})
+        load_model_from_config(from_file(pointer))
 
 
 def test_missing_and_non_hdf5_files_are_named(tmp_path):
     with pytest.raises(WeightsFileError, match="no file at that path"):
-        load_model_from_config({"source": "weights_file", "backbone": "compact",
-                                "weights_file": str(tmp_path / "absent.h5")})
+        load_model_from_config(from_file(tmp_path / "absent.h5"))
     text = tmp_path / "notes.h5"
     text.write_text("these are not weights")
     with pytest.raises(WeightsFileError, match=r"expected an HDF5 weights file.*found \d+ bytes"):

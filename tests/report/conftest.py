@@ -9,29 +9,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from dex_bias.stats.paper import INNER_REGIONS, OUTER_FEATURES
-from tests.conftest import REPO_ROOT, KeptDataset
+from tests.conftest import KeptDataset, base_parameters
 from tests.stats.conftest import synthetic_landmarks, synthetic_predictions
 
-
-def parameters(name: str) -> dict:
-    """``conf/base/parameters_<name>.yml``'s ``name`` dict."""
-    return yaml.safe_load((REPO_ROOT / "conf" / "base" / f"parameters_{name}.yml").read_text())[name]
+VENDOR = {"format": "onnx", "file": "vendor.onnx", "input": {"size": 64}, "age": {"classes": {"count": 101}},
+          "gender": None}
 
 
-def report_parameters() -> dict:
+def report_parameters():
     """The report parameters with fewer bootstrap draws and permutations (same code paths)."""
-    params = parameters("report")
-    params["bootstrap"]["n_boot"] = 100
-    params["tests"]["n_perm"] = 500
-    return params
+    return base_parameters({"report.bootstrap.n_boot": 100, "report.tests.n_perm": 500}).report
 
 
 def run_in_process(pipeline, inputs: dict) -> dict:
@@ -78,10 +74,8 @@ def comparison_outputs() -> dict:
     attributions = pd.DataFrame([(i, "regions", region, rng.normal()) for i in trained["image_id"][:60]
                                  for region in ("nose", "mouth", "chin")],
                                 columns=["image_id", "method", "region", "weight"])
-    report_params, compare_params = report_parameters(), parameters("compare")
-    models_params = {"audit": ["trained", "vendor"], "declarations": {"vendor": {
-        "format": "onnx", "file": "vendor.onnx", "input": {"size": 64}, "age": {"classes": {"count": 101}},
-        "gender": None}}}
+    report_params, compare_params = report_parameters(), base_parameters().compare
+    models_params = replace(base_parameters().models, audit=["trained", "vendor"], declarations={"vendor": VENDOR})
     compared, coverage = nodes.collect_predictions(report_params, trained=trained, vendor=vendor)
     metrics, gates = nodes.compare_metrics(compared, report_params, compare_params)
     spread = nodes.measure_spread(compared, report_params, compare_params)
@@ -97,7 +91,7 @@ def comparison_outputs() -> dict:
     }
 
 
-def audit_context(outputs: dict, params: dict | None = None, **changes):
+def audit_context(outputs: dict, params=None, **changes):
     """The audit report's context from ``audit_outputs`` (``changes`` replace tables by name,
     ``params`` the report parameters)."""
     from dex_bias.pipelines.report.pipeline import FIGURES, TABLES
@@ -109,7 +103,7 @@ def audit_context(outputs: dict, params: dict | None = None, **changes):
     tables.update(changes)
     figures = AuditFigures(**{name: outputs[f"figure_{name}"] for name in AuditFigures.__dataclass_fields__})
     assert set(FIGURES) == {f"figure_{name}" for name in AuditFigures.__dataclass_fields__}
-    return audit_report_context(AuditTables(**tables), figures, AuditSettings.from_params(params or outputs["params"]))
+    return audit_report_context(AuditTables(**tables), figures, AuditSettings.from_settings(params or outputs["params"]))
 
 
 def comparison_context(outputs: dict):
@@ -121,9 +115,9 @@ def comparison_context(outputs: dict):
     tables = ComparisonTables(**{name: outputs[name] for name in ComparisonTables.__dataclass_fields__
                                  if name != "declarations"},
                               declarations=model_declarations(outputs["coverage"]["model"], outputs["models_params"]))
-    board = outputs["compare_params"]["leaderboard"]
-    settings = ComparisonSettings(features=("race", "gender"), gate_measure=board["gate_measure"],
-                                  challenge_age=float(board["challenge_age"]), alpha=0.05, confidence=0.95, min_n=30)
+    board = outputs["compare_params"].leaderboard
+    settings = ComparisonSettings(features=("race", "gender"), gate_measure=board.gate_measure,
+                                  challenge_age=float(board.challenge_age), alpha=0.05, confidence=0.95, min_n=30)
     return comparison_report_context(
         tables, [outputs["figure_mae"], outputs["figure_gates"], outputs["figure_regions"]], settings)
 

@@ -2,6 +2,7 @@
 stratified tests', its spread lines are ``group_spread``'s, and its whiskers sit where the numbers say."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -141,8 +142,8 @@ def test_with_an_outer_grouping_each_model_gets_its_own_card():
     first = synthetic_predictions(400, seed=1, race_bias={2: 6.0}).assign(model_name="alpha")
     second = synthetic_predictions(400, seed=2).assign(model_name="beta")
     second["image_id"] = "beta_" + second["image_id"]
-    params = {**report_parameters(), "outer_grouping": "model_name"}
-    params["tests"]["pairwise"] = False
+    base = report_parameters()
+    params = replace(base, outer_grouping="model_name", tests=replace(base.tests, pairwise=False))
     predictions, quarantine = nodes.prepare_report_input(pd.concat([first, second], ignore_index=True), params)
     gates, buffers = nodes.compute_age_gates(predictions, params)
     verification, spread = nodes.compute_age_verification(predictions, params)
@@ -154,7 +155,7 @@ def test_with_an_outer_grouping_each_model_gets_its_own_card():
                          group_spread=spread, image_quality_metrics=empty, paper_normality_table=empty,
                          paper_correlation_table=empty, region_weight_correlations=empty)
     blank = figure_to_image(message_figure("-", "-"))
-    report = audit_report_context(tables, AuditFigures(*[blank] * 5), AuditSettings.from_params(params))
+    report = audit_report_context(tables, AuditFigures(*[blank] * 5), AuditSettings.from_settings(params))
     assert [label for label, _ in report.cards] == ["alpha", "beta"]
     metrics = tables.group_metrics.query("band_scheme == 'audit'")
     for label, card in report.cards:

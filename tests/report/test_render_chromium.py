@@ -6,6 +6,8 @@ Screenshots land in the test's temporary folder (``<name>_first_screen.png``, ``
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.browser import CHROMIUM_ARGS, chromium_path
@@ -58,7 +60,7 @@ def _small_groups_document(outputs: dict) -> str:
     from dex_bias.report.context import render_audit_report
     from tests.report.conftest import audit_context
 
-    return render_audit_report(audit_context(outputs, params={**outputs["params"], "min_n": 1000}))
+    return render_audit_report(audit_context(outputs, params=replace(outputs["params"], min_n=1000)))
 
 
 @pytest.mark.parametrize("document", ["audit_report", "audit_report_small_groups", "model_comparison_report"])

@@ -31,9 +31,15 @@ def test_a_failed_report_never_becomes_the_latest_and_a_notebook_reads_the_compl
     assert manifest(project, good)["status"] == "complete"
     good_report = (project / f"data/08_reporting/audit_report.html/{good}/audit_report.html").read_text()
 
-    # The same audit with a broken setting fails in its last steps, after most tables were saved.
-    with pytest.raises(Exception):
-        failed = session_run(project, monkeypatch, ["report"], env="external", params={"report": {"alpha": "oops"}})
+    # The same audit failing in its last step (the HTML page), after most tables were saved. (A
+    # broken parameter no longer gets that far: it stops the run before any node.)
+    def broken_page(report):
+        raise RuntimeError("the page could not be rendered")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("dex_bias.pipelines.report.nodes.render_audit_report", broken_page)
+        with pytest.raises(RuntimeError, match="could not be rendered"):
+            session_run(project, monkeypatch, ["report"], env="external")
     failed = set_aside(project, "data/08_reporting/group_metrics.csv")
     assert len(failed) == 1, "the failed run had saved group_metrics before failing"
     failed = failed[0]

@@ -6,6 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import base_parameters
+
+
+def verification_settings(overrides: dict | None = None):
+    """conf/base's ``report.age_verification`` with ``overrides`` (keys under it, dotted) changed."""
+    changed = {f"report.age_verification.{key}": value for key, value in (overrides or {}).items()}
+    return base_parameters(changed).report.age_verification
+
 
 def synthetic_predictions(n: int = 1500, seed: int = 0, race_bias: dict[int, float] | None = None,
                           noise: float = 6.0) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from dex_bias.stats.paper import paper_normality_table
 from dex_bias.stats.quality import quality_metrics
 from dex_bias.stats.significance import significance_tests
 from dex_bias.stats.verification import age_verification_metrics, group_spread
-from tests.stats.conftest import synthetic_landmarks, synthetic_predictions
+from tests.stats.conftest import synthetic_landmarks, synthetic_predictions, verification_settings
 
 BASE = synthetic_predictions(400, seed=8)
 CASES = {
@@ -29,8 +29,8 @@ def _everything(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "significance_tests": significance_tests(df, n_perm=99, n_boot=20),
         "age_gate_metrics": age_gate_metrics(df),
         "challenge_age_buffers": challenge_age_buffers(df),
-        "age_verification_metrics": age_verification_metrics(df),
-        "group_spread": group_spread(df, n_boot=20),
+        "age_verification_metrics": age_verification_metrics(df, verification_settings()),
+        "group_spread": group_spread(df, verification_settings(), n_boot=20),
         "paper_normality_table": paper_normality_table(df),
         "image_quality_metrics": quality_metrics(df, synthetic_landmarks(df.image_id), n_boot=20),
         "gender_metrics": gender_metrics(df.assign(prob_female=0.7)) if len(df) else gender_metrics(df),

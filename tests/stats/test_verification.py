@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as st
 
 from dex_bias.stats.verification import age_verification_metrics, group_spread
-from tests.stats.conftest import synthetic_predictions
+from tests.stats.conftest import synthetic_predictions, verification_settings
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def _row(table, metric, parameters, grouping="overall", group="all"):
 
 
 def test_challenge_false_positives_any_challenge_and_true_ages(df):
-    settings = {"challenge": {"challenge_ages": [25, 21], "true_ages": [17, [15, 17]]}}
+    settings = verification_settings({"challenge.challenge_ages": [25, 21], "challenge.true_ages": [17, [15, 17]]})
     table = age_verification_metrics(df, settings)
     for tau in (25, 21):
         for low, high, text in ((17, 17, "17"), (15, 17, "15-17")):
@@ -34,7 +34,7 @@ def test_challenge_false_positives_any_challenge_and_true_ages(df):
 
 
 def test_thirteen_to_sixteen_shares_read_estimates_as_whole_years(df):
-    table = age_verification_metrics(df)
+    table = age_verification_metrics(df, verification_settings())
     teens = df[df.age.between(13, 16)]
     read = np.floor(teens.predicted_age)
     shares = {"0-12": (read <= 12).mean(), "13-16": read.between(13, 16).mean(), "17-22": read.between(17, 22).mean(),
@@ -49,7 +49,7 @@ def test_thirteen_to_sixteen_shares_read_estimates_as_whole_years(df):
 
 
 def test_verification_threshold_is_set_on_the_reference_group_and_read_for_every_group(df):
-    settings = {"verification": {"pass_share": 0.1, "reference": {"race": "White"}}}
+    settings = verification_settings({"verification.pass_share": 0.1, "verification.reference": {"race": "White"}})
     table = age_verification_metrics(df, settings)
     reference = df[(df.race == 0) & df.age.between(14, 17)].predicted_age
     passing = int(np.floor(0.1 * len(reference)))
@@ -65,14 +65,14 @@ def test_verification_threshold_is_set_on_the_reference_group_and_read_for_every
     adults = df[(df.race == 2) & df.age.between(18, 30)]
     fail = _row(table, "verification_adults_fail", f"{label}: true age 18-30 failing", "race", "Asian")
     assert fail.rate == pytest.approx((adults.predicted_age <= threshold).mean())
-    nobody = age_verification_metrics(df, {"verification": {"reference": {"race": "Martian"}}})
+    nobody = age_verification_metrics(df, verification_settings({"verification.reference": {"race": "Martian"}}))
     rows = nobody[nobody.metric.str.startswith("verification")]
     assert (rows.status == "undefined").all() and rows.rate.isna().all()
     assert rows.notes.str.contains("no reference minors").all()
 
 
 def test_spread_across_groups_max_minus_min_and_gini(df):
-    spread = group_spread(df, n_boot=200, features=("race", "gender", "race × gender"))
+    spread = group_spread(df, verification_settings(), n_boot=200, features=("race", "gender", "race × gender"))
     mae = spread[(spread.metric == "mae") & (spread.feature == "race")].iloc[0]
     by_race = (df.predicted_age - df.age).abs().groupby(df.race).mean()
     assert mae.max_minus_min == pytest.approx(by_race.max() - by_race.min())

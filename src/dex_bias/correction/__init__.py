@@ -5,4 +5,5 @@
   identity, cross-validated selection within the calibration part.
 - ``evaluate``: before/after errors and age-gate rates on the held-out part only.
 - ``corrected``: corrected estimates laid out in the ``predictions`` contract.
+- ``settings``: the ``correct`` parameters as settings classes.
 """

@@ -30,6 +30,7 @@ import pandas as pd
 from PIL import Image
 
 from dex_bias.demo.render import HAIR_TONES, SKIN_TONES, FaceLook, render_face
+from dex_bias.schema import settings_dataclass
 from dex_bias.utkface import RACE_NAMES
 
 logger = logging.getLogger(__name__)
@@ -44,24 +45,26 @@ class DemoFolderError(RuntimeError):
     """The demo folder holds something other than the demo these settings would make."""
 
 
-@dataclass(frozen=True)
+@settings_dataclass
 class DemoSettings:
-    """What decides the demo set (all of it goes into the manifest).
+    """``ingest.demo``: what decides the demo set (all of it but ``output_dir`` goes into the manifest).
 
+    ``output_dir``: the folder ingest makes the demo in (when it is ``ingest.image_dir``);
     ``count`` faces of ``size`` x ``size`` px, JPEG quality ``jpeg_quality``; ages uniform in
     ``min_age``-17 with probability ``minor_share``, else uniform in 18-``max_age``; gender
     and race uniform; age cues of ``planted_race`` weakened by ``planted_strength`` in [0, 1].
     """
 
-    count: int = 600
-    seed: int = 20170109
-    planted_race: int = 1
-    planted_strength: float = 0.7
-    size: int = 200
-    jpeg_quality: int = 90
-    minor_share: float = 0.3
-    min_age: int = 1
-    max_age: int = 80
+    output_dir: str
+    count: int
+    seed: int
+    planted_race: int
+    planted_strength: float
+    size: int
+    jpeg_quality: int
+    minor_share: float
+    min_age: int
+    max_age: int
 
     def __post_init__(self):
         if self.count < 1:
@@ -75,11 +78,9 @@ class DemoSettings:
         if not 1 <= self.min_age <= 17 < self.max_age <= 116:
             raise ValueError(f"need 1 <= min_age <= 17 < max_age <= 116, got {self.min_age}, {self.max_age}")
 
-    @classmethod
-    def from_params(cls, params: dict) -> "DemoSettings":
-        """Build from a parameters dict, ignoring keys that are not settings (``output_dir``)."""
-        known = set(cls.__dataclass_fields__)
-        return cls(**{key: value for key, value in params.items() if key in known})
+    def recorded(self) -> dict:
+        """The settings that decide the files (the manifest's): all but where they are written."""
+        return {key: value for key, value in asdict(self).items() if key != "output_dir"}
 
 
 def age_cues(age: float) -> dict[str, float]:
@@ -199,7 +200,7 @@ def manifest_for(settings: DemoSettings, names: list[str]) -> dict:
     return {
         "generator": "dex_bias.demo",
         "generator_version": GENERATOR_VERSION,
-        "settings": asdict(settings),
+        "settings": settings.recorded(),
         "count": settings.count,
         "seed": settings.seed,
         "files": sorted(names),

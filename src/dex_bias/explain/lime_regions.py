@@ -34,6 +34,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from scipy import ndimage
 
+from dex_bias.schema import settings_dataclass
+
 logger = logging.getLogger(__name__)
 
 AgeFunction = Callable[[np.ndarray], np.ndarray]
@@ -94,19 +96,26 @@ def lime_kernel(distances: np.ndarray, kernel_width: float) -> np.ndarray:
     return np.sqrt(np.exp(-(distances ** 2) / kernel_width ** 2))
 
 
-@dataclass
+@settings_dataclass
 class LimeSettings:
-    """What one LIME explanation needs; defaults are lime_image's, but 1000 samples."""
+    """What one LIME explanation needs (``explain.lime``; lime_image's choices, but 1000 samples).
 
-    num_samples: int = 1000
-    kernel_width: float = 0.25
-    feature_selection: str = "auto"
-    num_features: int | None = None  # None: all segments, as lime_image's num_features=100000
-    hide: str = "mean"
-    blur_sigma: float = 3.0
-    batch_size: int = 100
-    distance_metric: str = "cosine"
-    target: str = "expected_age"
+    ``num_samples`` perturbed images, ``kernel_width`` on ``distance_metric`` distances to the
+    all-on mask, ``feature_selection`` of ``LimeBase``, ``num_features`` (``None``: every segment),
+    what a hidden segment shows (``hide``: mean | zero | blur, ``blur_sigma`` pixels), model
+    batches of ``batch_size``, and what is explained (``target``: expected_age |
+    top_class_probability).
+    """
+
+    num_samples: int
+    kernel_width: float
+    feature_selection: str
+    num_features: int | None
+    hide: str
+    blur_sigma: float
+    batch_size: int
+    distance_metric: str
+    target: str
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:

@@ -35,12 +35,15 @@ A region can be empty on a face whose landmarks leave the crop; callers flag it
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, cKDTree
 from skimage.draw import polygon as fill_polygon
+
+from dex_bias.schema import settings_dataclass
 
 #: Region names, in label order (label i is ``REGION_NAMES[i]``); the dataset contract's spelling.
 REGION_NAMES: tuple[str, ...] = (
@@ -109,6 +112,20 @@ def _dense_outline(outline_xy: np.ndarray, owner: np.ndarray, step: float = 0.5)
     t = (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)) / np.repeat(counts, counts)
     dense = starts[edge] + (ends[edge] - starts[edge]) * t[:, None]
     return dense, owner[edge]
+
+
+@settings_dataclass
+class RegionShape:
+    """``explain.regions``: the shape constants of :func:`region_map` (its keyword arguments)."""
+
+    band_width: float
+    eye_area_drop: float
+    inner_eye_scale: float
+    mouth_margin: float
+
+    def keywords(self) -> dict[str, float]:
+        """As :func:`region_map`'s keyword arguments."""
+        return asdict(self)
 
 
 def region_map(points68: np.ndarray, size: int, *, band_width: float = 0.25,

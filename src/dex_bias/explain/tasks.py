@@ -22,7 +22,7 @@ fingerprint of its rows, the model and the stage's settings; a rerun computes on
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -33,51 +33,101 @@ from dex_bias.explain.lime_regions import (
     predict_masked, quickshift_segments, region_weights,
 )
 from dex_bias.explain.quality import deletion_masks, deletion_summary, seed_stability
-from dex_bias.explain.regions import N_REGIONS, REGION_NAMES, region_map
+from dex_bias.explain.regions import N_REGIONS, REGION_NAMES, RegionShape, region_map
 from dex_bias.fanout import ChunkStore, FanOut, Task, fingerprint, rows_fingerprint, run_tasks
 from dex_bias.fanout.engine import spread
 from dex_bias.fanout.store import concat_tables
+from dex_bias.schema import settings_dataclass
+from dex_bias.utkface import AgeBands
 
 ATTRIBUTION_COLUMNS = ["image_id", "method", "region", "weight", "region_empty", "intercept", "surrogate_r2",
                        "predicted_age", "age", "gender", "race", "positive_share", "region_pixels", "model_age"]
 FAILURE_COLUMNS = ["image_id", "reason", "detail"]
 
 
-@dataclass(frozen=True)
-class ExplainSettings:
-    """What every explanation of a run shares (the ``explain`` parameters that change results).
+@settings_dataclass
+class SegmentationSettings:
+    """``explain.quickshift.segmentation``: lime_image's quickshift (:func:`quickshift_segments`)."""
 
-    ``regions``: keyword arguments of :func:`dex_bias.explain.regions.region_map`;
-    ``segmentation`` and ``positive_segments``: quickshift's; ``random_orders`` and
-    ``stability_seeds``: the quality measures'. ``crop_batch_size`` only sets how many crops are
-    cut at a time (not a result).
+    kernel_size: float
+    max_dist: float
+    ratio: float
+
+
+@settings_dataclass
+class ArticleLimeSettings:
+    """``explain.quickshift.lime``: what the article's LIME set-up changes of ``explain.lime``."""
+
+    target: str
+    num_samples: int
+    hide: str
+    feature_selection: str
+
+
+@settings_dataclass
+class QuickshiftSettings:
+    """``explain.quickshift``: the article's method on a stratified ``sample_size`` (``None``: every
+    explained face); ``positive_segments`` kept per face (``None``: every positively weighted one)."""
+
+    enabled: bool
+    sample_size: int | None
+    positive_segments: int | None
+    segmentation: SegmentationSettings
+    lime: ArticleLimeSettings
+
+
+@settings_dataclass
+class QualitySettings:
+    """``explain.quality``: deletion curves (``random_orders`` random orders for the baseline) and
+    seed stability (``stability_seeds`` LIME runs a face) on a stratified ``sample_size``."""
+
+    sample_size: int | None
+    random_orders: int
+    stability_seeds: int
+
+
+@settings_dataclass
+class ExplainSettings:
+    """``params:explain`` (conf/base/parameters_explain.yml): what every explanation of a run shares.
+
+    ``seed``: the run's (each image's derives from it and its id); ``max_images``: a stratified
+    sample of that many faces per ``age_bands`` x race x gender (``None``: every predicted face);
+    ``chunk_size`` faces a Dask task; ``crop_batch_size`` crops cut at a time (not a result);
+    ``prediction_tolerance`` years of disagreement with ``predictions`` before a warning.
     """
 
     seed: int
+    max_images: int | None
+    age_bands: AgeBands
+    crop_batch_size: int
+    crop_padding: str
+    prediction_tolerance: float
+    chunk_size: int
     lime: LimeSettings
-    regions: Mapping[str, float] = field(default_factory=dict)
-    crop_padding: str = "edge"
-    crop_batch_size: int = 64
-    segmentation: Mapping[str, float] = field(default_factory=dict)
-    positive_segments: int | None = None
-    random_orders: int = 3
-    stability_seeds: int = 3
-    quickshift_lime: LimeSettings | None = None
+    regions: RegionShape
+    quickshift: QuickshiftSettings
+    quality: QualitySettings
+
+    def __post_init__(self):
+        if self.lime.target != "expected_age":
+            raise ValueError(f"explain.lime.target must be 'expected_age' (the region method explains the expected "
+                             f"age), not {self.lime.target!r}; the article's target is explain.quickshift.lime.target")
 
     @property
     def article_lime(self) -> LimeSettings:
-        """The LIME settings of the quickshift rows (the article's set-up; the main ones when unset)."""
-        return self.quickshift_lime or self.lime
+        """The LIME settings of the quickshift rows: ``lime`` as ``quickshift.lime`` changes it."""
+        return replace(self.lime, **asdict(self.quickshift.lime))
 
     def recipe(self, stage: str) -> dict[str, Any]:
         """The settings that change ``stage``'s results (what its chunks are keyed by)."""
-        common = {"seed": self.seed, "lime": self.lime, "regions": dict(self.regions),
+        common = {"seed": self.seed, "lime": self.lime, "regions": self.regions.keywords(),
                   "crop_padding": self.crop_padding}
         if stage == "quickshift":
-            return {**common, "lime": self.article_lime, "segmentation": dict(self.segmentation),
-                    "positive_segments": self.positive_segments}
+            return {**common, "lime": self.article_lime, "segmentation": asdict(self.quickshift.segmentation),
+                    "positive_segments": self.quickshift.positive_segments}
         if stage == "quality":
-            return {**common, "random_orders": self.random_orders, "stability_seeds": self.stability_seeds}
+            return {**common, "random_orders": self.quality.random_orders,
+                    "stability_seeds": self.quality.stability_seeds}
         return common
 
 
@@ -98,10 +148,10 @@ def points_in_view(targets: pd.DataFrame, view) -> np.ndarray:
     return landmarks_in_crop(targets, size, view_transforms(targets, crop, size))
 
 
-def region_maps_of(targets: pd.DataFrame, view, regions: Mapping[str, float]) -> dict[str, np.ndarray]:
+def region_maps_of(targets: pd.DataFrame, view, regions: RegionShape) -> dict[str, np.ndarray]:
     size = view[1]
     points = points_in_view(targets, view)
-    return {image_id: region_map(p, size, **regions) for image_id, p in zip(targets["image_id"], points)}
+    return {image_id: region_map(p, size, **regions.keywords()) for image_id, p in zip(targets["image_id"], points)}
 
 
 def crop_stream(targets: pd.DataFrame, view, settings: ExplainSettings,
@@ -113,7 +163,7 @@ def crop_stream(targets: pd.DataFrame, view, settings: ExplainSettings,
         failures.append({"image_id": row["image_id"], "reason": getattr(error, "reason", "crop_failed"),
                          "detail": str(error)})
 
-    for rows, (crops,) in iter_view_batches(targets, [view], int(settings.crop_batch_size),
+    for rows, (crops,) in iter_view_batches(targets, [view], settings.crop_batch_size,
                                             padding=settings.crop_padding, on_error=record):
         for (_, row), crop in zip(rows.iterrows(), crops):
             yield row, crop
@@ -137,7 +187,7 @@ def regions_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> dict[
     def items():
         for row, crop in crop_stream(rows, view, settings, failures):
             image_id = row["image_id"]
-            yield (image_id, crop, region_map(points[image_id], size, **settings.regions),
+            yield (image_id, crop, region_map(points[image_id], size, **settings.regions.keywords()),
                    image_seed(settings.seed, image_id))
 
     records = []
@@ -177,14 +227,14 @@ def quickshift_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> di
         for row, crop in crop_stream(rows, view, settings, failures):
             image_id = row["image_id"]
             segments = quickshift_segments(crop, seed=image_seed(settings.seed, image_id) % 1000,
-                                           **settings.segmentation)
+                                           **asdict(settings.quickshift.segmentation))
             yield image_id, crop, segments, image_seed(settings.seed, image_id)
 
     records = []
     for explanation in explain_images(items(), age_function, lime):
         image_id = explanation.key
         activation, share, empty = positive_pixel_shares(explanation.weights, explanation.segments, maps[image_id],
-                                                         N_REGIONS, settings.positive_segments)
+                                                         N_REGIONS, settings.quickshift.positive_segments)
         records.append(pd.DataFrame({
             "image_id": image_id, "method": "quickshift", "region": REGION_NAMES, "weight": activation,
             "region_empty": empty, "intercept": explanation.intercept, "surrogate_r2": explanation.score,
@@ -210,7 +260,7 @@ def quality_chunk(rows: pd.DataFrame, weights: Mapping[str, Sequence[float]], mo
     def deletion_jobs():
         for image_id, crop in crops.items():
             present, compact = compact_segments(maps[image_id])
-            masks, _ = deletion_masks(weights_of[image_id][present], int(settings.random_orders),
+            masks, _ = deletion_masks(weights_of[image_id][present], settings.quality.random_orders,
                                       image_seed(settings.seed, image_id))
             yield MaskedJob(image_id, crop, hide_image(crop, compact, settings.lime.hide, settings.lime.blur_sigma),
                             compact, masks.reshape(-1, len(present)), context={"orders": masks.shape[0]})
@@ -219,7 +269,7 @@ def quality_chunk(rows: pd.DataFrame, weights: Mapping[str, Sequence[float]], mo
     for job in predict_masked(deletion_jobs(), age_function, settings.lime.batch_size):
         summaries[job.key] = deletion_summary(job.ages.reshape(job.context["orders"], -1))
     runs = {image_id: [weights_of[image_id]] for image_id in crops}
-    for k in range(1, int(settings.stability_seeds)):
+    for k in range(1, settings.quality.stability_seeds):
         items = ((image_id, crop, maps[image_id], image_seed(f"{settings.seed}+{k}", image_id))
                  for image_id, crop in crops.items())
         for explanation in explain_images(items, age_function, settings.lime):
@@ -266,7 +316,7 @@ def _run_stage(stage: str, function, targets: pd.DataFrame, model, settings: Exp
                      readable=spread(paths))
 
 
-def explain_regions(targets: pd.DataFrame, model, settings: ExplainSettings, fan_out: FanOut = FanOut(), *,
+def explain_regions(targets: pd.DataFrame, model, settings: ExplainSettings, fan_out: FanOut, *,
                     chunk_size: int = 8, store: ChunkStore | None = None,
                     root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """LIME over facial regions for every target: ``(attribution rows, failures)``, in target order.
@@ -280,7 +330,7 @@ def explain_regions(targets: pd.DataFrame, model, settings: ExplainSettings, fan
             concat_tables(results, "failures", empty=_failures_frame([])))
 
 
-def explain_quickshift(sample: pd.DataFrame, model, settings: ExplainSettings, fan_out: FanOut = FanOut(), *,
+def explain_quickshift(sample: pd.DataFrame, model, settings: ExplainSettings, fan_out: FanOut, *,
                        chunk_size: int = 8, store: ChunkStore | None = None,
                        root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The article's quickshift LIME for every face of ``sample``: ``(attribution rows, failures)``."""
@@ -291,7 +341,7 @@ def explain_quickshift(sample: pd.DataFrame, model, settings: ExplainSettings, f
 
 
 def measure_quality(sample: pd.DataFrame, weights: Mapping[str, Sequence[float]], model, settings: ExplainSettings,
-                    fan_out: FanOut = FanOut(), *, chunk_size: int = 8, store: ChunkStore | None = None,
+                    fan_out: FanOut, *, chunk_size: int = 8, store: ChunkStore | None = None,
                     root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Deletion curves and seed stability for every face of ``sample``: ``(quality rows, failures)``.
 

@@ -22,7 +22,8 @@ _WHERE: dict[str, str] = {
        ("crop_image", "crop_to_image", "crop_transforms", "cut_crops", "image_to_crop",
         "iter_crop_batches", "landmarks_in_crop", "transform_to_columns")},
     **{name: "dex_bias.faces.detect" for name in
-       ("AlignSettings", "DetectionStage", "NoFaceFound", "align_image", "shape_predictor_path")},
+       ("AlignSettings", "CropSettings", "DetectionSettings", "DetectionStage", "FivePointSettings", "NoFaceFound",
+        "align_image", "shape_predictor_path")},
     **{name: "dex_bias.faces.align" for name in
        ("FAILURE_COLUMNS", "FAILURE_REASONS", "LANDMARK_COLUMNS", "FanOut", "align_table")},
 }

@@ -43,7 +43,7 @@ FAILURE_REASONS: dict[str, str] = {
 def align_table(
     faces: pd.DataFrame,
     settings: AlignSettings,
-    fan_out: FanOut = FanOut(),
+    fan_out: FanOut,
     *,
     chunk_size: int = 16,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

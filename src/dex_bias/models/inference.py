@@ -168,7 +168,7 @@ def predict_chunk(rows: pd.DataFrame, model, *, batch_size: int = 64, padding: s
     return {"predictions": predictions, "failures": pd.DataFrame(failures, columns=FAILURE_COLUMNS)}
 
 
-def predict_table(model, table: pd.DataFrame, fan_out: FanOut = FanOut(), *, batch_size: int = 64,
+def predict_table(model, table: pd.DataFrame, fan_out: FanOut, *, batch_size: int = 64,
                   chunk_size: int = 256, padding: str = "edge", workers: int = 2, model_version: str | None = None,
                   store: ChunkStore | None = None, root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict every face of ``table`` on ``fan_out``'s engine: ``(predictions, failures)``, in table order.

@@ -2,6 +2,7 @@
 
 - :func:`published_models`: the declarations shipped in ``published.yml`` beside this module
   (``yu4u_wrn_16_8_v05``, ``dlib_age_v1``), each with its file's SHA-256 and provenance.
+- :class:`ModelsSettings`: the ``models`` parameters (conf/base/parameters_models.yml).
 - :func:`declared_models`: those plus the user's declarations from the ``models`` parameters
   (``models.declarations``: key -> declaration, the YAML form of
   :meth:`~dex_bias.models.spec.ModelSpec.from_dict`), and ``models.files`` (key -> path), which
@@ -15,15 +16,28 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 from dex_bias.models.spec import DeclarationError, ModelSpec
+from dex_bias.schema import settings_dataclass
 
 #: The audit key of the model trained by this project's train pipeline.
 TRAINED = "trained"
-MODELS_PARAMETERS = ("audit", "declarations", "files", "threads")
+
+
+@settings_dataclass
+class ModelsSettings:
+    """``params:models``: the models a run audits (``audit``: ``trained`` or declared keys), the
+    user's ``declarations`` (key -> declaration, each checked by :meth:`ModelSpec.from_dict`),
+    other copies of registry models' ``files`` (key -> path), onnxruntime ``threads`` (``None``:
+    onnxruntime's choice)."""
+
+    audit: list[str]
+    declarations: dict[str, dict[str, Any]]
+    files: dict[str, str]
+    threads: int | None
 
 
 @lru_cache(maxsize=1)
@@ -37,26 +51,15 @@ def published_models() -> dict[str, ModelSpec]:
     return {name: ModelSpec.from_dict(name, declaration) for name, declaration in _published_yaml().items()}
 
 
-def check_models_parameters(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``models`` parameters with unknown keys refused by name."""
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(MODELS_PARAMETERS))
-    if unknown:
-        raise KeyError(f"unknown key(s) {unknown} under `models` (conf/base/parameters_models.yml); "
-                       f"known: {list(MODELS_PARAMETERS)}")
-    return params
-
-
-def declared_models(params: Mapping[str, Any] | None = None) -> dict[str, ModelSpec]:
+def declared_models(params: ModelsSettings) -> dict[str, ModelSpec]:
     """Registry models and the user's declarations (``models.declarations``), by key.
 
     A user declaration may not reuse a registry key (declare a changed model under a new name,
     so that an audit never mixes two files under one name); ``models.files`` moves a registry
     model's file.
     """
-    params = check_models_parameters(params)
     models = published_models()
-    for name, declaration in (params.get("declarations") or {}).items():
+    for name, declaration in params.declarations.items():
         if name in models:
             raise DeclarationError(name, "this key is a published model of the registry "
                                          "(dex_bias/models/published.yml)",
@@ -65,7 +68,7 @@ def declared_models(params: Mapping[str, Any] | None = None) -> dict[str, ModelS
         if name == TRAINED:
             raise DeclarationError(name, f"{TRAINED!r} is the model the train pipeline makes", "pick another name")
         models[name] = ModelSpec.from_dict(name, declaration)
-    for name, path in (params.get("files") or {}).items():
+    for name, path in params.files.items():
         if name not in models:
             raise DeclarationError(name, "`models.files` names a model that is not declared",
                                    f"declared models: {sorted(models)}")
@@ -73,10 +76,12 @@ def declared_models(params: Mapping[str, Any] | None = None) -> dict[str, ModelS
     return models
 
 
-def audited_models(params: Mapping[str, Any] | None = None) -> list[str]:
+def audited_models(params: ModelsSettings) -> list[str]:
     """The keys of ``models.audit``, in order, each ``trained`` or a declared model (checked)."""
-    params = check_models_parameters(params)
-    audit = list(params.get("audit") or [TRAINED])
+    audit = list(params.audit)
+    if not audit:
+        raise ValueError(f"`models.audit` is empty: list the models to audit ({TRAINED!r}: the model the train "
+                         "pipeline makes; or declared models)")
     known = declared_models(params)
     unknown = [key for key in audit if key != TRAINED and key not in known]
     if unknown:

@@ -26,20 +26,22 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dex_bias.models.spec import AGE_OUTPUT, AGES, GENDER_OUTPUT, expected_age, output_index, spec_for
+from dex_bias.schema import settings_dataclass
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@settings_dataclass
 class TrainingSettings:
-    """What decides a training run (all recorded in the model's card).
+    """What decides a training run (all recorded in the model's card): the fitting keys of
+    ``params:train`` (conf/base/parameters_train.yml).
 
     epochs : maximum epochs (0: no training, the model is kept as loaded).
     batch_size : faces per gradient step.
@@ -56,23 +58,22 @@ class TrainingSettings:
     deterministic_ops : switch on TensorFlow op determinism (same weights on a re-run).
     """
 
-    epochs: int = 40
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    validation_fraction: float = 0.15
-    patience: int = 8
-    label_sigma: float = 2.0
-    gender_loss_weight: float = 1.0
-    flip: bool = True
-    max_shift: float = 0.06
-    frozen_layers: int | str = 0
-    seed: int = 42
-    deterministic_ops: bool = True
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    validation_fraction: float
+    patience: int
+    label_sigma: float
+    gender_loss_weight: float
+    flip: bool
+    max_shift: float
+    frozen_layers: int | str
+    seed: int
+    deterministic_ops: bool
 
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "TrainingSettings":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in params.items() if k in known})
+    def recorded(self) -> dict[str, Any]:
+        """These settings as the model's card records them (a subclass's own fields left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(TrainingSettings)}
 
 
 def age_label_distribution(ages: np.ndarray, sigma: float) -> np.ndarray:
@@ -276,7 +277,7 @@ def train_dex_model(model, crops: np.ndarray, ages: np.ndarray, genders: np.ndar
         "best_val_age_mae": float(history["val_age_mae"].min()) if len(history) else None,
         "n_train": int(len(train_at)), "n_validation": int(len(validation_at)),
         "frozen_layers": frozen, "training_seconds": round(seconds, 1),
-        "settings": asdict(settings),
+        "settings": settings.recorded(),
     }
     logger.info("Trained %s in %.1f s: %d epochs, best validation MAE %.2f years at epoch %s.",
                 model.name, seconds, summary["epochs_run"], summary["best_val_age_mae"] or float("nan"),

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from dex_bias.models.spec import MODEL_SPECS
+from dex_bias.schema import settings_dataclass
 
 logger = logging.getLogger(__name__)
 
@@ -322,11 +323,27 @@ def set_model_card(model, card: dict[str, Any]) -> None:
     setattr(model, CARD_ATTRIBUTE, dict(card))
 
 
-def load_model_from_config(model_config: dict[str, Any], *, build_options: dict[str, Any] | None = None,
-                           seed: int | None = None):
-    """Build the model named by a ``model`` parameter block, loading its weights file when asked.
+@settings_dataclass
+class StartingModel:
+    """``train.model``: the model training starts from.
 
-    ``model_config``: ``{source: trained_here | weights_file, backbone, weights_file, trust_unsafe}``.
+    ``source``: ``trained_here`` (a fresh model of ``backbone``, built with ``options``) or
+    ``weights_file`` (``weights_file``: HDF5 weights of ``backbone``'s layout, or a ``.keras``
+    model, loaded in Keras safe mode unless ``trust_unsafe``). ``female_column``: the gender
+    column of a file used as loaded that means female (``None``: 1, UTKFace's code).
+    """
+
+    source: str
+    backbone: str
+    weights_file: str | None
+    trust_unsafe: bool
+    female_column: int | None
+    options: dict[str, Any]
+
+
+def load_model_from_config(model_config: StartingModel, *, seed: int | None = None):
+    """Build the model ``model_config`` names, loading its weights file when asked.
+
     ``trained_here`` gives a fresh, untrained model of ``backbone``; ``weights_file`` loads the
     file (HDF5 weights into ``backbone``'s layout, or a whole ``.keras`` model). The model's
     card records the source and the file's SHA-256. Raises :class:`WeightsFileError` before
@@ -340,22 +357,21 @@ def load_model_from_config(model_config: dict[str, Any], *, build_options: dict[
 
         keras.utils.set_random_seed(int(seed))
 
-    source = model_config.get("source", "trained_here")
-    backbone = model_config.get("backbone", "compact")
+    source, backbone = model_config.source, model_config.backbone
     if backbone not in MODEL_SPECS:
         raise ValueError(f"model.backbone {backbone!r} is not one of {sorted(MODEL_SPECS)}")
     if source == "trained_here":
-        model = build_model(backbone, **(build_options or {}))
+        model = build_model(backbone, **model_config.options)
         set_model_card(model, {"backbone": backbone, "source": "trained_here", "trained_splits": []})
         return model
     if source != "weights_file":
         raise ValueError(f"model.source must be 'trained_here' or 'weights_file', not {source!r}")
-    path = model_config.get("weights_file")
+    path = model_config.weights_file
     if not path:
         raise ValueError("model.source is 'weights_file' but model.weights_file is empty: give the file's path")
     kind = check_model_file(path)
     if kind == "keras":
-        model = load_keras_model(path, trust_unsafe=bool(model_config.get("trust_unsafe", False)))
+        model = load_keras_model(path, trust_unsafe=model_config.trust_unsafe)
         if model.name != backbone:
             raise WeightsFileError(path, f"a model of backbone {backbone!r}", f"a model named {model.name!r}",
                                    "set `model.backbone` to the file's backbone")
@@ -365,8 +381,8 @@ def load_model_from_config(model_config: dict[str, Any], *, build_options: dict[
         match = load_hdf5_weights(model, path)
     card = {"backbone": backbone, "source": "weights_file", "weights_file": str(path),
             "weights_sha256": file_sha256(path), "weights_match": match, "trained_splits": []}
-    if model_config.get("female_column") is not None:
+    if model_config.female_column is not None:
         # Which gender column of the loaded file means female (yu4u's published files: 0).
-        card["female_column"] = int(model_config["female_column"])
+        card["female_column"] = model_config.female_column
     set_model_card(model, card)
     return model

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
+from dex_bias.models.registry import ModelsSettings
 from dex_bias.report import formats
 from dex_bias.report import tables as t
 from dex_bias.report.card import ReportCard, comparison_card
@@ -245,7 +246,7 @@ def comparison_findings(leaderboard: pd.DataFrame, metrics: pd.DataFrame, gates:
     return out
 
 
-def model_declarations(models: Sequence[str], models_params: Mapping[str, Any]) -> pd.DataFrame:
+def model_declarations(models: Sequence[str], models_params: ModelsSettings) -> pd.DataFrame:
     """One row per compared model: what its declaration says it takes and gives, and where it came from.
 
     Columns ``model``, ``format``, ``file``, ``sha256`` (first 16 hex digits), ``input``, ``age output``,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import pandas as pd
 from PIL import Image
@@ -21,6 +21,7 @@ from dex_bias.report import tables as t
 from dex_bias.report.card import ReportCard, audit_card
 from dex_bias.report.findings import Finding, SmallGroup, audit_findings, small_groups
 from dex_bias.report.html import image_data_uri, render
+from dex_bias.report.settings import ReportSettings
 
 #: The spreads across groups the card states (those the statistics could compute).
 CARD_SPREAD_METRICS = ("mae", "balanced_mae", "challenge_false_positive", "verification_minors_pass")
@@ -75,22 +76,21 @@ class AuditSettings:
     article_method: str
     accurate_above: float
     renormalisation: str
-    outer_grouping: str | None = None
+    outer_grouping: str | None
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "AuditSettings":
-        """From ``params:report`` (``conf/base/parameters_report.yml``)."""
-        tests, article = params["tests"], params["article"]
+    def from_settings(cls, report: ReportSettings) -> "AuditSettings":
+        """From ``params:report`` (conf/base/parameters_report.yml)."""
+        tests, article = report.tests, report.article
         return cls(
-            alpha=float(params["alpha"]), confidence=float(params["confidence"]), min_n=int(params["min_n"]),
-            stratum_years=int(tests["stratum_years"]), gate_stratum_years=int(tests["gate_stratum_years"]),
-            n_perm=int(tests["n_perm"]), test_features=tuple(params["test_features"]),
-            gate_features=tuple(params["gate_features"]), spread_features=tuple(params["spread_features"]),
-            challenge_ages=tuple(float(a) for a in params["challenge_ages"]),
-            age_bands=tuple((int(low), int(high)) for low, high in params["age_bands"]),
-            explanation_method=str(params["explanation_method"]),
-            article_method=str(article["explanation_method"]), accurate_above=float(article["accurate_above"]),
-            renormalisation=str(article["renormalisation"]), outer_grouping=params["outer_grouping"] or None,
+            alpha=report.alpha, confidence=report.confidence, min_n=report.min_n,
+            stratum_years=tests.stratum_years, gate_stratum_years=tests.gate_stratum_years, n_perm=tests.n_perm,
+            test_features=tuple(report.test_features), gate_features=tuple(report.gate_features),
+            spread_features=tuple(report.spread_features),
+            challenge_ages=tuple(float(a) for a in report.challenge_ages), age_bands=report.age_bands,
+            explanation_method=report.explanation_method, article_method=article.explanation_method,
+            accurate_above=article.accurate_above, renormalisation=article.renormalisation,
+            outer_grouping=report.outer_grouping or None,
         )
 
     @property

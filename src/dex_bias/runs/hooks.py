@@ -26,7 +26,7 @@ import atexit
 import logging
 import platform
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from kedro.pipeline import Pipeline
 from dex_bias.runs.consistency import Candidate, Choice, Ref, choose_versions, newest_consistent_set
 from dex_bias.runs.kedro_io import StoredDataset, is_parameter, stored_dataset
 from dex_bias.runs.ledger import MANIFEST, RunLedger, SetAside, file_fingerprints
+from dex_bias.schema import settings_dataclass
 
 logger = logging.getLogger("dex_bias.runs")
 
@@ -92,13 +93,23 @@ def describe_set_aside(outcome: SetAside, why: str) -> str:
             "are unchanged.")
 
 
-def _run_settings(catalog: Any) -> dict[str, Any]:
-    dataset = catalog.get("params:runs") if "params:runs" in catalog else None
-    return dict(dataset.load() or {}) if dataset is not None else {}
+@settings_dataclass
+class RunsSettings:
+    """``params:runs`` (conf/base/parameters_runs.yml), read by these hooks: whether a run may read
+    inputs that do not belong together (``accept_mismatched_inputs``)."""
+
+    accept_mismatched_inputs: bool
+
+
+def _run_settings(catalog: Any) -> RunsSettings:
+    return RunsSettings(**catalog.load("params:runs"))
 
 
 def _plain(value: Any) -> Any:
-    """Parameters as JSON: dicts, lists, numbers, strings (anything else as its text)."""
+    """Parameters as JSON: dicts, lists, numbers, strings (settings dataclasses as their dicts;
+    anything else as its text)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
     if isinstance(value, dict):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -111,9 +122,9 @@ def _plain(value: Any) -> Any:
 def _command(run_params: dict[str, Any]) -> dict[str, Any]:
     keys = ("tags", "from_nodes", "to_nodes", "node_names", "from_inputs", "to_outputs", "namespaces",
             "load_versions", "runtime_params")
-    return {"pipeline_names": _plain(run_params.get("pipeline_names") or ["__default__"]),
-            "env": run_params.get("env"),
-            **{key: _plain(run_params.get(key)) for key in keys if run_params.get(key) not in (None, [], {}, ())}}
+    return {"pipeline_names": _plain(run_params["pipeline_names"] or ["__default__"]),
+            "env": run_params["env"],
+            **{key: _plain(run_params[key]) for key in keys if run_params[key] not in (None, [], {}, ())}}
 
 
 def _kedro_run(pipelines: list[str] | None, env: str | None, load_versions: dict[str, str] | None = None) -> str:
@@ -154,8 +165,8 @@ class ConsistentInputsHooks:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
         run_id = run_params["run_id"]
         ledger = RunLedger(run_params["project_path"])
-        accept = bool(_run_settings(catalog).get("accept_mismatched_inputs", False))
-        user_pins = dict(run_params.get("load_versions") or {})
+        accept = _run_settings(catalog).accept_mismatched_inputs
+        user_pins = dict(run_params["load_versions"] or {})
         running = {output["version_folder"]: output["run_id"] for output in ledger.running_outputs(exclude=run_id)}
         stored: dict[str, StoredDataset] = {}
         candidates: list[Candidate] = []
@@ -200,8 +211,8 @@ class ConsistentInputsHooks:
                 decisions["left_out"][name] = reason
                 logger.warning("%s is left out of this run: %s. To include it, make it from the same data "
                                "(e.g. %s).", name, clash.explain(),
-                               _kedro_run(_in_flow_order(_makers({name}) | set(run_params.get("pipeline_names") or [])),
-                                          run_params.get("env")))
+                               _kedro_run(_in_flow_order(_makers({name}) | set(run_params["pipeline_names"] or [])),
+                                          run_params["env"]))
             elif dataset.versioned:
                 dataset.pin(version)
                 decisions["chosen"][name] = version
@@ -238,8 +249,8 @@ class ConsistentInputsHooks:
 
     @staticmethod
     def _refusal(choice: Choice, candidates: list[Candidate], provenance: Any, run_params: dict[str, Any]) -> str:
-        pipelines = _in_flow_order(set(run_params.get("pipeline_names") or []))
-        env = run_params.get("env")
+        pipelines = _in_flow_order(set(run_params["pipeline_names"] or []))
+        env = run_params["env"]
         lines = ["The inputs of this run do not belong together, so no node was run:"]
         lines += [f"  - {clash.explain()}" for clash in choice.clashes]
         stale = {clash.dataset.name for clash in choice.clashes}

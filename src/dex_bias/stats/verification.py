@@ -4,14 +4,14 @@ What an age-verification audit reports (after NIST IR 8525, the FATE age estimat
 verification report), each as a rate per group with a Wilson 95 % interval:
 
 - **Challenge-age false positives** (``challenge_false_positive``): the share of people of a
-  true age (17 by default, any ages as parameters) whose estimate is at or above a challenge age
-  (25 by default: the "Challenge 25" retail policy); those are the minors a gate waves through.
+  true age (17 in conf/base, any ages as parameters) whose estimate is at or above a challenge age
+  (25 in conf/base: the "Challenge 25" retail policy); those are the minors a gate waves through.
 - **13-16 classification** (``age_range_estimate``): for true ages 13-16, the share estimated
   13-16, below 13, 17-22 and above 22; for true ages 8-12 and 17-22, the share estimated 13-16.
   An unrounded estimate e reads as age ⌊e⌋ (a person is 16 until their 17th birthday), so
   "estimated 13-16" is 13 ≤ e < 17.
 - **Verification at a legal age** (``verification``): the threshold t is set so that a chosen
-  share (5 % by default, at most) of one reference group's people aged 14-17 pass (estimate > t,
+  share (5 % in conf/base, at most) of one reference group's people aged 14-17 pass (estimate > t,
   t the (n − ⌊share · n⌋)-th smallest of their n estimates); every group's minors pass rate (true 14-17,
   estimate > t) and adults fail rate (true 18-30, estimate ≤ t) are read at that same t. The
   intervals treat t as fixed (they describe the rates at this operating point).
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ from dex_bias.stats.metrics import (
     ERROR_COLUMNS, balanced_mean, cell_names, mean_absolute_error, reference_cells, share_within,
     with_display_columns,
 )
+from dex_bias.schema import settings_dataclass
 from dex_bias.utkface import DEFAULT_AGE_BANDS
 
 logger = logging.getLogger(__name__)
@@ -50,14 +51,47 @@ VERIFICATION_COLUMNS = (
     "status", "notes",
 )
 
-#: The defaults of ``report.age_verification`` in conf/base/parameters_report.yml.
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "challenge": {"challenge_ages": [25], "true_ages": [17]},
-    "age_range": {"target": [13, 16], "estimate_bands": [[0, 12], [13, 16], [17, 22], [23, None]],
-                  "neighbours": [[8, 12], [17, 22]]},
-    "verification": {"legal_age": 18, "minor_ages": [14, 17], "adult_ages": [18, 30], "pass_share": 0.05,
-                     "reference": {"race": "White"}},
-}
+#: An age in years, or an inclusive ``[low, high]`` range of ages (``high`` None: no upper end).
+AgeOrRange = int | float | tuple[int | float, int | float | None]
+
+
+@settings_dataclass
+class ChallengeSettings:
+    """Challenge-age false positives: people of each of ``true_ages`` estimated at or above each of ``challenge_ages``."""
+
+    challenge_ages: list[int | float]
+    true_ages: list[AgeOrRange]
+
+
+@settings_dataclass
+class AgeRangeSettings:
+    """The ``target`` range (13-16): how its people are read (``estimate_bands``), and how often the
+    ``neighbours`` ranges are read as it."""
+
+    target: tuple[int | float, int | float]
+    estimate_bands: list[tuple[int | float, int | float | None]]
+    neighbours: list[tuple[int | float, int | float]]
+
+
+@settings_dataclass
+class VerificationSettings:
+    """Verification at ``legal_age``: the threshold lets ``pass_share`` of the ``reference`` group's
+    ``minor_ages`` pass; minors passing and ``adult_ages`` failing are read at it for every group."""
+
+    legal_age: int | float
+    minor_ages: tuple[int | float, int | float]
+    adult_ages: tuple[int | float, int | float]
+    pass_share: float
+    reference: dict[str, str | int]
+
+
+@settings_dataclass
+class AgeVerificationSettings:
+    """``report.age_verification`` (conf/base/parameters_report.yml): NIST IR 8525's measures."""
+
+    challenge: ChallengeSettings
+    age_range: AgeRangeSettings
+    verification: VerificationSettings
 
 
 def _range(value) -> tuple[float, float]:
@@ -116,45 +150,39 @@ class RateDefinition:
     defined: bool = True
 
 
-def complete_settings(settings: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """``settings`` over ``DEFAULT_SETTINGS``, section by section."""
-    return {key: {**value, **dict((settings or {}).get(key) or {})} for key, value in DEFAULT_SETTINGS.items()}
-
-
-def rate_definitions(table: pd.DataFrame, settings: Mapping[str, Any] | None = None) -> list[RateDefinition]:
+def rate_definitions(table: pd.DataFrame, settings: AgeVerificationSettings) -> list[RateDefinition]:
     """Every rate of ``age_verification_metrics`` for the rows of ``table`` (display columns)."""
-    settings = complete_settings(settings)
     age = table["age"].to_numpy(float)
     estimate = table["predicted_age"].to_numpy(float)
     out = []
-    challenge = settings["challenge"]
-    for challenge_age in challenge["challenge_ages"]:
-        for true_age in challenge["true_ages"]:
+    challenge = settings.challenge
+    for challenge_age in challenge.challenge_ages:
+        for true_age in challenge.true_ages:
             low, high = _range(true_age)
             out.append(RateDefinition(
                 "challenge_false_positive",
                 f"true age {_range_text(low, high)} estimated at or above {float(challenge_age):g}",
                 (age >= low) & (age <= high), estimate >= float(challenge_age)))
-    age_range = settings["age_range"]
-    target_low, target_high = _range(age_range["target"])
+    age_range = settings.age_range
+    target_low, target_high = _range(age_range.target)
     in_target = (age >= target_low) & (age <= target_high)
-    for band in age_range["estimate_bands"]:
+    for band in age_range.estimate_bands:
         low, high = _range(band)
         out.append(RateDefinition(
             "age_range_estimate", f"true age {_range_text(target_low, target_high)} estimated {_range_text(low, high)}",
             in_target, _estimated_in(estimate, low, high)))
-    for band in age_range["neighbours"]:
+    for band in age_range.neighbours:
         low, high = _range(band)
         out.append(RateDefinition(
             "age_range_estimate", f"true age {_range_text(low, high)} estimated {_range_text(target_low, target_high)}",
             (age >= low) & (age <= high), _estimated_in(estimate, target_low, target_high)))
-    verification = settings["verification"]
-    threshold, _, note = verification_threshold(table, verification["reference"], verification["minor_ages"],
-                                                float(verification["pass_share"]))
+    verification = settings.verification
+    threshold, _, note = verification_threshold(table, verification.reference, verification.minor_ages,
+                                                verification.pass_share)
     defined = bool(np.isfinite(threshold))
-    minor_low, minor_high = _range(verification["minor_ages"])
-    adult_low, adult_high = _range(verification["adult_ages"])
-    label = f"verification at {float(verification['legal_age']):g}, threshold set on reference minors"
+    minor_low, minor_high = _range(verification.minor_ages)
+    adult_low, adult_high = _range(verification.adult_ages)
+    label = f"verification at {float(verification.legal_age):g}, threshold set on reference minors"
     passes = estimate > threshold if defined else np.zeros(len(estimate), bool)
     out.append(RateDefinition("verification_minors_pass",
                               f"{label}: true age {_range_text(minor_low, minor_high)} passing",
@@ -167,7 +195,7 @@ def rate_definitions(table: pd.DataFrame, settings: Mapping[str, Any] | None = N
 
 def age_verification_metrics(
     df: pd.DataFrame,
-    settings: Mapping[str, Any] | None = None,
+    settings: AgeVerificationSettings,
     *,
     by: Sequence[str] = ("race", "gender"),
     intersections: bool = True,
@@ -183,7 +211,7 @@ def age_verification_metrics(
         settings: ``challenge`` (``challenge_ages``, ``true_ages``: ages or ``[low, high]``),
             ``age_range`` (``target``, ``estimate_bands``, ``neighbours``), ``verification``
             (``legal_age``, ``minor_ages``, ``adult_ages``, ``pass_share``, ``reference``: column →
-            value of the group the threshold is set on); missing keys take ``DEFAULT_SETTINGS``.
+            value of the group the threshold is set on).
         by, intersections, outer: the groups (engine).
 
     Returns:
@@ -215,7 +243,7 @@ def age_verification_metrics(
 
 def group_spread(
     df: pd.DataFrame,
-    settings: Mapping[str, Any] | None = None,
+    settings: AgeVerificationSettings,
     *,
     features: Sequence[str] = ("race", "gender", "race × gender"),
     accuracy_within: Sequence[float] = (5,),

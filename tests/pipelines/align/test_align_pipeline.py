@@ -5,53 +5,63 @@ from __future__ import annotations
 
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from matplotlib.figure import Figure
 from PIL import Image
 
-from dex_bias.fanout import FanOut
-from dex_bias.pipelines.align.nodes import align_faces, align_settings, chunk_size, draw_contact_sheet
-from tests.conftest import REPO_ROOT, run_kedro
+from dex_bias.faces.detect import AlignSettings
+from dex_bias.parameters import ParameterError
+from dex_bias.pipelines.align.nodes import align_faces, draw_contact_sheet
+from tests.conftest import base_parameters, run_kedro
 
-PARAMS = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_align.yml").read_text())["align"]
-DASK = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_dask.yml").read_text())["dask"]
+PARAMS = base_parameters().align
+DASK = base_parameters().dask
 
 
-def with_dask(**dask) -> dict:
-    return {**DASK, "progress": False, **dask}
+def with_dask(**dask):
+    return replace(DASK, progress=False, **dask)
+
+
+def align(faces: pd.DataFrame, dask, chunk_size: int = PARAMS.chunk_size):
+    return align_faces(faces, PARAMS.detection, PARAMS.crop, PARAMS.five_point, chunk_size, dask)
+
+
+def contact(faces: pd.DataFrame, landmarks: pd.DataFrame):
+    return draw_contact_sheet(faces, landmarks, PARAMS.contact_sheet, PARAMS.crop)
 
 
 def test_parameters_give_the_stages_in_order_and_refuse_unknown_keys():
-    settings = align_settings(PARAMS)
+    settings = AlignSettings.from_parameters(PARAMS.detection, PARAMS.crop, PARAMS.five_point)
     assert [(s.name, s.upsample, s.pad) for s in settings.stages] == [
         ("upsample_1", 1, 0.0), ("padded", 1, 0.25), ("upsample_2", 2, 0.0)]
     assert (settings.margin, settings.alignment, settings.edge) == (0.4, "box", "pad")
-    assert chunk_size(PARAMS) == 16
-    assert FanOut.from_params(DASK) == FanOut()  # the base parameters are the defaults
-    # An env that overrides `align` with a few keys keeps the base defaults for the rest.
-    assert align_settings({"chunk_size": 4}) == settings
-    assert align_settings({"detection": {"fallbacks": []}}).stages == settings.stages[:1]
-    bad = {**PARAMS, "detection": {**PARAMS["detection"], "fallbacks": [{"upsampel": 2}]}}
-    with pytest.raises(ValueError, match="upsampel"):
-        align_settings(bad)
-    with pytest.raises(KeyError, match="parameters_dask.yml"):  # the old align.dask block says where it went
-        chunk_size({**PARAMS, "dask": {"scheduler": "processes"}})
-    with pytest.raises(KeyError, match="scheduler"):
-        FanOut.from_params({"scheduler": "processes"})
+    assert PARAMS.chunk_size == 16
+    # An env that sets a few keys of `align` keeps the base values of the rest (the soft merge).
+    assert base_parameters({"align.chunk_size": 4}).align == replace(PARAMS, chunk_size=4)
+    no_fallbacks = base_parameters({"align.detection.fallbacks": []}).align
+    assert AlignSettings.from_parameters(no_fallbacks.detection, PARAMS.crop, PARAMS.five_point).stages == \
+        settings.stages[:1]
+    with pytest.raises(ParameterError, match="upsampel"):
+        base_parameters({"align.detection.fallbacks": [{"name": "x", "upsampel": 2, "pad": 0.0}]})
+    with pytest.raises(ParameterError, match="parameters_dask.yml"):  # the old align.dask block says where it went
+        base_parameters({"align.dask": {"scheduler": "processes"}})
+    with pytest.raises(ParameterError, match="scheduler"):
+        base_parameters({"dask.scheduler": "processes"})
 
 
 @pytest.fixture(scope="module")
 def awkward_faces(tmp_path_factory) -> pd.DataFrame:
     """Synthetic faces saved in the layouts real folders hold, plus files that cannot be aligned."""
-    from dex_bias.demo.generate import DemoSettings, plan_demo, render_demo_face
+    from dex_bias.demo.generate import plan_demo, render_demo_face
 
     folder = tmp_path_factory.mktemp("awkward")
-    rendered = [render_demo_face(face, rng, 200)[0] for face, rng in plan_demo(DemoSettings(count=9, seed=3))]
+    demo = replace(base_parameters().ingest.demo, count=9, seed=3)
+    rendered = [render_demo_face(face, rng, 200)[0] for face, rng in plan_demo(demo)]
     files = {}
     for k, image in enumerate(rendered[:4]):
         files[f"rgb_{k}.jpg"] = lambda path, image=image: Image.fromarray(image).save(path, quality=92)
@@ -69,9 +79,8 @@ def awkward_faces(tmp_path_factory) -> pd.DataFrame:
 
 
 def test_a_local_dask_cluster_gives_the_synchronous_tables(awkward_faces):
-    small_chunks = {**PARAMS, "chunk_size": 2}
-    serial = align_faces(awkward_faces, small_chunks, with_dask(synchronous=True))
-    fanned = align_faces(awkward_faces, small_chunks, with_dask(workers=2))
+    serial = align(awkward_faces, with_dask(synchronous=True), chunk_size=2)
+    fanned = align(awkward_faces, with_dask(workers=2), chunk_size=2)
     for ours, reference in zip(fanned, serial):
         pd.testing.assert_frame_equal(ours, reference)
     landmarks, failures = serial
@@ -83,20 +92,20 @@ def test_a_local_dask_cluster_gives_the_synchronous_tables(awkward_faces):
 
 
 def test_contact_sheet_is_a_figure_even_with_nothing_aligned(awkward_faces):
-    landmarks, _ = align_faces(awkward_faces.head(2), PARAMS, with_dask(synchronous=True))
-    figure = draw_contact_sheet(awkward_faces, landmarks, PARAMS)
+    landmarks, _ = align(awkward_faces.head(2), with_dask(synchronous=True))
+    figure = contact(awkward_faces, landmarks)
     assert isinstance(figure, Figure) and len(figure.axes) >= len(landmarks)
-    empty = draw_contact_sheet(awkward_faces, landmarks.head(0), PARAMS)
+    empty = contact(awkward_faces, landmarks.head(0))
     assert isinstance(empty, Figure) and any("no aligned faces" in text.get_text() for text in empty.texts)
 
 
 def test_no_faces_give_empty_tables_with_the_contract_types():
     faces = pd.DataFrame({"image_id": pd.Series([], dtype=str), "path": pd.Series([], dtype=str)})
-    landmarks, failures = align_faces(faces, PARAMS, with_dask(synchronous=True))
+    landmarks, failures = align(faces, with_dask(synchronous=True))
     assert (len(landmarks), len(failures)) == (0, 0)
     assert landmarks["x_00"].dtype == np.float64 and landmarks["face_count"].dtype == np.int64
     assert list(failures.columns) == ["image_id", "path", "reason", "detail"]
-    assert isinstance(draw_contact_sheet(faces, landmarks, PARAMS), Figure)
+    assert isinstance(contact(faces, landmarks), Figure)
 
 
 def _latest(project: Path, relative: str) -> Path:

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
-import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from tests.conftest import REPO_ROOT, KeptDataset
+from tests.conftest import REPO_ROOT, KeptDataset, base_parameters
 from tests.stats.conftest import synthetic_predictions
 
-
-def params(name: str) -> dict:
-    return yaml.safe_load((REPO_ROOT / "conf" / "base" / f"parameters_{name}.yml").read_text())[name]
+VENDOR = {"format": "onnx", "file": "vendor.onnx", "input": {"size": 64}, "age": {"classes": {"count": 101}},
+          "gender": None}
 
 
 def test_each_declared_model_gets_its_own_branch_sharing_faces_and_landmarks(audited_models_config):
     from dex_bias.pipeline_registry import register_pipelines
 
-    audited_models_config({"audit": ["trained", "dlib_age_v1"]})
+    audited_models_config(audit=["trained", "dlib_age_v1"])
     pipelines = register_pipelines()
     branch = pipelines["dlib_age_v1"]
     assert {"faces", "landmarks", "dlib_age_v1.age_model", "params:infer", "params:explain",
@@ -33,7 +33,7 @@ def test_each_declared_model_gets_its_own_branch_sharing_faces_and_landmarks(aud
     assert {"age_model", "correction_model", "model_comparison_report"} <= default.all_outputs()
     assert default.inputs() & {"dlib_age_v1.age_model"} and "faces" not in default.inputs()
 
-    audited_models_config({"audit": ["dlib_age_v1"]})  # a published model alone: nothing to train or compare
+    audited_models_config(audit=["dlib_age_v1"])  # a published model alone: nothing to train or compare
     alone = register_pipelines()
     assert not {"age_model", "correction_model", "model_comparison_report", "predictions"} & \
         alone["__default__"].all_outputs()
@@ -43,9 +43,7 @@ def test_each_declared_model_gets_its_own_branch_sharing_faces_and_landmarks(aud
 def test_the_compare_pipeline_puts_the_models_side_by_side(audited_models_config):
     from dex_bias.pipelines.compare.pipeline import create_pipeline
 
-    audited_models_config({"audit": ["trained", "vendor"], "declarations": {"vendor": {
-        "format": "onnx", "file": "vendor.onnx", "input": {"size": 64},
-        "age": {"classes": {"count": 101}}, "gender": None}}})
+    audited_models_config(audit=["trained", "vendor"], declarations={"vendor": VENDOR})
     trained = synthetic_predictions(800, seed=1, noise=4.0)
     vendor = trained.assign(predicted_age=np.clip(trained["age"] + np.random.default_rng(2).normal(0, 9, len(trained))
                                                   + 6.0 * (trained["race"] == 3), 0, None))
@@ -54,17 +52,15 @@ def test_the_compare_pipeline_puts_the_models_side_by_side(audited_models_config
     attributions = pd.DataFrame([(i, "regions", region, rng.normal()) for i in trained["image_id"][:60]
                                  for region in ("nose", "mouth", "chin")],
                                 columns=["image_id", "method", "region", "weight"])
-    report_params = params("report")
-    report_params["bootstrap"]["n_boot"] = 100
+    parameters = base_parameters({"report.bootstrap.n_boot": 100})
     pipeline = create_pipeline()
     catalog = DataCatalog({
         "predictions": MemoryDataset(trained), "vendor.predictions": MemoryDataset(vendor),
         "region_attributions": MemoryDataset(attributions),
         "vendor.region_attributions": MemoryDataset(attributions.iloc[:0]),
-        "params:report": MemoryDataset(report_params), "params:compare": MemoryDataset(params("compare")),
-        "params:models": MemoryDataset({"audit": ["trained", "vendor"], "declarations": {"vendor": {
-            "format": "onnx", "file": "vendor.onnx", "input": {"size": 64}, "age": {"classes": {"count": 101}},
-            "gender": None}}}),
+        "params:report": MemoryDataset(parameters.report), "params:compare": MemoryDataset(parameters.compare),
+        "params:models": MemoryDataset(replace(parameters.models, audit=["trained", "vendor"],
+                                               declarations={"vendor": VENDOR})),
     })
     for name in pipeline.all_outputs():
         catalog[name] = KeptDataset()

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
 
-from dex_bias.demo.generate import DemoSettings, plan_demo, render_demo_face
+from dex_bias.demo.generate import plan_demo, render_demo_face
 from dex_bias.explain.regions import REGION_NAMES
 from dex_bias.faces import LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS
 from dex_bias.utkface import age_bands
-from tests.conftest import REPO_ROOT, run_kedro
+from tests.conftest import base_parameters, run_kedro
 
 N_FACES = 10
 
 
-def _params(**overrides) -> dict:
-    with open(REPO_ROOT / "conf" / "base" / "parameters_explain.yml") as fh:
-        params = yaml.safe_load(fh)["explain"]
-    params["lime"].update(num_samples=120, batch_size=256)
-    params["quickshift"].update(sample_size=3)
-    params["quality"].update(sample_size=2, stability_seeds=2, random_orders=2)
-    params.update(overrides)
-    return params
+def _params():
+    return base_parameters({
+        "explain.lime.num_samples": 120, "explain.lime.batch_size": 256, "explain.quickshift.sample_size": 3,
+        "explain.quality.sample_size": 2, "explain.quality.stability_seeds": 2, "explain.quality.random_orders": 2,
+    }).explain
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +32,7 @@ def stand_in_inputs(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("explain_faces")
     rows, marks = [], []
-    for face, rng in plan_demo(DemoSettings(count=N_FACES, size=128, seed=5)):
+    for face, rng in plan_demo(replace(base_parameters().ingest.demo, count=N_FACES, size=128, seed=5)):
         image, points = render_demo_face(face, rng, 128)
         path = folder / face.file_name
         Image.fromarray(image).save(path)
@@ -56,7 +54,7 @@ def stand_in_inputs(tmp_path_factory):
     return faces, landmarks, predictions, model
 
 
-SYNCHRONOUS = {"synchronous": True, "progress": False}
+SYNCHRONOUS = replace(base_parameters().dask, synchronous=True, progress=False)
 
 
 def _run(stand_in_inputs, params, dask=SYNCHRONOUS, store=None):
@@ -131,15 +129,3 @@ def test_explain_alone_after_the_demo_run_writes_a_new_version(demo_run):
         assert len(list((demo_run / "data" / "08_reporting" / name).iterdir())) == 2, name
     failures = demo_run / "data" / "07_model_output" / "explanation_failures.csv"
     assert len(list(failures.iterdir())) == 2
-
-
-def test_parameter_defaults_match_the_base_config_and_fill_partial_envs():
-    from dex_bias.pipelines.explain.nodes import DEFAULT_PARAMS, complete_params
-
-    with open(REPO_ROOT / "conf" / "base" / "parameters_explain.yml") as fh:
-        assert yaml.safe_load(fh)["explain"] == DEFAULT_PARAMS
-    partial = complete_params({"max_images": 5, "lime": {"num_samples": 50}})
-    assert partial["max_images"] == 5 and partial["lime"]["num_samples"] == 50
-    assert partial["lime"]["hide"] == "mean" and partial["quality"] == DEFAULT_PARAMS["quality"]
-    with pytest.raises(KeyError, match="max_image"):
-        complete_params({"max_image": 5})

@@ -4,6 +4,7 @@ import logging
 import random
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,22 +12,27 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dex_bias.demo import DemoSettings, generate_demo_faces
+from dex_bias.demo import generate_demo_faces
 from dex_bias.pipelines.ingest.nodes import prepare_image_folder, screen_images, split_faces
 from dex_bias.pipelines.ingest.screening import FACE_COLUMNS, ImageFolderError, stratified_split
 from dex_bias.utkface import age_bands
-from tests.conftest import run_kedro
+from tests.conftest import base_parameters, run_kedro
 
 QUARANTINE_COLUMNS = ["path", "image_id", "reason", "detail"]
 MALFORMED_CROP_PART1 = {"61_1_20170109142408075.jpg.chip.jpg", "61_3_20170109150557335.jpg.chip.jpg"}
 
 
-def ingest(image_dir: Path, **overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run the three ingest nodes in order, as Kedro would."""
-    params = {"image_dir": str(image_dir), "demo": {}, "split": {"test_share": 0.25, "seed": 42},
-              "decode": {"min_side": 32, "max_pixels": 50_000_000}, **overrides}
-    screened, quarantine = screen_images(prepare_image_folder(params), params)
-    return split_faces(screened, params), quarantine
+PARAMS = base_parameters().ingest
+
+
+def ingest(image_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run the three ingest nodes in order, as Kedro would, with the base parameters."""
+    screened, quarantine = screen_images(prepare_image_folder(str(image_dir), PARAMS.demo), PARAMS.decode)
+    return split_faces(screened, PARAMS.split, PARAMS.age_bands), quarantine
+
+
+def demo_settings(**changes):
+    return replace(PARAMS.demo, **changes)
 
 
 def _latest(project: Path, relative: str) -> Path:
@@ -67,7 +73,7 @@ def test_kedro_run_ingest_makes_the_demo_and_reconciles(project_factory, monkeyp
 def messy_folder(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """A demo set plus every kind of bad input; returns the folder and the expected reasons."""
     root = tmp_path_factory.mktemp("messy") / "images"
-    generate_demo_faces(root, DemoSettings(count=30, seed=4))
+    generate_demo_faces(root, demo_settings(count=30, seed=4))
     good = sorted(root.glob("*.jpg"))
     pixels = np.asarray(Image.open(good[0]))
     expected: dict[str, str] = {}
@@ -132,7 +138,7 @@ def test_bad_inputs_are_converted_or_quarantined_with_their_reason(messy_folder,
 
 def test_files_skipped_for_their_extension_are_counted_by_extension(tmp_path, caplog):
     root = tmp_path / "mixed"
-    generate_demo_faces(root, DemoSettings(count=12, seed=5))
+    generate_demo_faces(root, demo_settings(count=12, seed=5))
     faces_as_jpg = sorted(root.glob("*.jpg"))
     pixels = Image.open(faces_as_jpg[0])
     pixels.save(root / "30_0_1_20170101000000001.png")

@@ -6,14 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from dex_bias.pipelines.report.pipeline import create_pipeline
 from dex_bias.report.datasets import OptionalDataset
 from dex_bias.stats.paper import INNER_REGIONS, OUTER_FEATURES
-from tests.conftest import REPO_ROOT
+from tests.conftest import base_parameters
 from tests.stats.conftest import synthetic_landmarks, synthetic_predictions
 
 REGIONS = ["nose", "mouth", "chin", "left_cheek"]
@@ -26,12 +25,10 @@ class KeptDataset(MemoryDataset):
         pass
 
 
-def _params() -> dict:
-    params = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_report.yml").read_text())["report"]
-    params["bootstrap"]["n_boot"] = 100
-    params["tests"]["n_perm"] = 500
-    params["input"]["splits"] = ["test"]  # the filter is exercised here; the default audits every row
-    return params
+def _params():
+    # The split filter is exercised here; the default audits every row.
+    return base_parameters({"report.bootstrap.n_boot": 100, "report.tests.n_perm": 500,
+                            "report.input.splits": ["test"]}).report
 
 
 def _run(predictions: pd.DataFrame, attributions, landmarks) -> dict:

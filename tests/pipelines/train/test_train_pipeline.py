@@ -11,9 +11,12 @@ from kedro.runner import SequentialRunner
 from dex_bias.datasets import KerasModelDataset
 from dex_bias.models.weights import WeightsFileError, model_card
 from dex_bias.pipelines.train.pipeline import create_pipeline
+from tests.conftest import base_parameters
 
-TRAIN_PARAMS = {"model": {"source": "weights_file", "backbone": "compact"}, "splits": ["train"], "epochs": 1,
-                "seed": 1}
+
+def train_params(weights_file: Path):
+    return base_parameters({"train.model.source": "weights_file", "train.model.backbone": "compact",
+                            "train.model.weights_file": str(weights_file), "train.epochs": 1, "train.seed": 1}).train
 
 
 def _latest(project: Path, relative: str) -> Path:
@@ -35,7 +38,7 @@ def test_a_wrong_weights_file_stops_the_run_before_any_image_is_read(tmp_path, p
                               ("crop_a", "crop_b", "crop_c", "crop_d", "crop_e", "crop_f")}})
     catalog = DataCatalog({
         "faces": MemoryDataset(faces), "landmarks": MemoryDataset(landmarks),
-        "params:train": MemoryDataset({**TRAIN_PARAMS, "model": {**TRAIN_PARAMS["model"], "weights_file": str(weights)}}),
+        "params:train": MemoryDataset(train_params(weights)),
         "starting_model": MemoryDataset(copy_mode="assign"),
     })
     with pytest.raises(WeightsFileError, match="EfficientNetB3_224_weights") as error:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pandas as pd
 from PIL import Image
 
+from dex_bias.models.registry import ModelsSettings
 from dex_bias.report import comparison as report
 from dex_bias.report.figures import figure_to_image
+from dex_bias.report.settings import ReportSettings
+from dex_bias.schema import settings_dataclass
 from dex_bias.stats import comparison
 from dex_bias.stats.contract import prepare_predictions
 from dex_bias.stats.metrics import with_display_columns
@@ -17,42 +19,59 @@ from dex_bias.stats.metrics import with_display_columns
 logger = logging.getLogger(__name__)
 
 
-def _bands(report_params: dict[str, Any]) -> tuple[tuple[int, int], ...]:
-    return tuple((int(low), int(high)) for low, high in report_params["age_bands"])
+@settings_dataclass
+class LeaderboardSettings:
+    """``compare.leaderboard``: the gate rate (``gate_measure`` at ``challenge_age``) whose spread
+    across groups ranks fairness."""
+
+    gate_measure: str
+    challenge_age: int | float
 
 
-def collect_predictions(report_params: dict[str, Any], **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+@settings_dataclass
+class CompareSettings:
+    """``params:compare`` (conf/base/parameters_compare.yml): the groups compared (gate rates:
+    all but ``age_band``) and the leaderboard; bands, intervals and tests are the report's."""
+
+    features: list[str]
+    leaderboard: LeaderboardSettings
+
+    @property
+    def gate_features(self) -> list[str]:
+        return [feature for feature in self.features if feature != "age_band"]
+
+
+def collect_predictions(report_params: ReportSettings, **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every model's contract-checked predictions on the faces all models predicted: ``(long table, coverage)``."""
     checked = {}
     for model, table in predictions.items():
-        checked[model], _ = prepare_predictions(table, allow_quarantine=bool(report_params["input"]["allow_quarantine"]),
-                                                source=f"{model} predictions")
+        checked[model], _ = prepare_predictions(table, allow_quarantine=report_params.input.allow_quarantine,
+                                                source=f"{model} predictions",
+                                                age_range=report_params.input.predicted_age_range)
     return comparison.same_faces(checked)
 
 
-def compare_metrics(compared: pd.DataFrame, report_params: dict[str, Any],
-                    compare_params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compare_metrics(compared: pd.DataFrame, report_params: ReportSettings,
+                    compare_params: CompareSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """MAE and mean signed error (bootstrap CIs) and gate rates (Wilson CIs) per model and group."""
-    bootstrap = report_params["bootstrap"]
-    metrics = comparison.model_metrics(compared, features=compare_params["features"], bands=_bands(report_params),
-                                       n_boot=int(bootstrap["n_boot"]), seed=int(bootstrap["seed"]),
-                                       confidence=float(report_params["confidence"]), min_n=int(report_params["min_n"]))
-    gates = comparison.model_gate_metrics(compared, challenge_ages=report_params["challenge_ages"],
-                                          features=[f for f in compare_params["features"] if f != "age_band"],
-                                          bands=_bands(report_params), confidence=float(report_params["confidence"]),
-                                          min_n=int(report_params["min_n"]))
+    bootstrap = report_params.bootstrap
+    metrics = comparison.model_metrics(compared, features=compare_params.features, bands=report_params.age_bands,
+                                       n_boot=bootstrap.n_boot, seed=bootstrap.seed,
+                                       confidence=report_params.confidence, min_n=report_params.min_n)
+    gates = comparison.model_gate_metrics(compared, challenge_ages=report_params.challenge_ages,
+                                          features=compare_params.gate_features, bands=report_params.age_bands,
+                                          confidence=report_params.confidence, min_n=report_params.min_n)
     return metrics, gates
 
 
-def measure_spread(compared: pd.DataFrame, report_params: dict[str, Any],
-                   compare_params: dict[str, Any]) -> pd.DataFrame:
+def measure_spread(compared: pd.DataFrame, report_params: ReportSettings,
+                   compare_params: CompareSettings) -> pd.DataFrame:
     """Per model and feature: the spread across groups of MAE and of the leaderboard's gate rate (CIs)."""
-    board, bootstrap = compare_params["leaderboard"], report_params["bootstrap"]
-    return comparison.model_spread(compared, features=[f for f in compare_params["features"] if f != "age_band"],
-                                   bands=_bands(report_params), gate_measure=board["gate_measure"],
-                                   challenge_age=float(board["challenge_age"]), n_boot=int(bootstrap["n_boot"]),
-                                   seed=int(bootstrap["seed"]), confidence=float(report_params["confidence"]),
-                                   min_n=int(report_params["min_n"]))
+    board, bootstrap = compare_params.leaderboard, report_params.bootstrap
+    return comparison.model_spread(compared, features=compare_params.gate_features, bands=report_params.age_bands,
+                                   gate_measure=board.gate_measure, challenge_age=float(board.challenge_age),
+                                   n_boot=bootstrap.n_boot, seed=bootstrap.seed, confidence=report_params.confidence,
+                                   min_n=report_params.min_n)
 
 
 def rank_models(metrics: pd.DataFrame, spread: pd.DataFrame) -> pd.DataFrame:
@@ -60,25 +79,24 @@ def rank_models(metrics: pd.DataFrame, spread: pd.DataFrame) -> pd.DataFrame:
     return comparison.leaderboard(metrics, spread)
 
 
-def test_model_pairs(compared: pd.DataFrame, report_params: dict[str, Any],
-                     compare_params: dict[str, Any]) -> pd.DataFrame:
+def test_model_pairs(compared: pd.DataFrame, report_params: ReportSettings,
+                     compare_params: CompareSettings) -> pd.DataFrame:
     """Wilcoxon signed-rank tests between models per group, Holm-corrected, with effects and intervals."""
-    bootstrap = report_params["bootstrap"]
-    return comparison.paired_model_tests(compared, features=compare_params["features"], bands=_bands(report_params),
-                                         min_n=int(report_params["tests"]["min_n"]), n_boot=int(bootstrap["n_boot"]),
-                                         seed=int(bootstrap["seed"]), confidence=float(report_params["confidence"]),
-                                         alpha=float(report_params["alpha"]))
+    bootstrap = report_params.bootstrap
+    return comparison.paired_model_tests(compared, features=compare_params.features, bands=report_params.age_bands,
+                                         min_n=report_params.tests.min_n, n_boot=bootstrap.n_boot, seed=bootstrap.seed,
+                                         confidence=report_params.confidence, alpha=report_params.alpha)
 
 
-def compare_region_attention(compared: pd.DataFrame, report_params: dict[str, Any],
+def compare_region_attention(compared: pd.DataFrame, report_params: ReportSettings,
                              **region_attributions: pd.DataFrame) -> pd.DataFrame:
     """Mean LIME region weight per model × race × region (``regions`` rows), where explanations exist."""
-    labels = with_display_columns(compared.drop_duplicates("image_id"), _bands(report_params))[["image_id", "race"]]
+    labels = with_display_columns(compared.drop_duplicates("image_id"), report_params.age_bands)[["image_id", "race"]]
     frames = []
     for model, table in region_attributions.items():
         if table is None or table.empty:
             continue
-        rows = table[table["method"] == report_params["explanation_method"]] if "method" in table else table
+        rows = table[table["method"] == report_params.explanation_method] if "method" in table else table
         rows = rows.drop_duplicates(["image_id", "region"])[["image_id", "region", "weight"]].merge(labels, on="image_id")
         summary = (rows.groupby(["race", "region"], observed=True)
                    .agg(mean_weight=("weight", "mean"), images=("image_id", "nunique")).reset_index())
@@ -91,35 +109,35 @@ def compare_region_attention(compared: pd.DataFrame, report_params: dict[str, An
 
 
 def draw_comparison_figures(metrics: pd.DataFrame, gates: pd.DataFrame, attention: pd.DataFrame,
-                            compare_params: dict[str, Any]) -> tuple[Image.Image, Image.Image, Image.Image]:
+                            compare_params: CompareSettings) -> tuple[Image.Image, Image.Image, Image.Image]:
     """MAE by race per model, the leaderboard's gate rate by race per model, region weights per model."""
     from dex_bias.report.figures import message_figure
 
-    board = compare_params["leaderboard"]
+    board = compare_params.leaderboard
     drawn = [report.metric_by_group_figure(metrics, "race"),
-             report.gate_by_group_figure(gates, "race", board["gate_measure"], float(board["challenge_age"])),
+             report.gate_by_group_figure(gates, "race", board.gate_measure, float(board.challenge_age)),
              report.region_attention_figure(attention) if len(attention) else
              message_figure("Region weights by model", "No region attributions for these models in this run.")]
     return tuple(figure_to_image(figure) for figure in drawn)
 
 
-def build_comparison_report(report_params: dict[str, Any], compare_params: dict[str, Any],
-                            models_params: dict[str, Any], **outputs: pd.DataFrame | Image.Image) -> str:
+def build_comparison_report(report_params: ReportSettings, compare_params: CompareSettings,
+                            models_params: ModelsSettings, **outputs: pd.DataFrame | Image.Image) -> str:
     """The self-contained HTML comparison of the audited models.
 
     ``outputs``: the compare tables by their ``ComparisonTables`` field names (``coverage``,
     ``leaderboard`` …) and the three figures (``figure_mae``, ``figure_gates``, ``figure_regions``).
     """
-    board = compare_params["leaderboard"]
+    board = compare_params.leaderboard
     tables = report.ComparisonTables(
         **{name: outputs[name] for name in report.ComparisonTables.__dataclass_fields__ if name != "declarations"},
         declarations=report.model_declarations(outputs["coverage"]["model"], models_params))
     figures = [outputs["figure_mae"], outputs["figure_gates"],
                outputs["figure_regions"] if len(tables.attention) else None]
     settings = report.ComparisonSettings(
-        features=tuple(f for f in compare_params["features"] if f != "age_band"), gate_measure=board["gate_measure"],
-        challenge_age=float(board["challenge_age"]), alpha=float(report_params["alpha"]),
-        confidence=float(report_params["confidence"]), min_n=int(report_params["min_n"]))
+        features=tuple(compare_params.gate_features), gate_measure=board.gate_measure,
+        challenge_age=float(board.challenge_age), alpha=report_params.alpha, confidence=report_params.confidence,
+        min_n=report_params.min_n)
     document = report.render_comparison_report(report.comparison_report_context(tables, figures, settings))
     logger.info("model_comparison_report: %d models, %.1f kB", len(tables.leaderboard), len(document) / 1024)
     return document

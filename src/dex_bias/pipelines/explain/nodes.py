@@ -10,80 +10,22 @@ would see and explains the expected age in years.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dex_bias.explain import tasks
 from dex_bias.explain.groups import group_maps_figure, group_mean_weights, stratified_sample
-from dex_bias.explain.lime_regions import LimeSettings
 from dex_bias.explain.regions import REGION_NAMES, mean_template, region_figure, region_map
+from dex_bias.explain.tasks import ExplainSettings
 from dex_bias.fanout import ChunkStore, FanOut
 from dex_bias.faces.views import STORED_CROP, View, iter_view_batches
 from dex_bias.utkface import age_bands
 
 logger = logging.getLogger(__name__)
 
-#: The defaults of conf/base/parameters_explain.yml (a test keeps the two equal). Kedro's conf
-#: environments replace the whole ``explain`` dict, so keys an env leaves out are filled from here.
-DEFAULT_PARAMS: dict[str, Any] = {
-    "seed": 20240617,
-    "max_images": None,
-    "age_bands": [[0, 12], [13, 17], [18, 24], [25, 39], [40, 59], [60, 116]],
-    "crop_batch_size": 64,
-    "crop_padding": "edge",
-    "prediction_tolerance": 0.5,
-    "chunk_size": 8,
-    "lime": {"num_samples": 1000, "kernel_width": 0.25, "feature_selection": "auto", "num_features": None,
-             "hide": "mean", "blur_sigma": 3.0, "batch_size": 100},
-    "regions": {"band_width": 0.25, "eye_area_drop": 0.35, "inner_eye_scale": 1.4, "mouth_margin": 0.3},
-    "quickshift": {"enabled": True, "sample_size": 16, "positive_segments": None,
-                   "segmentation": {"kernel_size": 4, "max_dist": 200, "ratio": 0.2},
-                   "lime": {"target": "top_class_probability", "num_samples": 100, "hide": "zero",
-                            "feature_selection": "forward_selection"}},
-    "quality": {"sample_size": 12, "random_orders": 3, "stability_seeds": 3},
-}
-
 LABEL_COLUMNS = ["age", "gender", "race"]
 FAILURE_COLUMNS = ["image_id", "reason", "detail"]
-
-
-def complete_params(params: dict[str, Any] | None, defaults: dict[str, Any] = DEFAULT_PARAMS) -> dict[str, Any]:
-    """``params`` over the defaults, nested dicts merged key by key; unknown keys are an error."""
-    params = params or {}
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise KeyError(f"unknown explain parameter(s) {unknown}; known: {sorted(defaults)} "
-                       "(see conf/base/parameters_explain.yml)")
-    merged = {}
-    for key, default in defaults.items():
-        value = params.get(key, default)
-        if isinstance(default, dict) and key != "segmentation" and isinstance(value, dict):
-            value = complete_params(value, default)
-        merged[key] = value
-    return merged
-
-
-def _bands(params: dict[str, Any]) -> tuple[tuple[int, int], ...]:
-    return tuple(tuple(int(v) for v in band) for band in params["age_bands"])
-
-
-def _lime_settings(params: dict[str, Any]) -> LimeSettings:
-    return LimeSettings(**params["lime"])
-
-
-def explain_settings(params: dict[str, Any]) -> tasks.ExplainSettings:
-    """:class:`dex_bias.explain.tasks.ExplainSettings` from the (completed) ``explain`` parameters."""
-    return tasks.ExplainSettings(
-        seed=int(params["seed"]), lime=_lime_settings(params), regions=dict(params["regions"]),
-        crop_padding=str(params["crop_padding"]), crop_batch_size=int(params["crop_batch_size"]),
-        segmentation=dict(params["quickshift"]["segmentation"]),
-        positive_segments=params["quickshift"].get("positive_segments"),
-        random_orders=int(params["quality"]["random_orders"]),
-        stability_seeds=int(params["quality"]["stability_seeds"]),
-        quickshift_lime=LimeSettings(**{**params["lime"], **params["quickshift"]["lime"]}),
-    )
 
 
 def _model_view(age_model) -> View:
@@ -98,13 +40,12 @@ def _points_in_view(targets: pd.DataFrame, view: View) -> np.ndarray:
 
 
 def select_images(predictions: pd.DataFrame, landmarks: pd.DataFrame, faces: pd.DataFrame,
-                  params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  params: ExplainSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Images to explain (predicted, aligned, stratified sample) and the ones skipped, with reasons.
 
     Candidates are the faces of the splits that were predicted. Without a prediction, or without
     landmarks (alignment failed), a face is skipped with a reason. Counts reconcile and are logged.
     """
-    params = complete_params(params)
     predicted_splits = set(predictions["split"].dropna()) if "split" in predictions else set(faces["split"])
     candidates = faces[faces["split"].isin(predicted_splits)][["image_id", "path"]]
     has_prediction = candidates["image_id"].isin(
@@ -120,9 +61,9 @@ def select_images(predictions: pd.DataFrame, landmarks: pd.DataFrame, faces: pd.
     usable = candidates[has_prediction & has_landmarks]
     targets = (usable.merge(predictions[["image_id", "predicted_age", *LABEL_COLUMNS]], on="image_id")
                .merge(landmarks, on="image_id"))
-    targets["age_band"] = age_bands(targets["age"], _bands(params)).astype(str).to_numpy()
-    max_images = params.get("max_images")
-    chosen = stratified_sample(targets, None if max_images is None else int(max_images), int(params["seed"]),
+    targets["age_band"] = age_bands(targets["age"], params.age_bands).astype(str).to_numpy()
+    max_images = params.max_images
+    chosen = stratified_sample(targets, max_images, params.seed,
                                strata=("race", "gender", "age_band")).reset_index(drop=True)
     logger.info("explain: %d candidate faces = %d usable + %d skipped (%s); explaining %d of the usable "
                 "(max_images=%s), %d race x gender x band groups",
@@ -132,29 +73,27 @@ def select_images(predictions: pd.DataFrame, landmarks: pd.DataFrame, faces: pd.
 
 
 def explain_with_regions(targets: pd.DataFrame, selection_failures: pd.DataFrame, age_model,
-                         explain_chunks: ChunkStore, params: dict[str, Any],
-                         dask: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                         explain_chunks: ChunkStore, params: ExplainSettings,
+                         dask: FanOut) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """LIME of the expected age over the 14 facial regions, for every target image.
 
     Returns the ``regions`` rows of ``region_attributions``, the full ``explanation_failures``
     (selection failures plus images that could not be cut), and the crop frame (size and the
     mean landmark template) for the group maps. Fanned out and resumable (module docstring).
     """
-    params = complete_params(params)
-    settings = explain_settings(params)
     view = _model_view(age_model)
-    attributions, failures = tasks.explain_regions(targets, age_model, settings, FanOut.from_params(dask),
-                                                   chunk_size=int(params["chunk_size"]), store=explain_chunks)
+    attributions, failures = tasks.explain_regions(targets, age_model, params, dask, chunk_size=params.chunk_size,
+                                                   store=explain_chunks)
     per_image = attributions.drop_duplicates("image_id")
     disagreements = int((per_image["model_age"] - per_image["predicted_age"]).abs()
-                        .gt(float(params["prediction_tolerance"])).sum()) if len(per_image) else 0
+                        .gt(params.prediction_tolerance).sum()) if len(per_image) else 0
     if disagreements:
         logger.warning("explain: on %d image(s) the model's expected age here differs from `predictions` by "
                        "more than %s years: were the predictions made with another model version or crop?",
-                       disagreements, params["prediction_tolerance"])
+                       disagreements, params.prediction_tolerance)
     all_failures = pd.concat([selection_failures, failures], ignore_index=True)[FAILURE_COLUMNS]
     logger.info("explain: %d images explained over regions (%d samples each); %d could not be cut; %d skipped "
-                "in all", attributions["image_id"].nunique(), settings.lime.num_samples, len(failures),
+                "in all", attributions["image_id"].nunique(), params.lime.num_samples, len(failures),
                 len(all_failures))
     points = _points_in_view(targets, view) if len(targets) else None
     frame = {"size": view[1], "crop": view[0],
@@ -166,21 +105,20 @@ def _empty_attributions() -> pd.DataFrame:
     return tasks.empty_attributions()
 
 
-def explain_with_quickshift(targets: pd.DataFrame, age_model, explain_chunks: ChunkStore, params: dict[str, Any],
-                            dask: dict[str, Any]) -> pd.DataFrame:
+def explain_with_quickshift(targets: pd.DataFrame, age_model, explain_chunks: ChunkStore, params: ExplainSettings,
+                            dask: FanOut) -> pd.DataFrame:
     """The article's method on a seeded sample: LIME over quickshift segments, summarised per region.
 
     Per landmark region: ``weight`` = share of the region's pixels that are positively weighted
     (the article's activation), ``positive_share`` = its share of all positively weighted pixels.
     """
-    params = complete_params(params)
-    options = params["quickshift"]
-    if not options["enabled"] or targets.empty:
+    options = params.quickshift
+    if not options.enabled or targets.empty:
         return _empty_attributions()
-    sample = stratified_sample(targets, options.get("sample_size"), int(params["seed"]) + 1,
+    sample = stratified_sample(targets, options.sample_size, params.seed + 1,
                                strata=("race", "gender", "age_band")).reset_index(drop=True)
-    rows, failures = tasks.explain_quickshift(sample, age_model, explain_settings(params), FanOut.from_params(dask),
-                                              chunk_size=int(params["chunk_size"]), store=explain_chunks)
+    rows, failures = tasks.explain_quickshift(sample, age_model, params, dask, chunk_size=params.chunk_size,
+                                              store=explain_chunks)
     logger.info("explain: %d images explained over quickshift segments (%d could not be cut)",
                 rows["image_id"].nunique(), len(failures))
     return rows
@@ -195,20 +133,18 @@ def collect_attributions(region_rows: pd.DataFrame, quickshift_rows: pd.DataFram
 
 
 def measure_quality(targets: pd.DataFrame, region_attributions: pd.DataFrame, age_model, explain_chunks: ChunkStore,
-                    params: dict[str, Any], dask: dict[str, Any]) -> pd.DataFrame:
+                    params: ExplainSettings, dask: FanOut) -> pd.DataFrame:
     """``explanation_quality`` on a seeded sample: deletion-curve AUCs and seed stability, per image."""
-    params = complete_params(params)
-    options = params["quality"]
+    options = params.quality
     rows = region_attributions[region_attributions["method"] == "regions"]
     explained = targets[targets["image_id"].isin(rows["image_id"])]
-    sample = stratified_sample(explained, options.get("sample_size"), int(params["seed"]) + 2,
+    sample = stratified_sample(explained, options.sample_size, params.seed + 2,
                                strata=("race", "gender", "age_band")).reset_index(drop=True)
     if sample.empty:
         return pd.DataFrame(columns=["image_id", "method", "n_regions"])
     weights_of = {image_id: group.set_index("region").loc[list(REGION_NAMES), "weight"].to_numpy()
                   for image_id, group in rows[rows["image_id"].isin(sample["image_id"])].groupby("image_id")}
-    quality, _ = tasks.measure_quality(sample, weights_of, age_model, explain_settings(params),
-                                       FanOut.from_params(dask), chunk_size=int(params["chunk_size"]),
+    quality, _ = tasks.measure_quality(sample, weights_of, age_model, params, dask, chunk_size=params.chunk_size,
                                        store=explain_chunks)
     if quality.empty:
         return pd.DataFrame(columns=["image_id", "method", "n_regions"])
@@ -218,23 +154,21 @@ def measure_quality(targets: pd.DataFrame, region_attributions: pd.DataFrame, ag
 
 
 def attribution_group_maps(region_attributions: pd.DataFrame, targets: pd.DataFrame, crop_frame: dict,
-                           params: dict[str, Any]):
+                           params: ExplainSettings):
     """Mean signed region weights per race x gender x age band: a table and the painted figure."""
-    params = complete_params(params)
     rows = region_attributions.merge(targets[["image_id", "age_band"]], on="image_id", how="left")
     table = group_mean_weights(rows, method="regions")
-    band_order = [f"{lo}+" if hi >= 116 else f"{lo}-{hi}" for lo, hi in _bands(params)]
+    band_order = [f"{lo}+" if hi >= 116 else f"{lo}-{hi}" for lo, hi in params.age_bands]
     if crop_frame.get("template") is None:
         template_map = np.full((crop_frame["size"],) * 2, REGION_NAMES.index("background"))
     else:
-        template_map = region_map(np.asarray(crop_frame["template"]), crop_frame["size"], **params["regions"])
+        template_map = region_map(np.asarray(crop_frame["template"]), crop_frame["size"], **params.regions.keywords())
     figure = group_maps_figure(table, template_map, [b for b in band_order if b in set(table["age_band"])] or band_order)
     return table, figure
 
 
-def draw_regions_figure(targets: pd.DataFrame, crop_frame: dict, params: dict[str, Any]):
+def draw_regions_figure(targets: pd.DataFrame, crop_frame: dict, params: ExplainSettings):
     """The facial regions drawn on the first target face, in the model's crop (a glance at what each region covers)."""
-    params = complete_params(params)
     import matplotlib.pyplot as plt
 
     size = crop_frame["size"]
@@ -244,8 +178,8 @@ def draw_regions_figure(targets: pd.DataFrame, crop_frame: dict, params: dict[st
         return fig
     first = targets.iloc[[0]]
     view = (crop_frame.get("crop") or STORED_CROP, size)
-    _, (crops,) = next(iter_view_batches(first, [view], 1, padding=params["crop_padding"]))
+    _, (crops,) = next(iter_view_batches(first, [view], 1, padding=params.crop_padding))
     crop = crops[0]
     points = _points_in_view(first, view)[0]
-    return region_figure(crop, region_map(points, size, **params["regions"]), points,
+    return region_figure(crop, region_map(points, size, **params.regions.keywords()), points,
                          title=f"facial regions ({first['image_id'].iloc[0]})")

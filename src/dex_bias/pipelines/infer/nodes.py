@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from dex_bias.fanout import ChunkStore, FanOut
 from dex_bias.models.inference import FAILURE_COLUMNS, join_faces_and_landmarks, predict_table
 from dex_bias.models.runtime import as_estimator
+from dex_bias.schema import settings_dataclass
 
 logger = logging.getLogger(__name__)
 
 
-def splits_to_predict(card: dict[str, Any], all_splits: list[str], setting: str | list[str]) -> list[str]:
+@settings_dataclass
+class InferParameters:
+    """``params:infer`` (conf/base/parameters_infer.yml): which ``splits`` (auto | all | a list),
+    ``batch_size`` faces per model call, ``crop_workers`` decode threads, ``crop_padding``, and
+    ``chunk_size`` faces per Dask task and resumable chunk."""
+
+    splits: Literal["auto", "all"] | tuple[str, ...]
+    batch_size: int
+    crop_workers: int
+    crop_padding: str
+    chunk_size: int
+
+
+def splits_to_predict(card: dict[str, Any], all_splits: list[str], setting: str | tuple[str, ...]) -> list[str]:
     """The splits to predict: ``setting`` as a list, or for ``"auto"`` the splits the model was not trained on.
 
     ``"auto"``: a model trained (or fine-tuned) here on the ``train`` split predicts only the
@@ -32,7 +46,7 @@ def splits_to_predict(card: dict[str, Any], all_splits: list[str], setting: str 
 
 
 def predict_ages(faces: pd.DataFrame, landmarks: pd.DataFrame, age_model, infer_chunks: ChunkStore,
-                 params: dict[str, Any], dask: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 params: InferParameters, dask: FanOut) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict the faces of the chosen splits: ``(predictions, inference_failures)``; counts reconcile in the log.
 
     ``age_model``: the Keras model trained here, or a declared model (an ``AgeEstimator``). The
@@ -41,20 +55,16 @@ def predict_ages(faces: pd.DataFrame, landmarks: pd.DataFrame, age_model, infer_
     """
     estimator = as_estimator(age_model)
     card = estimator.card or {}
-    splits = splits_to_predict(card, sorted(faces["split"].dropna().unique()), params.get("splits", "auto"))
+    splits = splits_to_predict(card, sorted(faces["split"].dropna().unique()), params.splits)
     in_scope = faces[faces["split"].isin(splits)]
     table, without_landmarks = join_faces_and_landmarks(in_scope, landmarks)
     version = estimator.version
     logger.info("Model %s (version %s, %s; trained on split(s) %s): predicting split(s) %s.",
                 estimator.name, version, card.get("source", "unknown source"),
                 card.get("trained_splits") or "none here", splits)
-    if "log_every" in params:
-        raise KeyError("infer.log_every moved to dask.log_every (seconds between progress lines; "
-                       "conf/base/parameters_dask.yml)")
     predictions, unreadable = predict_table(
-        estimator, table, FanOut.from_params(dask), batch_size=int(params.get("batch_size", 64)),
-        chunk_size=int(params.get("chunk_size", 256)), padding=params.get("crop_padding", "edge"),
-        workers=int(params.get("crop_workers", 2)), model_version=version, store=infer_chunks,
+        estimator, table, dask, batch_size=params.batch_size, chunk_size=params.chunk_size,
+        padding=params.crop_padding, workers=params.crop_workers, model_version=version, store=infer_chunks,
     )
     failures = pd.concat([without_landmarks, unreadable], ignore_index=True)[FAILURE_COLUMNS]
     logger.info("Faces: %d in all; %d in split(s) %s = %d predicted + %d without landmarks + %d unreadable.",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -13,12 +12,39 @@ from dex_bias.pipelines.ingest.screening import (
     QUARANTINE_COLUMNS, build_faces, describe_skipped, drop_duplicate_ids, parse_labels, probe_images,
     scan_image_folder,
 )
-from dex_bias.utkface import DEFAULT_AGE_BANDS
+from dex_bias.schema import settings_dataclass
+from dex_bias.utkface import AgeBands
 
 logger = logging.getLogger(__name__)
 
-#: Where the demo faces are made and read unless ``ingest.image_dir`` says otherwise.
-DEFAULT_IMAGE_DIR = "data/01_raw/demo_faces"
+
+@settings_dataclass
+class DecodeSettings:
+    """``ingest.decode``: images with a side under ``min_side`` or over ``max_pixels`` are
+    quarantined; ``workers`` decode threads (``None``: 2 x CPU cores, at most 8)."""
+
+    min_side: int
+    max_pixels: int
+    workers: int | None
+
+
+@settings_dataclass
+class SplitSettings:
+    """``ingest.split``: the share of each race x gender x age band stratum held out, and the seed."""
+
+    test_share: float
+    seed: int
+
+
+@settings_dataclass
+class IngestParameters:
+    """``params:ingest`` (conf/base/parameters_ingest.yml); each node takes the blocks it uses."""
+
+    image_dir: str
+    demo: DemoSettings
+    split: SplitSettings
+    age_bands: AgeBands
+    decode: DecodeSettings
 
 
 def _resolve(folder: str) -> Path:
@@ -26,32 +52,24 @@ def _resolve(folder: str) -> Path:
     return Path(folder).expanduser().resolve()
 
 
-def prepare_image_folder(params: dict[str, Any]) -> str:
+def prepare_image_folder(image_dir: str, demo: DemoSettings) -> str:
     """The absolute image folder to scan; makes the demo faces first when ``image_dir`` is the
-    demo folder and no demo is there yet (an existing matching demo is reused, never rewritten).
-
-    Keys left out fall back to the defaults of parameters_ingest.yml, so an environment that
-    overrides only ``ingest.demo.count`` still runs.
-    """
-    image_dir = _resolve(params.get("image_dir", DEFAULT_IMAGE_DIR))
-    demo = {"output_dir": DEFAULT_IMAGE_DIR, **(params.get("demo") or {})}
-    if _resolve(demo["output_dir"]) == image_dir:
-        outcome = ensure_demo_faces(image_dir, DemoSettings.from_params(demo))
-        logger.info("Demo faces %s in %s", outcome, image_dir)
-    return str(image_dir)
+    demo's ``output_dir`` and no demo is there yet (an existing matching demo is reused, never rewritten)."""
+    folder = _resolve(image_dir)
+    if _resolve(demo.output_dir) == folder:
+        outcome = ensure_demo_faces(folder, demo)
+        logger.info("Demo faces %s in %s", outcome, folder)
+    return str(folder)
 
 
-def screen_images(image_folder: str, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def screen_images(image_folder: str, decode: DecodeSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scan ``image_folder``; returns (decodable, well-labelled, unique files; quarantine rows
     with a reason: bad name, label out of range, undecodable, duplicate id). The log line counts
     every file found: faces + quarantined + files skipped for their extension (by extension)."""
     files, skipped = scan_image_folder(image_folder)
     labelled, bad_names = parse_labels(files)
-    decode = params.get("decode") or {}
-    decodable, undecodable = probe_images(
-        labelled, min_side=int(decode.get("min_side", 32)), max_pixels=int(decode.get("max_pixels", 50_000_000)),
-        workers=decode.get("workers") or None,
-    )
+    decodable, undecodable = probe_images(labelled, min_side=decode.min_side, max_pixels=decode.max_pixels,
+                                          workers=decode.workers)
     unique, duplicates = drop_duplicate_ids(decodable)
     quarantine = pd.concat([bad_names, undecodable, duplicates], ignore_index=True)[QUARANTINE_COLUMNS]
     quarantine = quarantine.sort_values("path", kind="stable").reset_index(drop=True)
@@ -65,13 +83,11 @@ def screen_images(image_folder: str, params: dict[str, Any]) -> tuple[pd.DataFra
     return unique, quarantine
 
 
-def split_faces(screened: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """The ``faces`` table: labels, age band and a seeded train/test split stratified by
-    race × gender × age band."""
-    split = params.get("split") or {}
-    bands = params.get("age_bands") or DEFAULT_AGE_BANDS
-    faces = build_faces(screened, test_share=float(split.get("test_share", 0.25)),
-                        seed=int(split.get("seed", 42)), bands=[tuple(band) for band in bands])
+def split_faces(screened: pd.DataFrame, split: SplitSettings, age_bands: AgeBands) -> pd.DataFrame:
+    """The ``faces`` table: labels, age band (``age_bands``, inclusive years) and a seeded
+    train/test split stratified by race × gender × age band."""
+    faces = build_faces(screened, test_share=split.test_share, seed=split.seed,
+                        bands=[tuple(band) for band in age_bands])
     counts = faces["split"].value_counts()
     logger.info("faces split: %d train, %d test", counts.get("train", 0), counts.get("test", 0))
     return faces

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pandas as pd
 from PIL import Image
@@ -12,7 +11,8 @@ from dex_bias.report import figures
 from dex_bias.report.context import (
     AuditFigures, AuditSettings, AuditTables, audit_report_context, render_audit_report,
 )
-from dex_bias.stats.contract import PLAUSIBLE_AGE_RANGE, prepare_predictions
+from dex_bias.report.settings import ReportSettings
+from dex_bias.stats.contract import prepare_predictions
 from dex_bias.stats.gates import age_gate_metrics, challenge_age_buffers
 from dex_bias.stats.metrics import group_metrics, with_display_columns
 from dex_bias.stats.paper import paper_correlation_table, paper_normality_table, region_weight_correlations
@@ -23,25 +23,16 @@ from dex_bias.stats.verification import age_verification_metrics, group_spread
 logger = logging.getLogger(__name__)
 
 
-def _bands(params: dict[str, Any], key: str) -> tuple[tuple[int, int], ...]:
-    return tuple((int(low), int(high)) for low, high in params[key])
-
-
-def _age_range(input_params: dict[str, Any]) -> tuple[float, float]:
-    low, high = input_params.get("predicted_age_range") or PLAUSIBLE_AGE_RANGE
-    return float(low), float(high)
-
-
-def _outer(params: dict[str, Any], predictions: pd.DataFrame) -> str | None:
+def _outer(params: ReportSettings, predictions: pd.DataFrame) -> str | None:
     """The outer grouping column (e.g. ``model_name``) when set and present, else None."""
-    column = params.get("outer_grouping")
+    column = params.outer_grouping
     if column and column not in predictions.columns:
         logger.warning("report.outer_grouping is %r but the predictions have no such column: tabled as one", column)
         return None
     return column or None
 
 
-def prepare_report_input(predictions: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def prepare_report_input(predictions: pd.DataFrame, params: ReportSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check ``predictions`` against the input contract and keep the audited splits.
 
     Returns the audited rows and the quarantine (empty unless ``input.allow_quarantine``).
@@ -49,10 +40,10 @@ def prepare_report_input(predictions: pd.DataFrame, params: dict[str, Any]) -> t
     are left out, counted and logged; a table without ``split`` is audited whole.
     """
     source = predictions.attrs.get("source", "predictions")
-    valid, quarantine = prepare_predictions(predictions, allow_quarantine=bool(params["input"]["allow_quarantine"]),
-                                            source=source, age_range=_age_range(params["input"]),
+    valid, quarantine = prepare_predictions(predictions, allow_quarantine=params.input.allow_quarantine,
+                                            source=source, age_range=params.input.predicted_age_range,
                                             age_range_setting="report.input.predicted_age_range")
-    splits = params["input"].get("splits")
+    splits = params.input.splits
     if valid.empty:
         logger.warning("%s: no rows to audit; the report says what could not be computed", source)
     elif splits and "split" in valid.columns:
@@ -69,89 +60,80 @@ def prepare_report_input(predictions: pd.DataFrame, params: dict[str, Any]) -> t
     return valid, quarantine
 
 
-def compute_group_metrics(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def compute_group_metrics(predictions: pd.DataFrame, params: ReportSettings) -> pd.DataFrame:
     """Metric table for the audit bands and, for the age-band groupings, the article's bands."""
-    common = dict(n_boot=params["bootstrap"]["n_boot"], seed=params["bootstrap"]["seed"],
-                  confidence=params["confidence"], min_n=params["min_n"], intersections=params["intersections"],
-                  accuracy_within=params["accuracy_within"], outer=_outer(params, predictions),
-                  balanced_bands=_bands(params, "balanced_mae_bands") if params.get("balanced_mae_bands") else None)
-    audit = group_metrics(predictions, sensitive_features=params["sensitive_features"],
-                          bands=_bands(params, "age_bands"), **common)
-    article = group_metrics(predictions, sensitive_features=params["sensitive_features"],
-                            bands=_bands(params, "paper_age_bands"), **common)
+    common = dict(n_boot=params.bootstrap.n_boot, seed=params.bootstrap.seed, confidence=params.confidence,
+                  min_n=params.min_n, intersections=params.intersections, accuracy_within=params.accuracy_within,
+                  outer=_outer(params, predictions), balanced_bands=params.balanced_mae_bands)
+    audit = group_metrics(predictions, sensitive_features=params.sensitive_features, bands=params.age_bands, **common)
+    article = group_metrics(predictions, sensitive_features=params.sensitive_features, bands=params.paper_age_bands,
+                            **common)
     article = article[article["grouping"].str.contains("age_band")]
     return pd.concat([audit.assign(band_scheme="audit"), article.assign(band_scheme="article")], ignore_index=True)
 
 
-def compute_significance_tests(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def compute_significance_tests(predictions: pd.DataFrame, params: ReportSettings) -> pd.DataFrame:
     """Stratified permutation tests across races and genders (see ``dex_bias.stats.significance``)."""
-    tests = params["tests"]
+    tests = params.tests
     return significance_tests(
-        predictions, features=params["test_features"], outcomes=tests["outcomes"], bands=_bands(params, "age_bands"),
-        challenge_ages=params["challenge_ages"], stratum_years=int(tests["stratum_years"]),
-        gate_stratum_years=int(tests["gate_stratum_years"]), pairwise=bool(tests["pairwise"]),
-        min_n=int(tests["min_n"]), n_perm=int(tests["n_perm"]), n_boot=params["bootstrap"]["n_boot"],
-        seed=int(tests["seed"]), confidence=params["confidence"], alpha=params["alpha"],
-        outer=_outer(params, predictions),
+        predictions, features=params.test_features, outcomes=tests.outcomes, bands=params.age_bands,
+        challenge_ages=params.challenge_ages, stratum_years=tests.stratum_years,
+        gate_stratum_years=tests.gate_stratum_years, pairwise=tests.pairwise, min_n=tests.min_n,
+        n_perm=tests.n_perm, n_boot=params.bootstrap.n_boot, seed=tests.seed, confidence=params.confidence,
+        alpha=params.alpha, outer=_outer(params, predictions),
     )
 
 
-def compute_age_gates(predictions: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compute_age_gates(predictions: pd.DataFrame, params: ReportSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Challenge-age rates per group with Wilson CIs, and the buffer each group needs."""
-    bands = _bands(params, "age_bands")
-    rates = age_gate_metrics(predictions, challenge_ages=params["challenge_ages"], by=params["gate_features"],
-                             intersections=params["intersections"], confidence=params["confidence"],
-                             min_n=params["min_n"], bands=bands, outer=_outer(params, predictions))
-    buffers = challenge_age_buffers(predictions, by=params["gate_features"], targets=params["buffer_targets"],
-                                    min_n=params["min_n"], bands=bands)
+    rates = age_gate_metrics(predictions, challenge_ages=params.challenge_ages, by=params.gate_features,
+                             intersections=params.intersections, confidence=params.confidence,
+                             min_n=params.min_n, bands=params.age_bands, outer=_outer(params, predictions))
+    buffers = challenge_age_buffers(predictions, by=params.gate_features, targets=params.buffer_targets,
+                                    min_n=params.min_n, bands=params.age_bands)
     return rates, buffers
 
 
-def compute_age_verification(predictions: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compute_age_verification(predictions: pd.DataFrame, params: ReportSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """NIST's age-verification rates per group, and the spread of every metric across groups."""
-    bands = _bands(params, "age_bands")
     outer = _outer(params, predictions)
-    rates = age_verification_metrics(predictions, params["age_verification"], by=params["gate_features"],
-                                     intersections=params["intersections"], confidence=params["confidence"],
-                                     min_n=params["min_n"], bands=bands, outer=outer)
-    spread = group_spread(predictions, params["age_verification"], features=params["spread_features"],
-                          accuracy_within=params["accuracy_within"], outer=outer,
-                          balanced_bands=_bands(params, "balanced_mae_bands") if params.get("balanced_mae_bands")
-                          else bands, n_boot=params["bootstrap"]["n_boot"], seed=params["bootstrap"]["seed"],
-                          confidence=params["confidence"], min_n=params["min_n"], bands=bands)
+    rates = age_verification_metrics(predictions, params.age_verification, by=params.gate_features,
+                                     intersections=params.intersections, confidence=params.confidence,
+                                     min_n=params.min_n, bands=params.age_bands, outer=outer)
+    spread = group_spread(predictions, params.age_verification, features=params.spread_features,
+                          accuracy_within=params.accuracy_within, outer=outer, balanced_bands=params.balanced_bands,
+                          n_boot=params.bootstrap.n_boot, seed=params.bootstrap.seed, confidence=params.confidence,
+                          min_n=params.min_n, bands=params.age_bands)
     return rates, spread
 
 
-def compute_image_quality(predictions: pd.DataFrame, landmarks: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def compute_image_quality(predictions: pd.DataFrame, landmarks: pd.DataFrame, params: ReportSettings) -> pd.DataFrame:
     """MAE by interocular-distance and head-yaw bins per group; empty when there are no landmarks."""
-    quality = params["image_quality"]
-    return quality_metrics(predictions, landmarks, by=params["gate_features"],
-                           interocular_bins=int(quality["interocular_bins"]), yaw_edges=quality["yaw_edges"],
-                           bands=_bands(params, "age_bands"), n_boot=params["bootstrap"]["n_boot"],
-                           seed=params["bootstrap"]["seed"], confidence=params["confidence"], min_n=params["min_n"])
+    quality = params.image_quality
+    return quality_metrics(predictions, landmarks, by=params.gate_features, interocular_bins=quality.interocular_bins,
+                           yaw_edges=quality.yaw_edges, bands=params.age_bands, n_boot=params.bootstrap.n_boot,
+                           seed=params.bootstrap.seed, confidence=params.confidence, min_n=params.min_n)
 
 
-def make_paper_normality_table(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def make_paper_normality_table(predictions: pd.DataFrame, params: ReportSettings) -> pd.DataFrame:
     """The article's Appendix A (K² and the article's dispersion chi-square per race × gender × band)."""
-    return paper_normality_table(predictions, bands=_bands(params, "paper_age_bands"))
+    return paper_normality_table(predictions, bands=params.paper_age_bands)
 
 
 def make_paper_correlation_table(predictions: pd.DataFrame, region_attributions: pd.DataFrame,
-                                 params: dict[str, Any]) -> pd.DataFrame:
+                                 params: ReportSettings) -> pd.DataFrame:
     """The article's Appendix B from its own method (quickshift rows); empty without such explanations."""
-    article = params["article"]
-    return paper_correlation_table(predictions, region_attributions, bands=_bands(params, "paper_age_bands"),
-                                   accurate_above=float(article["accurate_above"]),
-                                   renormalisation=str(article["renormalisation"]),
-                                   method=str(article["explanation_method"]))
+    article = params.article
+    return paper_correlation_table(predictions, region_attributions, bands=params.paper_age_bands,
+                                   accurate_above=article.accurate_above, renormalisation=article.renormalisation,
+                                   method=article.explanation_method)
 
 
 def make_region_weight_correlations(predictions: pd.DataFrame, region_attributions: pd.DataFrame,
-                                    params: dict[str, Any]) -> pd.DataFrame:
+                                    params: ReportSettings) -> pd.DataFrame:
     """Our correlations of each region's LIME weight with accuracy (not the article's table)."""
-    return region_weight_correlations(predictions, region_attributions, method=params["explanation_method"],
-                                      bands=_bands(params, "paper_age_bands"),
-                                      accurate_above=float(params["article"]["accurate_above"]))
+    return region_weight_correlations(predictions, region_attributions, method=params.explanation_method,
+                                      bands=params.paper_age_bands, accurate_above=params.article.accurate_above)
 
 
 def mean_region_weights(predictions: pd.DataFrame, region_attributions: pd.DataFrame,
@@ -166,9 +148,9 @@ def mean_region_weights(predictions: pd.DataFrame, region_attributions: pd.DataF
 
 
 def draw_figures(predictions: pd.DataFrame, age_gates: pd.DataFrame, region_attributions: pd.DataFrame,
-                 params: dict[str, Any]) -> tuple[Image.Image, ...]:
+                 params: ReportSettings) -> tuple[Image.Image, ...]:
     """Figures 4-5 (error and accuracy by race, by gender), gate rates, predicted vs true, heat map."""
-    bands = _bands(params, "paper_age_bands")
+    bands = params.paper_age_bands
     drawn = [
         figures.error_distributions(predictions, "race", bands),
         figures.error_distributions(predictions, "gender", bands),
@@ -176,7 +158,7 @@ def draw_figures(predictions: pd.DataFrame, age_gates: pd.DataFrame, region_attr
         figures.predicted_vs_true(predictions, "race"),
     ]
     has_attributions = region_attributions is not None and not region_attributions.empty
-    weights = (mean_region_weights(predictions, region_attributions, params["explanation_method"], "race")
+    weights = (mean_region_weights(predictions, region_attributions, params.explanation_method, "race")
                if has_attributions else pd.DataFrame())
     if weights.empty:
         drawn.append(figures.message_figure("Group attribution heat map",
@@ -187,7 +169,7 @@ def draw_figures(predictions: pd.DataFrame, age_gates: pd.DataFrame, region_attr
 
 
 def build_audit_report(predictions: pd.DataFrame, quarantine: pd.DataFrame, landmarks: pd.DataFrame,
-                       params: dict[str, Any], **outputs: pd.DataFrame | Image.Image) -> str:
+                       params: ReportSettings, **outputs: pd.DataFrame | Image.Image) -> str:
     """The self-contained HTML audit report: a report card, findings in words, every table and figure,
     and what could not be computed.
 
@@ -196,7 +178,7 @@ def build_audit_report(predictions: pd.DataFrame, quarantine: pd.DataFrame, land
     tables = AuditTables(predictions=predictions, quarantine=quarantine, landmarks=landmarks,
                          **{name: outputs[name] for name in AuditTables.__dataclass_fields__ if name in outputs})
     figures = AuditFigures(**{name: outputs[f"figure_{name}"] for name in AuditFigures.__dataclass_fields__})
-    report = audit_report_context(tables, figures, AuditSettings.from_params(params))
+    report = audit_report_context(tables, figures, AuditSettings.from_settings(params))
     document = render_audit_report(report)
     logger.info("audit_report: %d findings, %d tables, %.1f kB", len(report.findings), len(report.tables),
                 len(document) / 1024)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,19 +10,32 @@ from matplotlib.figure import Figure
 
 from dex_bias.models.inference import join_faces_and_landmarks
 from dex_bias.models.training import TrainingSettings, train_dex_model
-from dex_bias.models.weights import load_model_from_config, model_card, set_model_card
+from dex_bias.models.weights import StartingModel, load_model_from_config, model_card, set_model_card
+from dex_bias.schema import settings_dataclass
 
 logger = logging.getLogger(__name__)
 
 
-def load_starting_model(params: dict[str, Any]):
+@settings_dataclass
+class TrainParameters(TrainingSettings):
+    """``params:train`` (conf/base/parameters_train.yml): the fitting settings, the model to start
+    from, which faces are trained on (``splits``, ``max_faces``: a seeded sample, ``None``: all)
+    and how their crops are cut (``crop_batch_size``, ``crop_workers`` threads, ``crop_padding``)."""
+
+    model: StartingModel
+    splits: tuple[str, ...]
+    max_faces: int | None
+    crop_batch_size: int
+    crop_workers: int
+    crop_padding: str
+
+
+def load_starting_model(params: TrainParameters):
     """The model to train: a fresh ``model.backbone``, or one loaded from ``model.weights_file``.
 
     Runs before any image is read, so a missing or wrong weights file stops the run at once.
     """
-    model_config = dict(params.get("model", {}))
-    model = load_model_from_config(model_config, build_options=model_config.get("options") or {},
-                                   seed=int(params.get("seed", 42)))
+    model = load_model_from_config(params.model, seed=params.seed)
     card = model_card(model)
     logger.info("Starting model: %s (%s, %s parameters)%s.", model.name, card.get("source"),
                 f"{model.count_params():,}",
@@ -31,17 +43,16 @@ def load_starting_model(params: dict[str, Any]):
     return model
 
 
-def select_training_faces(faces: pd.DataFrame, landmarks: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def select_training_faces(faces: pd.DataFrame, landmarks: pd.DataFrame, params: TrainParameters) -> pd.DataFrame:
     """Faces of the training split(s) that have landmarks (a crop transform); the rest are counted in the log."""
-    splits = list(params.get("splits", ["train"]))
+    splits = list(params.splits)
     in_splits = faces[faces["split"].isin(splits)]
     joined, without = join_faces_and_landmarks(in_splits, landmarks)
     logger.info("Training faces: %d of %d faces are in split(s) %s; %d have landmarks, %d have none "
                 "(excluded: align found no face).", len(in_splits), len(faces), splits, len(joined), len(without))
-    max_faces = params.get("max_faces")
-    if max_faces is not None and len(joined) > int(max_faces):
-        keep = np.sort(np.random.default_rng(int(params.get("seed", 42))).choice(len(joined), int(max_faces),
-                                                                                  replace=False))
+    max_faces = params.max_faces
+    if max_faces is not None and len(joined) > max_faces:
+        keep = np.sort(np.random.default_rng(params.seed).choice(len(joined), max_faces, replace=False))
         logger.info("max_faces=%d: training on a seeded sample of %d of the %d usable faces.",
                     int(max_faces), int(max_faces), len(joined))
         joined = joined.iloc[keep].reset_index(drop=True)
@@ -51,17 +62,17 @@ def select_training_faces(faces: pd.DataFrame, landmarks: pd.DataFrame, params: 
     return joined
 
 
-def train_age_model(starting_model, training_faces: pd.DataFrame, params: dict[str, Any]):
-    """Cut the training crops at the model's input size and fit the model: ``(age_model, training_history)``."""
+def train_age_model(starting_model, training_faces: pd.DataFrame, params: TrainParameters):
+    """Cut the training crops at the model's input size and fit the model (``params`` are its
+    :class:`~dex_bias.models.training.TrainingSettings`): ``(age_model, training_history)``."""
     from dex_bias.faces import iter_crop_batches
     from dex_bias.models import spec_for
 
     spec = spec_for(starting_model)
     unreadable: list[str] = []
     kept_rows, crop_batches = [], []
-    for rows, crops in iter_crop_batches(training_faces, spec.input_size, int(params.get("crop_batch_size", 64)),
-                                         padding=params.get("crop_padding", "edge"),
-                                         workers=int(params.get("crop_workers", 2)),
+    for rows, crops in iter_crop_batches(training_faces, spec.input_size, params.crop_batch_size,
+                                         padding=params.crop_padding, workers=params.crop_workers,
                                          on_error=lambda row, error: unreadable.append(f"{row['image_id']} ({error})")):
         kept_rows.append(rows)
         crop_batches.append(crops)
@@ -72,14 +83,13 @@ def train_age_model(starting_model, training_faces: pd.DataFrame, params: dict[s
     crops = np.concatenate(crop_batches) if crop_batches else np.empty((0, *spec.input_shape), np.uint8)
     logger.info("Cut %d training crops of %d px (%.1f MB); %d unreadable.", len(crops), spec.input_size,
                 crops.nbytes / 1e6, len(unreadable))
-    settings = TrainingSettings.from_params(params)
-    result = train_dex_model(starting_model, crops, rows["age"].to_numpy(), rows["gender"].to_numpy(), settings)
+    result = train_dex_model(starting_model, crops, rows["age"].to_numpy(), rows["gender"].to_numpy(), params)
     card = model_card(starting_model)
     trained = bool(result.summary.get("epochs_run", 0))
     if trained:
         card["female_column"] = 1  # training here uses UTKFace's codes: column 1 is female
     card.update({
-        "trained_splits": list(params.get("splits", ["train"])) if trained else [],
+        "trained_splits": list(params.splits) if trained else [],
         "training": result.summary,
         "n_training_faces": int(len(rows)),
         "n_unreadable": len(unreadable),
