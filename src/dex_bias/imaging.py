@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +172,20 @@ def _to_rgb(path: Path, image: Image.Image) -> np.ndarray:
     return np.asarray(converted, dtype=np.uint8)
 
 
+@contextmanager
+def _decoded(path: Path, min_side: int, max_pixels: int) -> Iterator[tuple[Image.Image, ImageInfo]]:
+    """The file's first frame fully decoded, upright and at least ``min_side`` pixels a side,
+    with its :class:`ImageInfo`; the file stays open while the ``with`` block uses the pixels."""
+    image = _open(path, max_pixels)
+    with image:
+        # Read from the header, before decoding: the file's own format and mode.
+        source_format, source_mode = image.format or "unknown", image.mode
+        decoded = _decode(path, image)
+        _check_size(path, decoded, min_side)
+        width, height = decoded.size
+        yield decoded, ImageInfo(width=width, height=height, source_format=source_format, source_mode=source_mode)
+
+
 def probe_image(
     path: str | os.PathLike,
     *,
@@ -181,14 +197,8 @@ def probe_image(
     Every pixel is decoded (a truncated JPEG's header alone looks fine), but nothing is
     converted or kept, so this is the cheap check for ingest. Raises :class:`ImageDecodeError`.
     """
-    path = Path(path)
-    image = _open(path, max_pixels)
-    with image:
-        source_format, source_mode = image.format or "unknown", image.mode
-        decoded = _decode(path, image)
-        _check_size(path, decoded, min_side)
-        width, height = decoded.size
-    return ImageInfo(width=width, height=height, source_format=source_format, source_mode=source_mode)
+    with _decoded(Path(path), min_side, max_pixels) as (_, info):
+        return info
 
 
 def decode_image(
@@ -199,14 +209,8 @@ def decode_image(
 ) -> tuple[np.ndarray, ImageInfo]:
     """Decode ``path`` to an (H, W, 3) uint8 RGB array together with its :class:`ImageInfo`."""
     path = Path(path)
-    image = _open(path, max_pixels)
-    with image:
-        source_format, source_mode = image.format or "unknown", image.mode
-        decoded = _decode(path, image)
-        _check_size(path, decoded, min_side)
-        rgb = _to_rgb(path, decoded)
-    info = ImageInfo(width=rgb.shape[1], height=rgb.shape[0], source_format=source_format, source_mode=source_mode)
-    return rgb, info
+    with _decoded(path, min_side, max_pixels) as (decoded, info):
+        return _to_rgb(path, decoded), info
 
 
 def load_rgb(
