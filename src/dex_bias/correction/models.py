@@ -78,19 +78,15 @@ def _check_features(df: pd.DataFrame, features: Sequence[str], method: str) -> N
                 f"the {method} correction needs a number in '{name}' on every row; "
                 f"{int(bad.sum())} rows have none, e.g. {examples}"
             )
-    if "gender" in features:
-        unknown = pd.Series(~np.isin(df["gender"].to_numpy(dtype=float), list(GENDER_NAMES)), index=df.index)
+    for name, codes, allowed in (("gender", GENDER_NAMES, "0 (male) or 1 (female)"),
+                                 ("race", RACE_NAMES, "a UTKFace code 0-4")):
+        if name not in features:
+            continue
+        unknown = pd.Series(~np.isin(df[name].to_numpy(dtype=float), list(codes)), index=df.index)
         if unknown.any():
             raise CorrectionFeatureError(
-                f"gender must be 0 (male) or 1 (female); {int(unknown.sum())} rows hold "
-                f"{sorted(df.loc[unknown, 'gender'].unique().tolist())}"
-            )
-    if "race" in features:
-        unknown = pd.Series(~np.isin(df["race"].to_numpy(dtype=float), list(RACE_NAMES)), index=df.index)
-        if unknown.any():
-            raise CorrectionFeatureError(
-                f"race must be a UTKFace code 0-4; {int(unknown.sum())} rows hold "
-                f"{sorted(df.loc[unknown, 'race'].unique().tolist())}"
+                f"{name} must be {allowed}; {int(unknown.sum())} rows hold "
+                f"{sorted(df.loc[unknown, name].unique().tolist())}"
             )
 
 
