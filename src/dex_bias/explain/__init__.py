@@ -6,4 +6,5 @@ of how faithful and stable those explanations are. Knows nothing of Kedro.
 - ``quality``: deletion curves and seed stability.
 - ``groups``: image selection and group attribution maps in a common aligned frame.
 - ``tasks``: a table of faces explained chunk by chunk, fanned out on Dask and resumable.
+- ``attributions``: the ``region_attributions`` table, and one method's weights for its readers.
 """

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dex_bias.explain.attributions import empty_attributions
 from dex_bias.explain.lime_regions import (
     LimeSettings, MaskedJob, compact_segments, explain_images, hide_image, image_seed, positive_pixel_shares,
     predict_masked, quickshift_segments, region_weights,
@@ -40,8 +41,6 @@ from dex_bias.fanout.store import concat_tables
 from dex_bias.schema import settings_dataclass
 from dex_bias.utkface import AgeBands
 
-ATTRIBUTION_COLUMNS = ["image_id", "method", "region", "weight", "region_empty", "intercept", "surrogate_r2",
-                       "predicted_age", "age", "gender", "race", "positive_share", "region_pixels", "model_age"]
 FAILURE_COLUMNS = ["image_id", "reason", "detail"]
 
 
@@ -129,10 +128,6 @@ class ExplainSettings:
             return {**common, "random_orders": self.quality.random_orders,
                     "stability_seeds": self.quality.stability_seeds}
         return common
-
-
-def empty_attributions() -> pd.DataFrame:
-    return pd.DataFrame(columns=ATTRIBUTION_COLUMNS)
 
 
 def _failures_frame(failures: list[dict]) -> pd.DataFrame:

@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
+from dex_bias.explain.attributions import method_weights
 from dex_bias.stats.metrics import with_display_columns
 from dex_bias.utkface import PAPER_AGE_BANDS
 
@@ -120,6 +121,18 @@ def predicted_vs_true(df: pd.DataFrame, by: str = "race") -> Figure:
     ax.set_title(f"Predicted vs true age by {by}")
     ax.legend(fontsize=8)
     return figure
+
+
+def mean_region_weights(predictions: pd.DataFrame, region_attributions: pd.DataFrame,
+                        method: str, by: str) -> pd.DataFrame:
+    """Mean LIME weight per group of ``by`` (rows) and facial region (columns): the heat map's table.
+
+    ``method`` rows of ``region_attributions``, each (image, region) once, labelled from
+    ``predictions`` (display columns: ``by`` may be ``race``, ``gender`` or ``age_band``).
+    """
+    weights = method_weights(region_attributions, method)
+    labelled = weights.merge(with_display_columns(predictions)[["image_id", by]], on="image_id")
+    return labelled.pivot_table(index=by, columns="region", values="weight", aggfunc="mean", observed=True)
 
 
 def attribution_heatmap(mean_weights: pd.DataFrame, title: str) -> Figure:

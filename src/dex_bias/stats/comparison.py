@@ -15,6 +15,8 @@
   matched-pairs rank-biserial correlation (the statistic the test ranks, so its sign gives the
   direction) with a bootstrap interval, the mean paired difference in years with its interval,
   and Holm's correction over every test of the table.
+- :func:`region_attention`: where explanations exist, the mean LIME weight of each facial region
+  per model and race.
 
 References: Wilcoxon (1945), Biometrics Bull. 1(6); Kerby (2014), "The simple difference formula:
 an approach to teaching nonparametric correlation", Comprehensive Psychology 3 (matched-pairs
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
+from dex_bias.explain.attributions import method_weights
 from dex_bias.stats.engine import Metric, spread_frame
 from dex_bias.stats.gates import RATE, age_gate_metrics, gate_outcomes
 from dex_bias.stats.metrics import ERROR_COLUMNS, group_metrics, mean_absolute_error, with_display_columns
@@ -141,6 +144,36 @@ def leaderboard(metrics: pd.DataFrame, spread: pd.DataFrame) -> pd.DataFrame:
                         f"{prefix}_worst_group": item.max_group})
         rows.append(row)
     return pd.DataFrame(rows).sort_values("mae", kind="stable").reset_index(drop=True)
+
+
+def region_attention(long: pd.DataFrame, region_attributions: Mapping[str, pd.DataFrame | None], *,
+                     method: str = "regions", bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS) -> pd.DataFrame:
+    """Which facial regions each model's estimate leans on, per race: the mean LIME weight.
+
+    Args:
+        long: the compared faces (:func:`same_faces`), for their race.
+        region_attributions: model key -> its ``region_attributions`` (None or empty: the model
+            has no explanations and no rows); ``method`` rows, each (image, region) once.
+
+    Returns:
+        ``model``, ``race`` (name), ``region``, ``mean_weight`` (years of expected age),
+        ``images``: one row per model × race × region, models in the mapping's order.
+    """
+    columns = ["model", "race", "region", "mean_weight", "images"]
+    labels = with_display_columns(long.drop_duplicates("image_id"), bands)[["image_id", "race"]]
+    frames = []
+    for model, table in region_attributions.items():
+        if table is None or table.empty:
+            continue
+        rows = method_weights(table, method).merge(labels, on="image_id")
+        summary = (rows.groupby(["race", "region"], observed=True)
+                   .agg(mean_weight=("weight", "mean"), images=("image_id", "nunique")).reset_index())
+        frames.append(summary.assign(model=model))
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    result = pd.concat(frames, ignore_index=True)
+    result["race"] = result["race"].astype(str)
+    return result[columns]
 
 
 def rank_biserial(differences: np.ndarray) -> np.ndarray:

@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
+from dex_bias.explain.attributions import method_weights
 from dex_bias.stats.metrics import with_display_columns
 from dex_bias.utkface import PAPER_AGE_BANDS
 
@@ -226,12 +227,7 @@ def paper_correlation_table(
         no image has the method's explanations.
     """
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in CORRELATION_COLUMNS})
-    if region_attributions is None or region_attributions.empty:
-        return empty
-    rows = region_attributions
-    if "method" in rows:
-        rows = rows[rows["method"] == method]
-    rows = rows.drop_duplicates(["image_id", "region"])
+    rows = method_weights(region_attributions, method)
     if rows.empty:
         return empty
     activations = rows.pivot(index="image_id", columns="region", values="weight")
@@ -262,16 +258,7 @@ def region_weight_correlations(
     empty table when there are no such attributions.
     """
     empty = pd.DataFrame({c: pd.Series(dtype=object) for c in REGION_CORRELATION_COLUMNS})
-    if region_attributions is None or region_attributions.empty:
-        return empty
-    rows = region_attributions
-    if "method" in rows:
-        rows = rows[rows["method"] == method]
-    rows = rows[["image_id", "region", "weight"]]
-    repeated = rows.duplicated(["image_id", "region"])
-    if repeated.any():
-        logger.info("region_weight_correlations: %d repeated (image, region) rows counted once", repeated.sum())
-    rows = rows[~repeated]
+    rows = method_weights(region_attributions, method)
     if rows.empty:
         return empty
     merged = rows.merge(_accuracy_table(predictions, bands, accurate_above), on="image_id", how="inner",

@@ -14,7 +14,6 @@ from dex_bias.report.settings import ReportSettings
 from dex_bias.schema import settings_dataclass
 from dex_bias.stats import comparison
 from dex_bias.stats.contract import prepare_predictions
-from dex_bias.stats.metrics import with_display_columns
 
 logger = logging.getLogger(__name__)
 
@@ -91,21 +90,8 @@ def test_model_pairs(compared: pd.DataFrame, report_params: ReportSettings,
 def compare_region_attention(compared: pd.DataFrame, report_params: ReportSettings,
                              **region_attributions: pd.DataFrame) -> pd.DataFrame:
     """Mean LIME region weight per model × race × region (``regions`` rows), where explanations exist."""
-    labels = with_display_columns(compared.drop_duplicates("image_id"), report_params.age_bands)[["image_id", "race"]]
-    frames = []
-    for model, table in region_attributions.items():
-        if table is None or table.empty:
-            continue
-        rows = table[table["method"] == report_params.explanation_method] if "method" in table else table
-        rows = rows.drop_duplicates(["image_id", "region"])[["image_id", "region", "weight"]].merge(labels, on="image_id")
-        summary = (rows.groupby(["race", "region"], observed=True)
-                   .agg(mean_weight=("weight", "mean"), images=("image_id", "nunique")).reset_index())
-        frames.append(summary.assign(model=model))
-    if not frames:
-        return pd.DataFrame(columns=["model", "race", "region", "mean_weight", "images"])
-    result = pd.concat(frames, ignore_index=True)
-    result["race"] = result["race"].astype(str)
-    return result[["model", "race", "region", "mean_weight", "images"]]
+    return comparison.region_attention(compared, region_attributions, method=report_params.explanation_method,
+                                       bands=report_params.age_bands)
 
 
 def draw_comparison_figures(metrics: pd.DataFrame, gates: pd.DataFrame, attention: pd.DataFrame,

@@ -14,7 +14,7 @@ from dex_bias.report.context import (
 from dex_bias.report.settings import ReportSettings
 from dex_bias.stats.contract import prepare_predictions
 from dex_bias.stats.gates import age_gate_metrics, challenge_age_buffers
-from dex_bias.stats.metrics import group_metrics, with_display_columns
+from dex_bias.stats.metrics import group_metrics
 from dex_bias.stats.paper import paper_correlation_table, paper_normality_table, region_weight_correlations
 from dex_bias.stats.quality import quality_metrics
 from dex_bias.stats.significance import significance_tests
@@ -136,17 +136,6 @@ def make_region_weight_correlations(predictions: pd.DataFrame, region_attributio
                                       bands=params.paper_age_bands, accurate_above=params.article.accurate_above)
 
 
-def mean_region_weights(predictions: pd.DataFrame, region_attributions: pd.DataFrame,
-                        method: str, by: str) -> pd.DataFrame:
-    """Mean LIME weight per group of ``by`` (rows) and facial region (columns)."""
-    attributions = region_attributions
-    if "method" in attributions:
-        attributions = attributions[attributions["method"] == method]
-    attributions = attributions.drop_duplicates(["image_id", "region"])[["image_id", "region", "weight"]]
-    labelled = attributions.merge(with_display_columns(predictions)[["image_id", by]], on="image_id")
-    return labelled.pivot_table(index=by, columns="region", values="weight", aggfunc="mean", observed=True)
-
-
 def draw_figures(predictions: pd.DataFrame, age_gates: pd.DataFrame, region_attributions: pd.DataFrame,
                  params: ReportSettings) -> tuple[Image.Image, ...]:
     """Figures 4-5 (error and accuracy by race, by gender), gate rates, predicted vs true, heat map."""
@@ -158,7 +147,7 @@ def draw_figures(predictions: pd.DataFrame, age_gates: pd.DataFrame, region_attr
         figures.predicted_vs_true(predictions, "race"),
     ]
     has_attributions = region_attributions is not None and not region_attributions.empty
-    weights = (mean_region_weights(predictions, region_attributions, params.explanation_method, "race")
+    weights = (figures.mean_region_weights(predictions, region_attributions, params.explanation_method, "race")
                if has_attributions else pd.DataFrame())
     if weights.empty:
         drawn.append(figures.message_figure("Group attribution heat map",
