@@ -296,11 +296,6 @@ class ComparisonSettings:
     confidence: float
     min_n: int
 
-    @property
-    def confidence_percent(self) -> str:
-        """The intervals' level as the text says it ("95")."""
-        return f"{100 * self.confidence:g}"
-
 
 @dataclass(frozen=True)
 class ComparisonReport:

@@ -93,11 +93,6 @@ class AuditSettings:
             outer_grouping=report.outer_grouping or None,
         )
 
-    @property
-    def confidence_percent(self) -> str:
-        """The intervals' level as the text says it ("95")."""
-        return f"{100 * self.confidence:g}"
-
 
 @dataclass(frozen=True)
 class AuditReport:

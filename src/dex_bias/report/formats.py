@@ -49,6 +49,11 @@ def percent(value: object, digits: int = 1) -> str:
     return MISSING if is_missing(value) else f"{100 * float(value):.{digits}f}"  # type: ignore[arg-type]
 
 
+def level(confidence: float) -> str:
+    """An interval's confidence level as the text says it, without the sign (``0.95`` -> ``95``)."""
+    return f"{100 * confidence:g}"
+
+
 def points(value: object, digits: int = 1) -> str:
     """A difference of two shares in percentage points, signed (``+5.3``)."""
     return MISSING if is_missing(value) else f"{100 * float(value):+.{digits}f}"  # type: ignore[arg-type]

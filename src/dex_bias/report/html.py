@@ -35,9 +35,10 @@ def image_data_uri(image: Image.Image) -> str:
 def environment() -> jinja2.Environment:
     """The templates' environment: package templates, autoescape on, undefined names an error.
 
-    Filters: ``years``, ``signed``, ``percent``, ``points``, ``count``, ``p`` (a p-value inside
-    a sentence: "p = 0.040", "p < 0.0001"), ``interval`` (``value (low–high)`` in years) and
-    ``words`` (a code as words); see :mod:`dex_bias.report.formats`.
+    Filters: ``years``, ``signed``, ``percent``, ``points``, ``count``, ``level`` (an interval's
+    confidence level: "95"), ``p`` (a p-value inside a sentence: "p = 0.040", "p < 0.0001"),
+    ``interval`` (``value (low–high)`` in years) and ``words`` (a code as words); see
+    :mod:`dex_bias.report.formats`.
     """
     from dex_bias.report.tables import words
 
@@ -50,7 +51,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(
         years=formats.years, signed=formats.signed, percent=formats.percent, points=formats.points,
-        count=formats.count, p=formats.p_phrase, words=words,
+        count=formats.count, level=formats.level, p=formats.p_phrase, words=words,
         interval=lambda value, low, high: formats.interval(value, low, high),
     )
     return env
