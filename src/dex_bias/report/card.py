@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dex_bias.report import formats
-from dex_bias.report.tables import metric_label, words
+from dex_bias.report.tables import Shown, metric_label, words
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class CardColumn:
 
 
 @dataclass(frozen=True)
-class CardCell:
+class CardCell(Shown):
     """One group's value of one measure: the raw numbers, their text and whisker, and any flag.
 
     ``flag`` is ``"higher"`` or ``"lower"`` when a stratified test (Holm-corrected) finds this
@@ -66,11 +66,6 @@ class CardCell:
     whisker: Whisker | None
     flag: str | None = None
     small: bool = False
-
-    @property
-    def text(self) -> str:
-        """The value and its interval as one string (``5.10 (4.84–5.41)``, or "no cases")."""
-        return f"{self.main} {self.interval}" if self.interval else self.main
 
 
 @dataclass(frozen=True)

@@ -150,18 +150,26 @@ class Header:
     title: str | None = None
 
 
+class Shown:
+    """What a reader sees of a value: ``main`` (the estimate, or text) and ``interval``
+    ("(low–high)", may be empty), for a display table's cell and a report card's alike."""
+
+    main: str
+    interval: str
+
+    @property
+    def text(self) -> str:
+        """The value and its interval as one string: ``6.29 (6.15–6.42)``, or ``main`` alone."""
+        return f"{self.main} {self.interval}" if self.interval else self.main
+
+
 @dataclass(frozen=True)
-class Cell:
+class Cell(Shown):
     """One cell: its estimate (or text), its interval ("(low–high)", may be empty), numeric or not."""
 
     main: str
     numeric: bool
     interval: str = ""
-
-    @property
-    def text(self) -> str:
-        """The cell as one string: ``6.29 (6.15–6.42)``."""
-        return f"{self.main} {self.interval}" if self.interval else self.main
 
 
 @dataclass(frozen=True)
