@@ -36,8 +36,19 @@ class OverallError:
     kind: ClassVar[str] = "overall_error"
 
 
+class VersusPeers:
+    """A finding that compares a group of ``feature`` with people of the same age (and gender)."""
+
+    feature: str
+
+    @property
+    def by_age_only(self) -> bool:
+        """Comparing genders: strata of age alone (gender cannot be held fixed)."""
+        return self.feature == "gender"
+
+
 @dataclass(frozen=True)
-class GroupDifference:
+class GroupDifference(VersusPeers):
     """A group whose absolute or signed error differs from same-age (and gender) peers after Holm.
 
     ``difference``: the stratum-standardised difference in years (group minus the others) with
@@ -60,14 +71,9 @@ class GroupDifference:
     mae_high: float | None = None
     kind: ClassVar[str] = "group_difference"
 
-    @property
-    def by_age_only(self) -> bool:
-        """Comparing genders: strata of age alone (gender cannot be held fixed)."""
-        return self.feature == "gender"
-
 
 @dataclass(frozen=True)
-class NoGroupDifference:
+class NoGroupDifference(VersusPeers):
     """No group of ``feature`` has an MAE that differs from its peers' at ``alpha`` after Holm."""
 
     feature: str
@@ -76,14 +82,9 @@ class NoGroupDifference:
     stratum_years: int
     kind: ClassVar[str] = "no_group_difference"
 
-    @property
-    def by_age_only(self) -> bool:
-        """Comparing genders: strata of age alone."""
-        return self.feature == "gender"
-
 
 @dataclass(frozen=True)
-class GateDifference:
+class GateDifference(VersusPeers):
     """A group with more or fewer gate errors than same-age peers (a share difference, Holm-corrected)."""
 
     feature: str
