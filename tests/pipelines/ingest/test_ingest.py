@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from dex_bias.demo import generate_demo_faces
+from dex_bias.ingest.screening import FACE_COLUMNS, ImageFolderError, stratified_split
 from dex_bias.pipelines.ingest.nodes import prepare_image_folder, screen_images, split_faces
-from dex_bias.pipelines.ingest.screening import FACE_COLUMNS, ImageFolderError, stratified_split
 from dex_bias.utkface import age_bands
 from tests.conftest import base_parameters, run_kedro
 

@@ -1,4 +1,4 @@
-"""Ingest nodes: make or find the images, screen them, split them."""
+"""Ingest nodes: make or find the images, screen them, split them (:mod:`dex_bias.ingest.screening`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from dex_bias.demo import DemoSettings, ensure_demo_faces
-from dex_bias.pipelines.ingest.screening import (
-    QUARANTINE_COLUMNS, build_faces, describe_skipped, drop_duplicate_ids, parse_labels, probe_images,
-    scan_image_folder,
-)
+from dex_bias.ingest.screening import build_faces, describe_skipped, screen_image_folder
 from dex_bias.schema import settings_dataclass
 from dex_bias.utkface import AgeBands
 
@@ -66,18 +63,11 @@ def screen_images(image_folder: str, decode: DecodeSettings) -> tuple[pd.DataFra
     """Scan ``image_folder``; returns (decodable, well-labelled, unique files; quarantine rows
     with a reason: bad name, label out of range, undecodable, duplicate id). The log line counts
     every file found: faces + quarantined + files skipped for their extension (by extension)."""
-    files, skipped = scan_image_folder(image_folder)
-    labelled, bad_names = parse_labels(files)
-    decodable, undecodable = probe_images(labelled, min_side=decode.min_side, max_pixels=decode.max_pixels,
-                                          workers=decode.workers)
-    unique, duplicates = drop_duplicate_ids(decodable)
-    quarantine = pd.concat([bad_names, undecodable, duplicates], ignore_index=True)[QUARANTINE_COLUMNS]
-    quarantine = quarantine.sort_values("path", kind="stable").reset_index(drop=True)
-    if len(files) != len(unique) + len(quarantine):  # every file lands in exactly one table
-        raise AssertionError(f"ingest lost files: {len(files)} found, {len(unique)} kept, {len(quarantine)} quarantined")
+    unique, quarantine, skipped = screen_image_folder(image_folder, min_side=decode.min_side,
+                                                      max_pixels=decode.max_pixels, workers=decode.workers)
     n_skipped = sum(skipped.values())
     logger.info("found %d files = %d faces + %d quarantined (%s) + %d skipped for their extension (%s)",
-                len(files) + n_skipped, len(unique), len(quarantine),
+                len(unique) + len(quarantine) + n_skipped, len(unique), len(quarantine),
                 ", ".join(f"{reason}: {n}" for reason, n in quarantine["reason"].value_counts().sort_index().items())
                 or "none", n_skipped, (describe_skipped(skipped) + "; only .jpg files are read") if skipped else "none")
     return unique, quarantine

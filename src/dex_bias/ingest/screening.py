@@ -1,8 +1,8 @@
 """Find UTKFace-named images, screen them (labels, duplicates, decoding) and split them.
 
-Plain functions on paths and DataFrames (no Kedro), used by the ingest nodes. Every file found
-ends either in the faces table or in the quarantine table with a reason, so
-``files found = faces + quarantined`` always holds.
+Plain functions on paths and DataFrames (no Kedro), used by the ingest nodes. Every ``.jpg``
+file found ends either in the faces table or in the quarantine table with a reason, so
+``files found = faces + quarantined`` always holds (:func:`screen_image_folder` checks it).
 """
 
 from __future__ import annotations
@@ -152,6 +152,32 @@ def drop_duplicate_ids(files: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
                    f"rename or remove one of the two" for image_id in duplicates["image_id"]],
     }, columns=QUARANTINE_COLUMNS)
     return ordered.loc[~repeated].reset_index(drop=True), rejected
+
+
+def screen_image_folder(
+    folder: str | os.PathLike,
+    *,
+    min_side: int = DEFAULT_MIN_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """Scan ``folder`` and screen every ``.jpg``: labels (:func:`parse_labels`), decoding
+    (:func:`probe_images`), duplicate ids (:func:`drop_duplicate_ids`).
+
+    Returns ``(screened, quarantine, skipped)``: the decodable, well-labelled files with unique
+    ids; one quarantine row per other ``.jpg`` with its reason (sorted by path); and the files
+    not read, counted by extension (:func:`scan_image_folder`). Raises ``AssertionError`` if a
+    file was lost (found ≠ screened + quarantined), which would be a bug here.
+    """
+    files, skipped = scan_image_folder(folder)
+    labelled, bad_names = parse_labels(files)
+    decodable, undecodable = probe_images(labelled, min_side=min_side, max_pixels=max_pixels, workers=workers)
+    screened, duplicates = drop_duplicate_ids(decodable)
+    quarantine = pd.concat([bad_names, undecodable, duplicates], ignore_index=True)[QUARANTINE_COLUMNS]
+    quarantine = quarantine.sort_values("path", kind="stable").reset_index(drop=True)
+    if len(files) != len(screened) + len(quarantine):  # every file lands in exactly one table
+        raise AssertionError(f"ingest lost files: {len(files)} found, {len(screened)} kept, {len(quarantine)} quarantined")
+    return screened, quarantine, skipped
 
 
 def stratified_split(
