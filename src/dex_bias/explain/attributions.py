@@ -50,3 +50,13 @@ def method_weights(region_attributions: pd.DataFrame | None, method: str) -> pd.
         logger.info("region_attributions (%s): %d repeated (image, region) rows counted once", method,
                     int(repeated.sum()))
     return rows[~repeated]
+
+
+def prediction_disagreements(attributions: pd.DataFrame, tolerance: float) -> int:
+    """How many explained images' expected age as explained (``model_age``) differs from the one
+    in ``predictions`` (``predicted_age``) by more than ``tolerance`` years: a sign that the
+    predictions were made with another model version or crop."""
+    per_image = attributions.drop_duplicates("image_id")
+    if not len(per_image):
+        return 0
+    return int((per_image["model_age"] - per_image["predicted_age"]).abs().gt(tolerance).sum())

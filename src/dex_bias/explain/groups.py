@@ -14,9 +14,40 @@ import numpy as np
 import pandas as pd
 
 from dex_bias.explain.regions import REGION_NAMES, paint_regions
-from dex_bias.utkface import GENDER_NAMES, RACE_NAMES
+from dex_bias.utkface import GENDER_NAMES, RACE_NAMES, AgeBands, age_bands, band_label
 
 GROUP_KEYS = ("race", "gender", "age_band")
+LABEL_COLUMNS = ["age", "gender", "race"]
+
+
+def explainable_faces(predictions: pd.DataFrame, landmarks: pd.DataFrame, faces: pd.DataFrame,
+                      bands: AgeBands) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The faces that can be explained, and those that cannot with a reason: ``(targets, skipped)``.
+
+    Candidates are the faces of the splits that were predicted (every split when ``predictions``
+    has no ``split``). A face without landmarks (alignment failed) is skipped as ``no_landmarks``,
+    one with landmarks but no ``predicted_age`` as ``no_prediction``; candidates = targets +
+    skipped. ``targets``: ``image_id``, ``path``, ``predicted_age``, the labels, the landmarks
+    columns and ``age_band`` (``bands``: inclusive years); ``skipped``: ``image_id``,
+    ``reason``, ``detail``.
+    """
+    predicted_splits = set(predictions["split"].dropna()) if "split" in predictions else set(faces["split"])
+    candidates = faces[faces["split"].isin(predicted_splits)][["image_id", "path"]]
+    has_prediction = candidates["image_id"].isin(
+        predictions.loc[predictions["predicted_age"].notna(), "image_id"])
+    has_landmarks = candidates["image_id"].isin(landmarks["image_id"])
+    # Alignment comes first in the flow: a face it failed on has no prediction either, for that reason.
+    skipped = pd.concat([
+        pd.DataFrame({"image_id": candidates.loc[~has_landmarks, "image_id"], "reason": "no_landmarks",
+                      "detail": "alignment failed (see `alignment_failures`)"}),
+        pd.DataFrame({"image_id": candidates.loc[has_landmarks & ~has_prediction, "image_id"],
+                      "reason": "no_prediction", "detail": "no predicted_age in `predictions` (see `inference_failures`)"}),
+    ], ignore_index=True)
+    usable = candidates[has_prediction & has_landmarks]
+    targets = (usable.merge(predictions[["image_id", "predicted_age", *LABEL_COLUMNS]], on="image_id")
+               .merge(landmarks, on="image_id"))
+    targets["age_band"] = age_bands(targets["age"], bands).astype(str).to_numpy()
+    return targets, skipped
 
 
 def stratified_sample(table: pd.DataFrame, max_images: int | None, seed: int,
@@ -80,6 +111,29 @@ def group_mean_weights(attributions: pd.DataFrame, method: str = "regions") -> p
     table["race_name"] = table["race"].map(RACE_NAMES)
     table["gender_name"] = table["gender"].map(GENDER_NAMES)
     return table
+
+
+def quality_sample(targets: pd.DataFrame, region_attributions: pd.DataFrame, sample_size: int | None,
+                   seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The explained targets whose explanations are measured (a seeded :func:`stratified_sample`
+    of ``sample_size``), and each one's 14 ``regions`` weights in :data:`REGION_NAMES` order."""
+    rows = region_attributions[region_attributions["method"] == "regions"]
+    explained = targets[targets["image_id"].isin(rows["image_id"])]
+    sample = stratified_sample(explained, sample_size, seed).reset_index(drop=True)
+    weights = {image_id: group.set_index("region").loc[list(REGION_NAMES), "weight"].to_numpy()
+               for image_id, group in rows[rows["image_id"].isin(sample["image_id"])].groupby("image_id")}
+    return sample, weights
+
+
+def group_attribution_maps(region_attributions: pd.DataFrame, targets: pd.DataFrame, template_map: np.ndarray,
+                           bands: AgeBands):
+    """Mean signed region weights per race x gender x age band (:func:`group_mean_weights`) and
+    the figure painting them on ``template_map`` (:func:`group_maps_figure`), bands in age order."""
+    rows = region_attributions.merge(targets[["image_id", "age_band"]], on="image_id", how="left")
+    table = group_mean_weights(rows, method="regions")
+    labels = [band_label(int(low), int(high)) for low, high in bands]
+    present = set(table["age_band"])
+    return table, group_maps_figure(table, template_map, [label for label in labels if label in present] or labels)
 
 
 def group_maps_figure(group_table: pd.DataFrame, template_map: np.ndarray, band_order: list[str]):

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from dex_bias.explain.attributions import empty_attributions
+from dex_bias.explain.frame import points_in_view
 from dex_bias.explain.lime_regions import (
     LimeSettings, MaskedJob, compact_segments, explain_images, hide_image, image_seed, positive_pixel_shares,
     predict_masked, quickshift_segments, region_weights,
@@ -132,15 +133,6 @@ class ExplainSettings:
 
 def _failures_frame(failures: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(failures, columns=FAILURE_COLUMNS).astype(str)
-
-
-def points_in_view(targets: pd.DataFrame, view) -> np.ndarray:
-    """The 68 landmarks of each target in the model's crop (N, 68, 2)."""
-    from dex_bias.faces import landmarks_in_crop
-    from dex_bias.faces.views import view_transforms
-
-    crop, size = view
-    return landmarks_in_crop(targets, size, view_transforms(targets, crop, size))
 
 
 def region_maps_of(targets: pd.DataFrame, view, regions: RegionShape) -> dict[str, np.ndarray]:
