@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
+from dex_bias.faces.crops import crop_transforms, cut_crops, landmarks_in_crop
 from dex_bias.schema import settings_dataclass
+from dex_bias.utkface import GENDER_NAMES, RACE_NAMES
 
 
 @settings_dataclass
@@ -54,3 +57,23 @@ def contact_sheet(
         axis.set_title(titles[index], fontsize=6)
     figure.tight_layout(rect=(0, 0, 1, 0.97 if heading else 1))
     return figure
+
+
+def aligned_faces_sheet(faces: pd.DataFrame, landmarks: pd.DataFrame, sheet: ContactSheetSettings,
+                        margin: float) -> Figure:
+    """A seeded sample of ``sheet.count`` aligned crops (``landmarks``' crop transforms, images from
+    ``faces``), each titled with its labels (age, gender, race) or, without them, its id; the
+    heading names the crop ``margin`` and the seed."""
+    count = min(sheet.count, len(landmarks))
+    size = sheet.crop_size
+    sample = landmarks.sample(n=count, random_state=sheet.seed) if count else landmarks.head(0)
+    sample = sample.merge(faces.astype({"image_id": str}), on="image_id", how="left", validate="one_to_one")
+    crops = cut_crops(sample["path"].tolist(), crop_transforms(sample), size, padding=sheet.padding)
+    points = landmarks_in_crop(sample, size) if sheet.draw_landmarks else None
+    titles = [
+        f"{row.age} {GENDER_NAMES.get(row.gender, '?')} {RACE_NAMES.get(row.race, '?')}"
+        if {"age", "gender", "race"} <= set(sample.columns) else str(row.image_id)[:16]
+        for row in sample.itertuples()
+    ]
+    heading = f"{count} of {len(landmarks)} aligned faces (margin {margin}, seed {sheet.seed})"
+    return contact_sheet(crops, titles, points=points, columns=sheet.columns, heading=heading)

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dex_bias.faces import crop_transforms, cut_crops, landmarks_in_crop
 from dex_bias.faces.align import align_table
-from dex_bias.faces.contact_sheet import ContactSheetSettings, contact_sheet
+from dex_bias.faces.contact_sheet import ContactSheetSettings, aligned_faces_sheet
 from dex_bias.faces.detect import AlignSettings, CropSettings, DetectionSettings, FivePointSettings
 from dex_bias.fanout import FanOut
 from dex_bias.schema import settings_dataclass
-from dex_bias.utkface import GENDER_NAMES, RACE_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +51,4 @@ def align_faces(faces: pd.DataFrame, detection: DetectionSettings, crop: CropSet
 def draw_contact_sheet(faces: pd.DataFrame, landmarks: pd.DataFrame, sheet: ContactSheetSettings,
                        crop: CropSettings) -> Figure:
     """A seeded sample of aligned crops with their landmarks and labels, as one figure."""
-    count = min(sheet.count, len(landmarks))
-    size = sheet.crop_size
-    sample = landmarks.sample(n=count, random_state=sheet.seed) if count else landmarks.head(0)
-    sample = sample.merge(faces.astype({"image_id": str}), on="image_id", how="left", validate="one_to_one")
-    crops = cut_crops(sample["path"].tolist(), crop_transforms(sample), size, padding=sheet.padding)
-    points = landmarks_in_crop(sample, size) if sheet.draw_landmarks else None
-    titles = [
-        f"{row.age} {GENDER_NAMES.get(row.gender, '?')} {RACE_NAMES.get(row.race, '?')}"
-        if {"age", "gender", "race"} <= set(sample.columns) else str(row.image_id)[:16]
-        for row in sample.itertuples()
-    ]
-    heading = f"{count} of {len(landmarks)} aligned faces (margin {crop.margin}, seed {sheet.seed})"
-    return contact_sheet(crops, titles, points=points, columns=sheet.columns, heading=heading)
+    return aligned_faces_sheet(faces, landmarks, sheet, crop.margin)
