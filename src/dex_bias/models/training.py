@@ -27,13 +27,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from dex_bias.models.spec import AGE_OUTPUT, AGES, GENDER_OUTPUT, expected_age, output_index, spec_for
+from dex_bias.models.spec import AGE_OUTPUT, AGES, GENDER_OUTPUT, ModelSpec, expected_age, output_index, spec_for
+from dex_bias.models.weights import model_card, set_model_card
 from dex_bias.schema import settings_dataclass
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +205,27 @@ class TrainingResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+def training_crops(training_faces: pd.DataFrame, spec: ModelSpec, *, batch_size: int, padding: str,
+                   workers: int) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Cut each face's crop at the model's input size: ``(rows, crops, unreadable)``.
+
+    ``rows``: the faces whose image could be read, in order, one per crop (``(N, S, S, 3)``
+    uint8 RGB); ``unreadable``: ``"<image_id> (<why>)"`` for each face left out.
+    """
+    from dex_bias.faces import iter_crop_batches
+
+    unreadable: list[str] = []
+    kept_rows, crop_batches = [], []
+    for rows, crops in iter_crop_batches(training_faces, spec.input_size, batch_size, padding=padding,
+                                         workers=workers,
+                                         on_error=lambda row, error: unreadable.append(f"{row['image_id']} ({error})")):
+        kept_rows.append(rows)
+        crop_batches.append(crops)
+    rows = pd.concat(kept_rows) if kept_rows else training_faces.head(0)
+    crops = np.concatenate(crop_batches) if crop_batches else np.empty((0, *spec.input_shape), np.uint8)
+    return rows, crops, unreadable
+
+
 def train_dex_model(model, crops: np.ndarray, ages: np.ndarray, genders: np.ndarray,
                     settings: TrainingSettings) -> TrainingResult:
     """Fit ``model`` on RGB ``uint8`` crops ``(N, S, S, 3)`` with true ``ages`` (years) and ``genders`` (0/1).
@@ -286,6 +311,58 @@ def train_dex_model(model, crops: np.ndarray, ages: np.ndarray, genders: np.ndar
     for layer in model.layers:
         layer.trainable = True
     return TrainingResult(model, history, summary)
+
+
+def record_training(starting_model, result: TrainingResult, splits: Sequence[str], n_faces: int,
+                    n_unreadable: int) -> None:
+    """Write what training did into the trained model's card (the starting model's card, plus
+    ``trained_splits``, the run's ``training`` summary, ``n_training_faces``, ``n_unreadable``).
+
+    A model trained here (any epoch run) learnt UTKFace's gender codes, so its female column is 1;
+    one kept as loaded (no epoch) keeps its own card's and has no trained split.
+    """
+    card = model_card(starting_model)
+    trained = bool(result.summary.get("epochs_run", 0))
+    if trained:
+        card["female_column"] = 1
+    card.update({
+        "trained_splits": list(splits) if trained else [],
+        "training": result.summary,
+        "n_training_faces": int(n_faces),
+        "n_unreadable": n_unreadable,
+    })
+    set_model_card(result.model, card)
+
+
+def learning_curve_figure(training_history: pd.DataFrame) -> "Figure":
+    """Loss and expected-age MAE per epoch, training beside validation (the early-stopping signal);
+    a figure that says so when no epoch was run."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    loss_axes, mae_axes = figure.subplots(1, 2)
+    if training_history.empty:
+        for axes in (loss_axes, mae_axes):
+            axes.text(0.5, 0.5, "no training epochs\n(model used as loaded)", ha="center", va="center")
+            axes.set_axis_off()
+        return figure
+    epochs = training_history["epoch"]
+    for axes, column, label in ((loss_axes, "loss", "loss (cross-entropy, both heads)"),
+                                (mae_axes, "age_mae", "MAE of the expected age (years)")):
+        if column in training_history:
+            axes.plot(epochs, training_history[column], marker="o", markersize=3, label="training")
+        if f"val_{column}" in training_history:
+            axes.plot(epochs, training_history[f"val_{column}"], marker="o", markersize=3, label="validation")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    if "val_age_mae" in training_history:
+        best = training_history.loc[training_history["val_age_mae"].idxmin()]
+        mae_axes.axvline(best["epoch"], color="grey", linestyle="--", linewidth=1)
+        mae_axes.set_title(f"best validation MAE {best['val_age_mae']:.2f} at epoch {int(best['epoch'])} (kept)",
+                           fontsize=9)
+    return figure
 
 
 def mean_absolute_error(true_age: np.ndarray, age_probs: np.ndarray) -> float:

@@ -9,8 +9,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dex_bias.models.inference import join_faces_and_landmarks
-from dex_bias.models.training import TrainingSettings, train_dex_model
-from dex_bias.models.weights import StartingModel, load_model_from_config, model_card, set_model_card
+from dex_bias.models.spec import spec_for
+from dex_bias.models.training import (
+    TrainingSettings, learning_curve_figure, record_training, train_dex_model, training_crops,
+)
+from dex_bias.models.weights import StartingModel, load_model_from_config, model_card
 from dex_bias.schema import settings_dataclass
 
 logger = logging.getLogger(__name__)
@@ -65,62 +68,19 @@ def select_training_faces(faces: pd.DataFrame, landmarks: pd.DataFrame, params: 
 def train_age_model(starting_model, training_faces: pd.DataFrame, params: TrainParameters):
     """Cut the training crops at the model's input size and fit the model (``params`` are its
     :class:`~dex_bias.models.training.TrainingSettings`): ``(age_model, training_history)``."""
-    from dex_bias.faces import iter_crop_batches
-    from dex_bias.models import spec_for
-
     spec = spec_for(starting_model)
-    unreadable: list[str] = []
-    kept_rows, crop_batches = [], []
-    for rows, crops in iter_crop_batches(training_faces, spec.input_size, params.crop_batch_size,
-                                         padding=params.crop_padding, workers=params.crop_workers,
-                                         on_error=lambda row, error: unreadable.append(f"{row['image_id']} ({error})")):
-        kept_rows.append(rows)
-        crop_batches.append(crops)
+    rows, crops, unreadable = training_crops(training_faces, spec, batch_size=params.crop_batch_size,
+                                             padding=params.crop_padding, workers=params.crop_workers)
     if unreadable:
         logger.warning("%d training image(s) could not be decoded and were left out: %s",
                        len(unreadable), "; ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else ""))
-    rows = pd.concat(kept_rows) if kept_rows else training_faces.head(0)
-    crops = np.concatenate(crop_batches) if crop_batches else np.empty((0, *spec.input_shape), np.uint8)
     logger.info("Cut %d training crops of %d px (%.1f MB); %d unreadable.", len(crops), spec.input_size,
                 crops.nbytes / 1e6, len(unreadable))
     result = train_dex_model(starting_model, crops, rows["age"].to_numpy(), rows["gender"].to_numpy(), params)
-    card = model_card(starting_model)
-    trained = bool(result.summary.get("epochs_run", 0))
-    if trained:
-        card["female_column"] = 1  # training here uses UTKFace's codes: column 1 is female
-    card.update({
-        "trained_splits": list(params.splits) if trained else [],
-        "training": result.summary,
-        "n_training_faces": int(len(rows)),
-        "n_unreadable": len(unreadable),
-    })
-    set_model_card(result.model, card)
+    record_training(starting_model, result, params.splits, len(rows), len(unreadable))
     return result.model, result.history
 
 
 def plot_learning_curve(training_history: pd.DataFrame) -> Figure:
     """Loss and expected-age MAE per epoch, training beside validation (the early-stopping signal)."""
-    figure = Figure(figsize=(9, 3.6), layout="constrained")
-    loss_axes, mae_axes = figure.subplots(1, 2)
-    if training_history.empty:
-        for axes in (loss_axes, mae_axes):
-            axes.text(0.5, 0.5, "no training epochs\n(model used as loaded)", ha="center", va="center")
-            axes.set_axis_off()
-        return figure
-    epochs = training_history["epoch"]
-    for axes, column, label in ((loss_axes, "loss", "loss (cross-entropy, both heads)"),
-                                (mae_axes, "age_mae", "MAE of the expected age (years)")):
-        if column in training_history:
-            axes.plot(epochs, training_history[column], marker="o", markersize=3, label="training")
-        if f"val_{column}" in training_history:
-            axes.plot(epochs, training_history[f"val_{column}"], marker="o", markersize=3, label="validation")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(label)
-        axes.grid(alpha=0.3)
-        axes.legend()
-    if "val_age_mae" in training_history:
-        best = training_history.loc[training_history["val_age_mae"].idxmin()]
-        mae_axes.axvline(best["epoch"], color="grey", linestyle="--", linewidth=1)
-        mae_axes.set_title(f"best validation MAE {best['val_age_mae']:.2f} at epoch {int(best['epoch'])} (kept)",
-                           fontsize=9)
-    return figure
+    return learning_curve_figure(training_history)
