@@ -42,6 +42,23 @@ CARRIED_COLUMNS: tuple[str, ...] = ("age", "gender", "race", "split")
 FAILURE_COLUMNS: list[str] = ["image_id", "reason", "detail"]
 
 
+def splits_to_predict(card: dict[str, Any], all_splits: list[str], setting: str | tuple[str, ...]) -> list[str]:
+    """The splits to predict: ``setting`` as a list, or for ``"auto"`` the splits the model was not trained on.
+
+    ``"auto"``: a model trained (or fine-tuned) here on the ``train`` split predicts only the
+    other splits (no leakage into the audit); a model used as loaded from a weights file
+    predicts every split. ``"all"``: every split.
+    """
+    if isinstance(setting, str):
+        if setting == "all":
+            return sorted(all_splits)
+        if setting != "auto":
+            raise ValueError(f"infer.splits must be 'auto', 'all' or a list of split names, not {setting!r}")
+        trained = set(card.get("trained_splits") or [])
+        return sorted(split for split in all_splits if split not in trained)
+    return list(setting)
+
+
 def join_faces_and_landmarks(faces: pd.DataFrame, landmarks: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Inner join on ``image_id``: ``(faces with their crop transforms, faces without landmarks)``.
 

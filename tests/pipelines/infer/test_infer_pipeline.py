@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dex_bias.models.inference import PROBABILITY_COLUMNS
-from dex_bias.pipelines.infer.nodes import splits_to_predict
+from dex_bias.models.inference import PROBABILITY_COLUMNS, splits_to_predict
 
 
 def _latest(project: Path, relative: str) -> Path:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Literal
 
 import pandas as pd
 
 from dex_bias.fanout import ChunkStore, FanOut
-from dex_bias.models.inference import FAILURE_COLUMNS, join_faces_and_landmarks, predict_table
+from dex_bias.models.inference import FAILURE_COLUMNS, join_faces_and_landmarks, predict_table, splits_to_predict
 from dex_bias.models.runtime import as_estimator
 from dex_bias.schema import settings_dataclass
 
@@ -26,23 +26,6 @@ class InferParameters:
     crop_workers: int
     crop_padding: str
     chunk_size: int
-
-
-def splits_to_predict(card: dict[str, Any], all_splits: list[str], setting: str | tuple[str, ...]) -> list[str]:
-    """The splits to predict: ``setting`` as a list, or for ``"auto"`` the splits the model was not trained on.
-
-    ``"auto"``: a model trained (or fine-tuned) here on the ``train`` split predicts only the
-    other splits (no leakage into the audit); a model used as loaded from a weights file
-    predicts every split. ``"all"``: every split.
-    """
-    if isinstance(setting, str):
-        if setting == "all":
-            return sorted(all_splits)
-        if setting != "auto":
-            raise ValueError(f"infer.splits must be 'auto', 'all' or a list of split names, not {setting!r}")
-        trained = set(card.get("trained_splits") or [])
-        return sorted(split for split in all_splits if split not in trained)
-    return list(setting)
 
 
 def predict_ages(faces: pd.DataFrame, landmarks: pd.DataFrame, age_model, infer_chunks: ChunkStore,
