@@ -20,6 +20,7 @@ left to audit, is refused here with the file named, rather than failing later in
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import PurePosixPath, PureWindowsPath
 
 import numpy as np
@@ -218,6 +219,31 @@ def prepare_predictions(
         quarantine["reason"].value_counts().to_dict() if len(quarantine) else "none",
     )
     return valid, quarantine
+
+
+def audited_splits(predictions: pd.DataFrame, splits: Sequence[str] | None, *, source: str,
+                   setting: str) -> pd.DataFrame:
+    """The rows of the audited ``splits`` (index reset): rows of other splits, e.g. the training
+    split, on which a model looks better than it is, are left out, counted and logged.
+
+    A table without ``split``, an empty one, or ``splits`` empty or None: audited whole.
+
+    Raises:
+        ValueError: no row has one of ``splits``; the message lists the splits present and names
+            ``setting``, the parameter to change.
+    """
+    if predictions.empty or not splits or "split" not in predictions.columns:
+        return predictions
+    kept = predictions["split"].astype(str).isin([str(s) for s in splits])
+    logger.info("report: auditing %d rows of split(s) %s; %d rows of other splits left out (%s)",
+                kept.sum(), list(splits), (~kept).sum(), predictions.loc[~kept, "split"].value_counts().to_dict())
+    if not kept.any():
+        raise ValueError(
+            f"{source}: no row has split in {list(splits)} (splits present: "
+            f"{sorted(predictions['split'].astype(str).unique())}). Set {setting} to one of those, "
+            "or to null to audit every row."
+        )
+    return predictions[kept].reset_index(drop=True)
 
 
 def _describe(quarantine: pd.DataFrame, total: int, source: str, quarantine_switch: str,

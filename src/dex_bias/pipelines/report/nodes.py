@@ -12,7 +12,7 @@ from dex_bias.report.context import (
     AuditFigures, AuditSettings, AuditTables, audit_report_context, render_audit_report,
 )
 from dex_bias.report.settings import ReportSettings
-from dex_bias.stats.contract import prepare_predictions
+from dex_bias.stats.contract import audited_splits, prepare_predictions
 from dex_bias.stats.gates import age_gate_metrics, challenge_age_buffers
 from dex_bias.stats.metrics import group_metrics
 from dex_bias.stats.paper import paper_correlation_table, paper_normality_table, region_weight_correlations
@@ -43,21 +43,9 @@ def prepare_report_input(predictions: pd.DataFrame, params: ReportSettings) -> t
     valid, quarantine = prepare_predictions(predictions, allow_quarantine=params.input.allow_quarantine,
                                             source=source, age_range=params.input.predicted_age_range,
                                             age_range_setting="report.input.predicted_age_range")
-    splits = params.input.splits
     if valid.empty:
         logger.warning("%s: no rows to audit; the report says what could not be computed", source)
-    elif splits and "split" in valid.columns:
-        kept = valid["split"].astype(str).isin([str(s) for s in splits])
-        logger.info("report: auditing %d rows of split(s) %s; %d rows of other splits left out (%s)",
-                    kept.sum(), list(splits), (~kept).sum(), valid.loc[~kept, "split"].value_counts().to_dict())
-        if not kept.any():
-            raise ValueError(
-                f"{source}: no row has split in {list(splits)} (splits present: "
-                f"{sorted(valid['split'].astype(str).unique())}). Set report.input.splits to one of those, "
-                "or to null to audit every row."
-            )
-        valid = valid[kept].reset_index(drop=True)
-    return valid, quarantine
+    return audited_splits(valid, params.input.splits, source=source, setting="report.input.splits"), quarantine
 
 
 def compute_group_metrics(predictions: pd.DataFrame, params: ReportSettings) -> pd.DataFrame:
