@@ -42,11 +42,10 @@ class CompareSettings:
 
 def collect_predictions(report_params: ReportSettings, **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every model's contract-checked predictions on the faces all models predicted: ``(long table, coverage)``."""
-    checked = {}
-    for model, table in predictions.items():
-        checked[model], _ = prepare_predictions(table, allow_quarantine=report_params.input.allow_quarantine,
-                                                source=f"{model} predictions",
-                                                age_range=report_params.input.predicted_age_range)
+    contract = report_params.input
+    checked = {model: prepare_predictions(table, allow_quarantine=contract.allow_quarantine,
+                                          source=f"{model} predictions", age_range=contract.predicted_age_range)[0]
+               for model, table in predictions.items()}
     return comparison.same_faces(checked)
 
 
