@@ -92,8 +92,11 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--synchronous", action="store_true",
-                        help="our side in this process (dask.synchronous) instead of a local Dask cluster")
+    parser.add_argument(
+        "--synchronous",
+        action="store_true",
+        help="our side in this process (dask.synchronous) instead of a local Dask cluster",
+    )
     parser.add_argument("--workers", type=int, help="override dask.workers for our side")
     args = parser.parse_args()
     if not SHARED_TAR.exists():

@@ -50,8 +50,15 @@ def faces_table(folder: Path) -> tuple[pd.DataFrame, list[str]]:
         except LabelError:
             malformed.append(path.name)
             continue
-        rows.append({"image_id": path.name, "path": str(path.resolve()), "age": labels.age,
-                     "gender": labels.gender, "race": labels.race})
+        rows.append(
+            {
+                "image_id": path.name,
+                "path": str(path.resolve()),
+                "age": labels.age,
+                "gender": labels.gender,
+                "race": labels.race,
+            }
+        )
     return pd.DataFrame(rows), malformed
 
 
@@ -63,8 +70,9 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    parameters = project_parameters(ROOT / "conf", env="base",
-                                    overrides={"dask.workers": args.workers} if args.workers else None)
+    parameters = project_parameters(
+        ROOT / "conf", env="base", overrides={"dask.workers": args.workers} if args.workers else None
+    )
     params, dask = parameters.align, parameters.dask
     with tempfile.TemporaryDirectory() as scratch:
         folder = chips_folder(args.image_dir, Path(scratch))
@@ -76,8 +84,9 @@ def main() -> int:
             faces = faces.head(args.limit)
         print(f"files: {len(faces) + len(malformed)}, faces: {len(faces)}, malformed names: {malformed}")
         started = time.perf_counter()
-        landmarks, failures = align_faces(faces, params.detection, params.crop, params.five_point,
-                                          params.chunk_size, dask)
+        landmarks, failures = align_faces(
+            faces, params.detection, params.crop, params.five_point, params.chunk_size, dask
+        )
         wall = time.perf_counter() - started
     rate = len(landmarks) / len(faces)
     print(f"aligned: {len(landmarks)}, failures: {len(failures)} {failures['reason'].value_counts().to_dict()}")
@@ -85,8 +94,12 @@ def main() -> int:
     print(f"more than one face: {int((landmarks['face_count'] > 1).sum())}")
     misses = failures.merge(faces, on=["image_id", "path"])
     if len(misses):
-        print("misses by race:", misses["race"].value_counts().sort_index().to_dict(),
-              "by age<13:", int((misses["age"] < 13).sum()))
+        print(
+            "misses by race:",
+            misses["race"].value_counts().sort_index().to_dict(),
+            "by age<13:",
+            int((misses["age"] < 13).sum()),
+        )
     print(f"wall: {wall:.1f} s ({len(faces) / wall:.1f} images/s)")
     print(f"detection_rate={rate:.4f} (article: {ARTICLE_DETECTION_RATE:.4f})")
     return 0

@@ -53,8 +53,11 @@ def demo_settings(**changes):
 
 def load_or_train_model(model_file: str | None = None):
     """``model_file``, else the latest demo age_model, else a compact model trained for one epoch here."""
-    versions = [Path(model_file)] if model_file else sorted(
-        (ROOT / "data" / "06_models" / "age_model.keras").glob("*/age_model.keras"))
+    versions = (
+        [Path(model_file)]
+        if model_file
+        else sorted((ROOT / "data" / "06_models" / "age_model.keras").glob("*/age_model.keras"))
+    )
     if versions:
         from dex_bias.models.weights import load_keras_model
 
@@ -75,8 +78,11 @@ def load_or_train_model(model_file: str | None = None):
     age_at = output_index(model, AGE_OUTPUT)
     targets = [None] * len(model.outputs)
     for i in range(len(model.outputs)):
-        targets[i] = age_targets if i == age_at else keras.utils.to_categorical(
-            [f.gender for f, _ in faces], model.outputs[i].shape[-1])
+        targets[i] = (
+            age_targets
+            if i == age_at
+            else keras.utils.to_categorical([f.gender for f, _ in faces], model.outputs[i].shape[-1])
+        )
     model.compile(optimizer="adam", loss=["categorical_crossentropy"] * len(model.outputs))
     model.fit(x, targets if len(targets) > 1 else targets[0], epochs=1, batch_size=64, verbose=0)
     print("model: compact, trained here for one epoch on 384 rendered demo faces")
@@ -96,11 +102,15 @@ def bench_images(count: int, size: int):
 CPU_SECONDS: dict[int, float] = {}
 
 
-def timed(fn):
+def _batched_calls(function, probe: np.ndarray, batch: int) -> list:
+    return [function(probe[i : i + batch]) for i in range(0, len(probe), batch)]
+
+
+def timed(fn, *args, **kwargs):
     """Wall-clock seconds and the result; the process's CPU seconds (all threads) go to CPU_SECONDS
     under the same call number, a steadier measure of work when other jobs share the cores."""
     start, cpu = time.perf_counter(), time.process_time()
-    result = fn()
+    result = fn(*args, **kwargs)
     wall = time.perf_counter() - start
     CPU_SECONDS[len(CPU_SECONDS)] = time.process_time() - cpu
     timed.last_cpu = CPU_SECONDS[len(CPU_SECONDS) - 1]
@@ -123,8 +133,10 @@ def main() -> None:
     size = spec.input_size
     age_function = make_age_function(model)
     age_at = output_index(model, AGE_OUTPUT)
-    print(f"{model.name}: {model.count_params():,} parameters, {size} px, {args.num_samples} samples, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"{model.name}: {model.count_params():,} parameters, {size} px, {args.num_samples} samples, "
+        f"{os.cpu_count()} CPUs"
+    )
     crops, maps = bench_images(args.images, size)
     n_perturbed = args.images * args.num_samples
 
@@ -134,12 +146,14 @@ def main() -> None:
     per_image = {}
     for batch in (50, 100, 200, 500, 1000):
         age_function(probe[:batch])
-        seconds = min(timed(lambda: [age_function(probe[i:i + batch]) for i in range(0, 1000, batch)])[0]
-                      for _ in range(2))
+        seconds = min(timed(_batched_calls, age_function, probe, batch)[0] for _ in range(2))
         per_image[batch] = seconds / 1000
     best_batch = min(per_image, key=per_image.get)
-    print("bare forward, ms per image by batch size: "
-          + ", ".join(f"{b}: {t * 1000:.3f}" for b, t in per_image.items()) + f"  -> best {best_batch}")
+    print(
+        "bare forward, ms per image by batch size: "
+        + ", ".join(f"{b}: {t * 1000:.3f}" for b, t in per_image.items())
+        + f"  -> best {best_batch}"
+    )
 
     settings = replace(PARAMETERS.explain.lime, num_samples=args.num_samples, batch_size=best_batch)
     items = [(f"face{i}", crop, labels, image_seed(0, f"face{i}")) for i, (crop, labels) in enumerate(zip(crops, maps))]
@@ -154,9 +168,17 @@ def main() -> None:
     def lime_side(classifier_fn, batch_size, count):
         explainer = lime_image.LimeImageExplainer(random_state=0)
         for crop, labels in zip(crops[:count], maps[:count]):
-            explainer.explain_instance(crop, classifier_fn, labels=(0,), top_labels=None, hide_color=None,
-                                       num_samples=args.num_samples, batch_size=batch_size,
-                                       segmentation_fn=lambda _, labels=labels: labels, random_seed=0)
+            explainer.explain_instance(
+                crop,
+                classifier_fn,
+                labels=(0,),
+                top_labels=None,
+                hide_color=None,
+                num_samples=args.num_samples,
+                batch_size=batch_size,
+                segmentation_fn=lambda _, labels=labels: labels,
+                random_seed=0,
+            )
 
     def article_classifier(images):
         outputs = model.predict(spec.preprocess(images.astype(np.uint8)), verbose=0)
@@ -167,6 +189,7 @@ def main() -> None:
         return age_function(images.astype(np.uint8))[:, None]
 
     import lime.lime_image as lime_image_module
+
     lime_image_module.tqdm = lambda rows, **_: rows  # no progress bar per image: keep the console readable
 
     ours_s, bare_s, best_lime_s = [], [], []
@@ -185,24 +208,38 @@ def main() -> None:
     ours_rate = args.images / min(ours_s)
     article_rate = args.article_images / article_s
     best_lime_rate = args.images / min(best_lime_s)
-    print(f"ours:                      {min(ours_s) / args.images:.3f} s/image  ({ours_rate:.2f} images/s; "
-          f"runs {', '.join(f'{s:.1f}' for s in ours_s)} s for {args.images})")
-    print(f"lime_image, article set-up: {1 / article_rate:.3f} s/image  ({article_rate:.2f} images/s; "
-          f"model.predict, batch_size 10, {args.article_images} images)")
-    print(f"lime_image, best:          {1 / best_lime_rate:.3f} s/image  ({best_lime_rate:.2f} images/s; "
-          f"direct compiled call, batch_size {args.num_samples})")
-    print(f"bare forward passes:       {min(bare_s) / args.images:.3f} s per {args.num_samples} images "
-          f"(batch {best_batch})")
+    print(
+        f"ours:                      {min(ours_s) / args.images:.3f} s/image  ({ours_rate:.2f} images/s; "
+        f"runs {', '.join(f'{s:.1f}' for s in ours_s)} s for {args.images})"
+    )
+    print(
+        f"lime_image, article set-up: {1 / article_rate:.3f} s/image  ({article_rate:.2f} images/s; "
+        f"model.predict, batch_size 10, {args.article_images} images)"
+    )
+    print(
+        f"lime_image, best:          {1 / best_lime_rate:.3f} s/image  ({best_lime_rate:.2f} images/s; "
+        f"direct compiled call, batch_size {args.num_samples})"
+    )
+    print(
+        f"bare forward passes:       {min(bare_s) / args.images:.3f} s per {args.num_samples} images "
+        f"(batch {best_batch})"
+    )
     print(f"speed-up vs article set-up: {ours_rate / article_rate:.1f}x (target >= 10)")
     print(f"speed-up vs best lime_image: {ours_rate / best_lime_rate:.2f}x")
     print(f"ours / bare forward:        {min(ours_s) / min(bare_s):.3f} (target <= 1.25)")
-    cpu_per_image = {"ours": min(ours_cpu) / args.images, "article": article_cpu / args.article_images,
-                     "best lime_image": min(best_lime_cpu) / args.images, "bare": min(bare_cpu) / args.images}
+    cpu_per_image = {
+        "ours": min(ours_cpu) / args.images,
+        "article": article_cpu / args.article_images,
+        "best lime_image": min(best_lime_cpu) / args.images,
+        "bare": min(bare_cpu) / args.images,
+    }
     print("CPU seconds per image (all threads): " + ", ".join(f"{k} {v:.3f}" for k, v in cpu_per_image.items()))
-    print(f"in CPU time: {cpu_per_image['article'] / cpu_per_image['ours']:.1f}x vs article, "
-          f"{cpu_per_image['best lime_image'] / cpu_per_image['ours']:.2f}x vs best lime_image, "
-          f"ours/bare {cpu_per_image['ours'] / cpu_per_image['bare']:.3f}  (1-min load average {load:.1f} "
-          f"on {os.cpu_count()} CPUs: wall-clock figures are noisy when it exceeds the CPU count)")
+    print(
+        f"in CPU time: {cpu_per_image['article'] / cpu_per_image['ours']:.1f}x vs article, "
+        f"{cpu_per_image['best lime_image'] / cpu_per_image['ours']:.2f}x vs best lime_image, "
+        f"ours/bare {cpu_per_image['ours'] / cpu_per_image['bare']:.3f}  (1-min load average {load:.1f} "
+        f"on {os.cpu_count()} CPUs: wall-clock figures are noisy when it exceeds the CPU count)"
+    )
     print(f"ratio={ours_rate / article_rate:.3f}")
 
 

@@ -80,15 +80,30 @@ def face_table(paths: list[Path]) -> pd.DataFrame:
     for path in paths:
         labels = parse_utkface_name(path.name)
         width, height = Image.open(path).size
-        rows.append({"image_id": path.name, "path": str(path), "age": labels.age, "gender": labels.gender,
-                     "race": labels.race, "split": "test", "crop_a": float(width), "crop_b": 0.0, "crop_c": -0.5,
-                     "crop_d": 0.0, "crop_e": float(height), "crop_f": -0.5})
+        rows.append(
+            {
+                "image_id": path.name,
+                "path": str(path),
+                "age": labels.age,
+                "gender": labels.gender,
+                "race": labels.race,
+                "split": "test",
+                "crop_a": float(width),
+                "crop_b": 0.0,
+                "crop_c": -0.5,
+                "crop_d": 0.0,
+                "crop_e": float(height),
+                "crop_f": -0.5,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", default="compact", help="the pipeline default; efficientnet_b3 is the audited model")
+    parser.add_argument(
+        "--backbone", default="compact", help="the pipeline default; efficientnet_b3 is the audited model"
+    )
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="decode threads (infer.crop_workers)")
@@ -103,12 +118,19 @@ def main() -> None:
     spec = spec_for(model)
     with tempfile.TemporaryDirectory(prefix="dex_bias_infer_bench_") as tempdir:
         table = face_table(image_paths(args.images, Path(tempdir), args.seed))
-        crops = cut_crops(table["path"].tolist(), table[["crop_a", "crop_b", "crop_c", "crop_d", "crop_e", "crop_f"]]
-                          .to_numpy(), spec.input_size, workers=args.workers)
-        inputs = [spec.preprocess(crops[start:start + args.batch_size])
-                  for start in range(0, len(crops), args.batch_size)]
-        print(f"model: {args.backbone} ({model.count_params():,} parameters), {spec.input_size} px, "
-              f"{len(table)} images, batch {args.batch_size}, {os.cpu_count()} CPU cores")
+        crops = cut_crops(
+            table["path"].tolist(),
+            table[["crop_a", "crop_b", "crop_c", "crop_d", "crop_e", "crop_f"]].to_numpy(),
+            spec.input_size,
+            workers=args.workers,
+        )
+        inputs = [
+            spec.preprocess(crops[start : start + args.batch_size]) for start in range(0, len(crops), args.batch_size)
+        ]
+        print(
+            f"model: {args.backbone} ({model.count_params():,} parameters), {spec.input_size} px, "
+            f"{len(table)} images, batch {args.batch_size}, {os.cpu_count()} CPU cores"
+        )
 
         # Warm both paths (tracing, thread pools, file cache) on one batch before timing.
         predict_faces(model, table.head(args.batch_size), batch_size=args.batch_size, workers=args.workers, log_every=0)
@@ -117,20 +139,24 @@ def main() -> None:
         ours_best = bare_best = float("inf")
         for repeat in range(1, args.repeats + 1):
             started = time.perf_counter()
-            predictions, failures = predict_faces(model, table, batch_size=args.batch_size, workers=args.workers,
-                                                  log_every=0)
+            predictions, failures = predict_faces(
+                model, table, batch_size=args.batch_size, workers=args.workers, log_every=0
+            )
             ours = time.perf_counter() - started
             started = time.perf_counter()
             bare_probs = [np.asarray(model(batch, training=False)[-1]) for batch in inputs]
             bare = time.perf_counter() - started
             ours_best, bare_best = min(ours_best, ours), min(bare_best, bare)
-            print(f"repeat {repeat}: ours {len(table) / ours:8.1f} predictions/s ({ours:.2f} s), "
-                  f"bare {len(table) / bare:8.1f} predictions/s ({bare:.2f} s)")
+            print(
+                f"repeat {repeat}: ours {len(table) / ours:8.1f} predictions/s ({ours:.2f} s), "
+                f"bare {len(table) / bare:8.1f} predictions/s ({bare:.2f} s)"
+            )
         assert len(predictions) == len(table) and failures.empty, "every benchmark image must be predicted"
         # Same numbers from both sides: the speed comparison is of the same computation.
         probability_columns = [c for c in predictions.columns if c.startswith("p_age_")]
-        np.testing.assert_allclose(predictions[probability_columns].to_numpy(), np.concatenate(bare_probs),
-                                   rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(
+            predictions[probability_columns].to_numpy(), np.concatenate(bare_probs), rtol=1e-3, atol=1e-5
+        )
     ours_rate, bare_rate = len(table) / ours_best, len(table) / bare_best
     print(f"best: ours {ours_rate:.1f} predictions/s, bare model(batch, training=False) {bare_rate:.1f} predictions/s")
     print(f"ratio={ours_rate / bare_rate:.3f}")

@@ -40,8 +40,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from infer import image_paths  # noqa: E402  (benchmarks/infer.py: the same seeded images)
-
 from dex_bias.faces.align import align_table  # noqa: E402
 from dex_bias.faces.detect import AlignSettings  # noqa: E402
 from dex_bias.faces.views import iter_view_batches  # noqa: E402
@@ -51,16 +49,32 @@ from dex_bias.models.runtime import KerasNetwork, OnnxNetwork, load_estimator  #
 from dex_bias.models.weights import WeightsFileError  # noqa: E402
 from dex_bias.parameters import project_parameters  # noqa: E402
 from dex_bias.utkface import parse_utkface_name  # noqa: E402
+from infer import image_paths  # noqa: E402  (benchmarks/infer.py: the same seeded images)
 
 
 def aligned_table(paths: list[Path]) -> pd.DataFrame:
     """faces joined with landmarks (5-point landmarks included) for ``paths``."""
-    faces = pd.DataFrame([{"image_id": p.name, "path": str(p), "age": (labels := parse_utkface_name(p.name)).age,
-                           "gender": labels.gender, "race": labels.race, "split": "test"} for p in paths])
+    faces = pd.DataFrame(
+        [
+            {
+                "image_id": p.name,
+                "path": str(p),
+                "age": (labels := parse_utkface_name(p.name)).age,
+                "gender": labels.gender,
+                "race": labels.race,
+                "split": "test",
+            }
+            for p in paths
+        ]
+    )
     parameters = project_parameters(ROOT / "conf", env="base", overrides={"dask.progress": False})
     align = parameters.align
-    landmarks, failures = align_table(faces, AlignSettings.from_parameters(align.detection, align.crop, align.five_point),
-                                      parameters.dask, chunk_size=align.chunk_size)
+    landmarks, failures = align_table(
+        faces,
+        AlignSettings.from_parameters(align.detection, align.crop, align.five_point),
+        parameters.dask,
+        chunk_size=align.chunk_size,
+    )
     table, _ = join_faces_and_landmarks(faces, landmarks)
     print(f"aligned: {len(table)} of {len(faces)} images ({len(failures)} without a face)")
     return table
@@ -77,11 +91,13 @@ def bare_call(estimator):
             elif isinstance(network, KerasNetwork):
                 outputs = network.model(tensor, training=False)
                 np.asarray(outputs[-1] if isinstance(outputs, (list, tuple)) else outputs)
+
     return call
 
 
-def measure(name: str, table: pd.DataFrame, batch_size: int, repeats: int, workers: int,
-            threads: int | None) -> float | None:
+def measure(
+    name: str, table: pd.DataFrame, batch_size: int, repeats: int, workers: int, threads: int | None
+) -> float | None:
     spec = published_models()[name]
     try:
         estimator = load_estimator(spec, root=ROOT, threads=threads)
@@ -104,12 +120,16 @@ def measure(name: str, table: pd.DataFrame, batch_size: int, repeats: int, worke
             call(batch)
         bare = time.perf_counter() - started
         ours_best, bare_best = min(ours_best, ours), min(bare_best, bare)
-        print(f"{name} repeat {repeat}: ours {len(table) / ours:7.1f} predictions/s ({ours:.2f} s), "
-              f"bare {len(table) / bare:7.1f} predictions/s ({bare:.2f} s)")
+        print(
+            f"{name} repeat {repeat}: ours {len(table) / ours:7.1f} predictions/s ({ours:.2f} s), "
+            f"bare {len(table) / bare:7.1f} predictions/s ({bare:.2f} s)"
+        )
     assert len(predictions) == len(table) and failures.empty, "every benchmark image must be predicted"
     ratio = bare_best / ours_best
-    print(f"{name}: {', '.join(f'{v.size} px {v.crop.describe()}' for v in estimator.views)}, batch {batch_size}: "
-          f"ours {len(table) / ours_best:.1f}/s, bare {len(table) / bare_best:.1f}/s, ours/bare {ratio:.3f}")
+    print(
+        f"{name}: {', '.join(f'{v.size} px {v.crop.describe()}' for v in estimator.views)}, batch {batch_size}: "
+        f"ours {len(table) / ours_best:.1f}/s, bare {len(table) / bare_best:.1f}/s, ours/bare {ratio:.3f}"
+    )
     return ratio
 
 
@@ -118,9 +138,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="decode threads (infer.crop_workers)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="onnxruntime threads per session: 1, as on each Dask worker of a run (one thread per "
-                             "worker by default); 0: onnxruntime's own choice (every core)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="onnxruntime threads per session: 1, as on each Dask worker of a run (one thread per "
+        "worker by default); 0: onnxruntime's own choice (every core)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="*", default=sorted(published_models()))
@@ -128,8 +152,10 @@ def main() -> None:
     print(f"{os.cpu_count()} CPU cores")
     with tempfile.TemporaryDirectory(prefix="dex_bias_models_bench_") as tempdir:
         table = aligned_table(image_paths(args.images, Path(tempdir), args.seed))
-        ratios = {name: measure(name, table, args.batch_size, args.repeats, args.workers, args.threads or None)
-                  for name in args.models}
+        ratios = {
+            name: measure(name, table, args.batch_size, args.repeats, args.workers, args.threads or None)
+            for name in args.models
+        }
     measured = {name: ratio for name, ratio in ratios.items() if ratio is not None}
     if not measured:
         sys.exit("no model could be measured")

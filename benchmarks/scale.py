@@ -82,8 +82,16 @@ def sample_faces(count: int, folder: Path, seed: int = 12) -> pd.DataFrame:
     rows = []
     for path in paths:
         labels = parse_utkface_name(path.name)
-        rows.append({"image_id": path.name, "path": str(path), "age": labels.age, "gender": labels.gender,
-                     "race": labels.race, "split": "test"})
+        rows.append(
+            {
+                "image_id": path.name,
+                "path": str(path),
+                "age": labels.age,
+                "gender": labels.gender,
+                "race": labels.race,
+                "split": "test",
+            }
+        )
     print(f"images: {len(rows)} {source}")
     return pd.DataFrame(rows)
 
@@ -140,15 +148,22 @@ def explain_targets(faces: pd.DataFrame, model, parameters) -> tuple[pd.DataFram
     landmarks, _ = align_table(faces, align_settings(parameters), here, chunk_size=parameters.align.chunk_size)
     table, _ = join_faces_and_landmarks(faces, landmarks)
     infer = parameters.infer
-    predictions, _ = predict_table(model, table, here, batch_size=infer.batch_size, chunk_size=infer.chunk_size,
-                                   padding=infer.crop_padding, workers=infer.crop_workers)
+    predictions, _ = predict_table(
+        model,
+        table,
+        here,
+        batch_size=infer.batch_size,
+        chunk_size=infer.chunk_size,
+        padding=infer.crop_padding,
+        workers=infer.crop_workers,
+    )
     targets, _ = select_images(predictions, landmarks, faces, parameters.explain)
     return targets, table
 
 
-def timed(function):
+def timed(function, *args, **kwargs):
     started = time.perf_counter()
-    result = function()
+    result = function(*args, **kwargs)
     return time.perf_counter() - started, result
 
 
@@ -169,9 +184,17 @@ def main() -> None:
     from dex_bias.fanout.engine import _ACTIVE, _first_unreadable
     from dex_bias.models import build_model
 
-    parameters = project_parameters(ROOT / "conf", env="base", overrides={
-        "explain.lime.num_samples": args.num_samples, "explain.max_images": None,
-        "dask.progress": False, "dask.log_every": 3600, "dask.dashboard_address": None})
+    parameters = project_parameters(
+        ROOT / "conf",
+        env="base",
+        overrides={
+            "explain.lime.num_samples": args.num_samples,
+            "explain.max_images": None,
+            "dask.progress": False,
+            "dask.log_every": 3600,
+            "dask.dashboard_address": None,
+        },
+    )
     settings = parameters.explain
     chunk = settings.chunk_size
     keras.utils.set_random_seed(3)
@@ -179,6 +202,7 @@ def main() -> None:
 
     def engine_of(workers: int):
         return replace(parameters.dask, workers=workers)
+
     print(f"{os.cpu_count()} CPUs; explain: {args.num_samples} samples a face, chunks of {chunk} faces; {load()}")
 
     with tempfile.TemporaryDirectory(prefix="dex_bias_scale_") as scratch:
@@ -188,7 +212,7 @@ def main() -> None:
         targets = targets.head(needed)
         if len(targets) < needed:
             raise SystemExit(f"only {len(targets)} faces were aligned; ask for fewer --images")
-        warm, measured, many = targets.iloc[:2], targets.iloc[2:2 + args.images], targets.iloc[2:needed]
+        warm, measured, many = targets.iloc[:2], targets.iloc[2 : 2 + args.images], targets.iloc[2:needed]
 
         # 1. speed on 1 and 2 workers, alternating, each keeping its best (the machine may be shared)
         rates = {1: 0.0, 2: 0.0}
@@ -197,19 +221,23 @@ def main() -> None:
                 close_clusters()
                 engine = engine_of(workers)
                 tasks.explain_regions(warm, model, settings, engine, chunk_size=1)
-                seconds, _ = timed(lambda: tasks.explain_regions(measured, model, settings, engine, chunk_size=chunk))
+                seconds, _ = timed(tasks.explain_regions, measured, model, settings, engine, chunk_size=chunk)
                 rates[workers] = max(rates[workers], len(measured) / seconds)
-                print(f"explain on {workers} worker(s), run {repeat + 1}: {len(measured)} faces in {seconds:.1f} s = "
-                      f"{len(measured) / seconds:.3f} images/s ({seconds / len(measured):.2f} s a face); {load()}")
+                print(
+                    f"explain on {workers} worker(s), run {repeat + 1}: {len(measured)} faces in {seconds:.1f} s = "
+                    f"{len(measured) / seconds:.3f} images/s ({seconds / len(measured):.2f} s a face); {load()}"
+                )
         print(f"explain, best of {args.repeats}: 1 worker {rates[1]:.3f} images/s, 2 workers {rates[2]:.3f} images/s")
 
         # 3. per-task overhead, on the warm 2-worker cluster
         empty = [Task(str(k), (f"t{k}",), _first_unreadable, ([],)) for k in range(400)]
-        seconds, _ = timed(lambda: run_tasks("empty tasks", empty, engine_of(2)))
+        seconds, _ = timed(run_tasks, "empty tasks", empty, engine_of(2))
         loads = _ACTIVE["client"].run(lambda: dict(__import__("dex_bias.fanout.state").fanout.state.LOAD_SECONDS))
         model_load = max((s for worker in loads.values() for s in worker.values()), default=float("nan"))
-        print(f"per task: {1000 * seconds / len(empty):.1f} ms for an empty task on 2 workers (dispatch, result, "
-              f"bookkeeping; 400 tasks); the model's one load on a worker took {model_load:.2f} s; {load()}")
+        print(
+            f"per task: {1000 * seconds / len(empty):.1f} ms for an empty task on 2 workers (dispatch, result, "
+            f"bookkeeping; 400 tasks); the model's one load on a worker took {model_load:.2f} s; {load()}"
+        )
 
         # 2. memory at 1x and 4x the faces, each on a fresh 2-worker cluster
         peaks = {}
@@ -217,10 +245,12 @@ def main() -> None:
             close_clusters()
             engine = engine_of(2)
             with PeakMemory() as memory:
-                seconds, _ = timed(lambda: tasks.explain_regions(rows, model, settings, engine, chunk_size=chunk))
+                seconds, _ = timed(tasks.explain_regions, rows, model, settings, engine, chunk_size=chunk)
             peaks[label] = memory.peak
-            print(f"memory, {label} ({len(rows)} faces, {seconds:.0f} s): peak {memory.peak / 2**20:.0f} MiB in all "
-                  f"(this process and its workers), largest worker {memory.peak_workers / 2**20:.0f} MiB; {load()}")
+            print(
+                f"memory, {label} ({len(rows)} faces, {seconds:.0f} s): peak {memory.peak / 2**20:.0f} MiB in all "
+                f"(this process and its workers), largest worker {memory.peak_workers / 2**20:.0f} MiB; {load()}"
+            )
         print(f"memory 4x / 1x: {peaks['4x'] / peaks['1x']:.3f} (target within 1.2)")
 
         # 4. per model: seconds a face on one worker, and all of UTKFace on N workers
@@ -252,23 +282,27 @@ def main() -> None:
                 align_faces = faces.head(32)
                 aligning = dict(chunk_size=parameters.align.chunk_size)
                 align_table(align_faces.head(2), align_settings(parameters), one, **aligning)
-                seconds, _ = timed(lambda: align_table(align_faces, align_settings(parameters), one, **aligning))
+                seconds, _ = timed(align_table, align_faces, align_settings(parameters), one, **aligning)
                 align_seconds = seconds / len(align_faces)
             predict_table(candidate, table.head(8), one, chunk_size=infer.chunk_size, **predicting)
-            seconds, _ = timed(lambda: predict_table(candidate, table.head(64), one, chunk_size=64, **predicting))
+            seconds, _ = timed(predict_table, candidate, table.head(64), one, chunk_size=64, **predicting)
             infer_seconds = seconds / min(64, len(table))
             tasks.explain_regions(warm.head(1), candidate, settings, one, chunk_size=1)
-            seconds, _ = timed(lambda: tasks.explain_regions(few, candidate, settings, one, chunk_size=chunk))
+            seconds, _ = timed(tasks.explain_regions, few, candidate, settings, one, chunk_size=chunk)
             explain_seconds = seconds / len(few)
             rows_out.append((name, align_seconds, infer_seconds, explain_seconds))
-            print(f"{name}, one worker: align {align_seconds:.3f} s, infer {infer_seconds:.4f} s, explain "
-                  f"{explain_seconds:.2f} s a face ({args.num_samples} samples); {load()}")
+            print(
+                f"{name}, one worker: align {align_seconds:.3f} s, infer {infer_seconds:.4f} s, explain "
+                f"{explain_seconds:.2f} s a face ({args.num_samples} samples); {load()}"
+            )
         close_clusters()
 
     print()
-    print(f"All of UTKFace ({UTKFACE_IMAGES:,} images), hours on N workers (1 core each; from the per-face times "
-          f"above and a measured 2-worker efficiency of {efficiency:.2f} per worker, assumed to hold for more "
-          f"workers):")
+    print(
+        f"All of UTKFace ({UTKFACE_IMAGES:,} images), hours on N workers (1 core each; from the per-face times "
+        f"above and a measured 2-worker efficiency of {efficiency:.2f} per worker, assumed to hold for more "
+        f"workers):"
+    )
     print("| model | stage | " + " | ".join(f"N={n}" for n in WORKER_COUNTS) + " |")
     print("|---|---|" + "---|" * len(WORKER_COUNTS))
     for name, align_s, infer_s, explain_s in rows_out:

@@ -34,8 +34,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_TAR = ROOT.parent / "shared" / "data" / "utkface_crop_part1.tar"
-DATA_LAYERS = ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input", "06_models",
-               "07_model_output", "08_reporting")
+DATA_LAYERS = (
+    "01_raw",
+    "02_intermediate",
+    "03_primary",
+    "04_feature",
+    "05_model_input",
+    "06_models",
+    "07_model_output",
+    "08_reporting",
+)
 RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
 
 
@@ -54,8 +62,9 @@ def lay_out_project(workdir: Path) -> Path:
         if (ROOT / name).exists():
             shutil.copy(ROOT / name, project / name)
     # A snapshot of the package: edits in the repository during a long run do not leak into it.
-    shutil.copytree(ROOT / "src" / "dex_bias", project / "src" / "dex_bias",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "src" / "dex_bias", project / "src" / "dex_bias", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for layer in DATA_LAYERS:
         (project / "data" / layer).mkdir(parents=True, exist_ok=True)
     return project
@@ -77,8 +86,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/dex_bias_train_real"))
     parser.add_argument("--backbone", default="compact")
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--param", action="append", default=[],
-                        help="extra dotted parameter, e.g. train.batch_size=64 (YAML value)")
+    parser.add_argument(
+        "--param", action="append", default=[], help="extra dotted parameter, e.g. train.batch_size=64 (YAML value)"
+    )
     args = parser.parse_args()
     if not SHARED_TAR.exists():
         sys.exit(f"{SHARED_TAR} is absent: this benchmark needs the real UTKFace chips")
@@ -107,13 +117,19 @@ def main() -> None:
         yaml.safe_dump(nest(params), handle)
 
     log_path = args.workdir / "kedro_run.log"
-    environment = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
-                       COLUMNS="200")
+    environment = dict(
+        os.environ, KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", COLUMNS="200"
+    )
     print(f"running ingest, align, train, infer in {project} (log: {log_path})", flush=True)
     started = time.perf_counter()
     with open(log_path, "w") as log:
-        done = subprocess.run([sys.executable, "-m", "kedro", "run", "--pipelines=ingest,align,train,infer"],
-                              cwd=project, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        done = subprocess.run(
+            [sys.executable, "-m", "kedro", "run", "--pipelines=ingest,align,train,infer"],
+            cwd=project,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"kedro run failed ({done.returncode}); see {log_path}")
@@ -128,18 +144,26 @@ def main() -> None:
     errors = (predictions["predicted_age"] - predictions["age"]).abs()
     baseline = (train_mean - predictions["age"]).abs()
 
-    print(f"faces: {len(faces)} ({int((faces['split'] == 'train').sum())} train, "
-          f"{int((faces['split'] == 'test').sum())} test); test predicted {len(predictions)}, "
-          f"failed {len(failures)} ({failures['reason'].value_counts().to_dict() if len(failures) else {}})")
-    print(f"model: {card.get('backbone')}, trained on {card.get('n_training_faces')} faces "
-          f"({training.get('n_train')} fit + {training.get('n_validation')} validation), "
-          f"{training.get('epochs_run')} epochs (best {training.get('best_epoch')}, "
-          f"validation MAE {training.get('best_val_age_mae', float('nan')):.2f})")
-    print(f"training time: {training.get('training_seconds')} s on {os.cpu_count()} CPU cores; "
-          f"whole run (ingest+align+train+infer): {wall:.0f} s")
-    print(f"test-split MAE: {errors.mean():.2f} years (always the training mean {train_mean:.1f}: "
-          f"{baseline.mean():.2f}); gender accuracy "
-          f"{((predictions['prob_female'] > 0.5).astype(int) == predictions['gender']).mean():.3f}")
+    print(
+        f"faces: {len(faces)} ({int((faces['split'] == 'train').sum())} train, "
+        f"{int((faces['split'] == 'test').sum())} test); test predicted {len(predictions)}, "
+        f"failed {len(failures)} ({failures['reason'].value_counts().to_dict() if len(failures) else {}})"
+    )
+    print(
+        f"model: {card.get('backbone')}, trained on {card.get('n_training_faces')} faces "
+        f"({training.get('n_train')} fit + {training.get('n_validation')} validation), "
+        f"{training.get('epochs_run')} epochs (best {training.get('best_epoch')}, "
+        f"validation MAE {training.get('best_val_age_mae', float('nan')):.2f})"
+    )
+    print(
+        f"training time: {training.get('training_seconds')} s on {os.cpu_count()} CPU cores; "
+        f"whole run (ingest+align+train+infer): {wall:.0f} s"
+    )
+    print(
+        f"test-split MAE: {errors.mean():.2f} years (always the training mean {train_mean:.1f}: "
+        f"{baseline.mean():.2f}); gender accuracy "
+        f"{((predictions['prob_female'] > 0.5).astype(int) == predictions['gender']).mean():.3f}"
+    )
     by_race = pd.DataFrame({"race": predictions["race"].map(RACES), "error": errors, "baseline": baseline})
     table = by_race.groupby("race").agg(n=("error", "size"), mae=("error", "mean"), baseline_mae=("baseline", "mean"))
     print("by race:\n" + table.round(2).to_string())

@@ -21,10 +21,7 @@ class MissingUpstreamError(RuntimeError):
 
 def producers_of(dataset: str, pipelines: dict[str, Pipeline]) -> list[str]:
     """Names of the registered pipelines (not ``__default__``) that write ``dataset``."""
-    return sorted(
-        name for name, pipe in pipelines.items()
-        if name != "__default__" and dataset in pipe.all_outputs()
-    )
+    return sorted(name for name, pipe in pipelines.items() if name != "__default__" and dataset in pipe.all_outputs())
 
 
 def project_pipelines() -> dict[str, Pipeline]:
@@ -62,11 +59,15 @@ def manual_placement_hint(dataset: Any) -> str:
         return f", or put the file at {target} if it comes from elsewhere"
     folder = PurePosixPath(target).parent.parent
     if Path(folder).is_file():
-        return (f"; a file sits at {folder}, but a versioned dataset is read only from a version folder "
-                f"inside it: move it with `mv {folder} {folder}.tmp && mkdir -p {PurePosixPath(target).parent} "
-                f"&& mv {folder}.tmp {target}`")
-    hint = (f", or if it comes from elsewhere put it in a version folder named by a time stamp: "
-            f"`mkdir -p {PurePosixPath(target).parent} && cp <your file> {target}`")
+        return (
+            f"; a file sits at {folder}, but a versioned dataset is read only from a version folder "
+            f"inside it: move it with `mv {folder} {folder}.tmp && mkdir -p {PurePosixPath(target).parent} "
+            f"&& mv {folder}.tmp {target}`"
+        )
+    hint = (
+        f", or if it comes from elsewhere put it in a version folder named by a time stamp: "
+        f"`mkdir -p {PurePosixPath(target).parent} && cp <your file> {target}`"
+    )
     set_aside = Path(folder) / ".incomplete"
     if set_aside.is_dir() and any(set_aside.iterdir()):
         hint += f" (versions written by runs that did not finish are set aside in {set_aside}, and are not read)"
@@ -101,7 +102,8 @@ class UpstreamCheckHooks:
                 makers = producers_of(name, every_pipeline)
                 how = (
                     f"run `kedro run --pipelines={makers[0]}` (or the full `kedro run`) first"
-                    if makers else "no pipeline makes it"
+                    if makers
+                    else "no pipeline makes it"
                 )
                 how += manual_placement_hint(dataset)
                 lines.append(f"  - '{name}' has never been made: {how}")

@@ -157,9 +157,7 @@ def _to_rgb(path: Path, image: Image.Image) -> np.ndarray:
         scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
         gray = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        mode == "P" and "transparency" in image.info
-    )
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
     try:
         if has_alpha:
             rgba = image.convert("RGBA")
@@ -168,7 +166,9 @@ def _to_rgb(path: Path, image: Image.Image) -> np.ndarray:
         else:
             converted = image.convert("RGB")
     except (ValueError, OSError) as exc:
-        raise ImageDecodeError(path, "unsupported_mode", f"Pillow mode {mode!r} cannot be converted to RGB ({exc})") from None
+        raise ImageDecodeError(
+            path, "unsupported_mode", f"Pillow mode {mode!r} cannot be converted to RGB ({exc})"
+        ) from None
     return np.asarray(converted, dtype=np.uint8)
 
 

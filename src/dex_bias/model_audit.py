@@ -41,8 +41,10 @@ def _from_project_conf() -> ModelsSettings:
 
     conf = Path.cwd() / settings.CONF_SOURCE
     if not conf.is_dir():
-        raise FileNotFoundError(f"no {settings.CONF_SOURCE}/ folder in {Path.cwd()}: the audited models "
-                                "(`models.audit`) are read from the project's parameters; run from the project folder")
+        raise FileNotFoundError(
+            f"no {settings.CONF_SOURCE}/ folder in {Path.cwd()}: the audited models "
+            "(`models.audit`) are read from the project's parameters; run from the project folder"
+        )
     loader = settings.CONFIG_LOADER_CLASS(str(conf), env=os.environ.get("KEDRO_ENV"), **settings.CONFIG_LOADER_ARGS)
     return ModelsSettings(**loader["parameters"]["models"])
 

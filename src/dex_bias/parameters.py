@@ -69,6 +69,7 @@ class ParameterError(ParameterValidationError):
 
 # --- where each key was written ------------------------------------------------------------------
 
+
 def _load(path: Path) -> Any:
     return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
 
@@ -85,10 +86,18 @@ def _files(config_loader, key: str) -> list[tuple[str, Any]]:
         paths = set()
         for pattern in config_loader.config_patterns[key]:
             # As Kedro's globs: "parameters*/**" is every file in such a folder.
-            matches = ([inner for outer in folder.glob(pattern[:-3]) for inner in outer.rglob("*")]
-                       if pattern.endswith("/**") else folder.glob(pattern))
-            paths.update(path for path in matches if path.is_file() and path.suffix in (".yml", ".yaml", ".json")
-                         and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+            matches = (
+                [inner for outer in folder.glob(pattern[:-3]) for inner in outer.rglob("*")]
+                if pattern.endswith("/**")
+                else folder.glob(pattern)
+            )
+            paths.update(
+                path
+                for path in matches
+                if path.is_file()
+                and path.suffix in (".yml", ".yaml", ".json")
+                and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+            )
         found += [(f"{conf.name}/{env}/{path.relative_to(folder).as_posix()}", _load(path)) for path in sorted(paths)]
     return found
 
@@ -133,7 +142,7 @@ class ParameterSources:
                 if value is _ABSENT:
                     continue
                 if isinstance(value, str) and value.startswith("${globals:"):
-                    name = value[len("${globals:"):].rstrip("}").split(",")[0].strip()
+                    name = value[len("${globals:") :].rstrip("}").split(",")[0].strip()
                     files = [g for g, tree in self.globals if _at(tree, name.split(".")) is not _ABSENT]
                     return f"{label}, through ${{globals:{name}}} in {' and '.join(files) or 'no globals file'}"
                 return label
@@ -141,6 +150,7 @@ class ParameterSources:
 
 
 # --- what the settings classes expect ------------------------------------------------------------
+
 
 def _classes(annotation: Any) -> list[Any]:
     """The settings classes an annotation holds (unwrapping ``X | None``, lists, tuples and dicts' values)."""
@@ -177,8 +187,9 @@ def _all_keys(cls: Any = ProjectParameters, prefix: tuple[str, ...] = ()) -> Ite
 
 
 def _dotted(path: Sequence[str | int]) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else (f".{part}" if i else str(part))
-                   for i, part in enumerate(path))
+    return "".join(
+        f"[{part}]" if isinstance(part, int) else (f".{part}" if i else str(part)) for i, part in enumerate(path)
+    )
 
 
 def _unknown_key(path: tuple, sources: ParameterSources) -> str:
@@ -186,11 +197,15 @@ def _unknown_key(path: tuple, sources: ParameterSources) -> str:
     cls = _class_at(parent)
     known = sorted(_fields(cls)) if cls is not None else []
     where = f"under `{_dotted(parent)}`" if parent else "at the top level"
-    text = (f"`{_dotted(path)}` ({', '.join(sources.setting(path)) or sources.describe(path)}): no such key {where}; "
-            f"the keys there are {', '.join(known)}.")
+    text = (
+        f"`{_dotted(path)}` ({', '.join(sources.setting(path)) or sources.describe(path)}): no such key {where}; "
+        f"the keys there are {', '.join(known)}."
+    )
     # The same key elsewhere, in this block first (``report.seed``: ``report.bootstrap.seed``).
-    elsewhere = sorted((found for found in _all_keys() if found[-1] == key and found != path),
-                       key=lambda found: (found[:1] != path[:1], len(found)))
+    elsewhere = sorted(
+        (found for found in _all_keys() if found[-1] == key and found != path),
+        key=lambda found: (found[:1] != path[:1], len(found)),
+    )
     close = difflib.get_close_matches(str(key), known, n=1)
     if elsewhere:
         homes = " or ".join(f"`{_dotted(found)}` ({sources.home(found)})" for found in elsewhere[:3])
@@ -210,8 +225,10 @@ def _problem(error: Mapping[str, Any], sources: ParameterSources) -> str:
         parent = path[:-1]
         if not parent:
             return f"the `{path[0]}` block is missing: no parameters file has it ({DOCUMENTED_IN})."
-        return (f"`{_dotted(path)}` is missing: no parameters file sets it. Add it under `{_dotted(parent)}` "
-                f"({sources.describe(parent)}).")
+        return (
+            f"`{_dotted(path)}` is missing: no parameters file sets it. Add it under `{_dotted(parent)}` "
+            f"({sources.describe(parent)})."
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
     shown = "" if isinstance(value, Mapping) or type(value).__name__ == "ArgsKwargs" else f" = {value!r}"
@@ -239,14 +256,19 @@ def _merged(errors: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def describe_errors(error: ValidationError, sources: ParameterSources) -> str:
     """One message for every problem pydantic found, each with its key, its file and the fix."""
     problems = [_problem(item, sources) for item in _merged(error.errors())]
-    head = (f"The parameters have {len(problems)} problem{'s' if len(problems) > 1 else ''}, "
-            "so no node was run:")
-    return "\n".join([head, *(f"  - {problem}" for problem in problems),
-                      f"Every key and what it means: {DOCUMENTED_IN}; an env (conf/<env>/) or --params sets keys "
-                      "that exist there."])
+    head = f"The parameters have {len(problems)} problem{'s' if len(problems) > 1 else ''}, so no node was run:"
+    return "\n".join(
+        [
+            head,
+            *(f"  - {problem}" for problem in problems),
+            f"Every key and what it means: {DOCUMENTED_IN}; an env (conf/<env>/) or --params sets keys "
+            "that exist there.",
+        ]
+    )
 
 
 # --- the check, and the parameters as a run reads them ------------------------------------------
+
 
 def check_parameters(config_loader) -> ProjectParameters:
     """Every parameter block of the run's config (env and ``--params`` applied) as its settings class.
@@ -265,13 +287,16 @@ def check_parameters(config_loader) -> ProjectParameters:
         sources = ParameterSources(config_loader)
         declared = getattr(error, "model", None) in parameters.models.declarations
         path = ("models", "declarations", error.model) if declared else ("models", "audit")
-        raise ParameterError(f"The parameters have 1 problem, so no node was run:\n  - `{_dotted(path)}` "
-                             f"({sources.describe(path)}): {error}") from None
+        raise ParameterError(
+            f"The parameters have 1 problem, so no node was run:\n  - `{_dotted(path)}` "
+            f"({sources.describe(path)}): {error}"
+        ) from None
     return parameters
 
 
-def project_parameters(conf_source: str | Path = "conf", env: str | None = None,
-                       overrides: Mapping[str, Any] | None = None) -> ProjectParameters:
+def project_parameters(
+    conf_source: str | Path = "conf", env: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> ProjectParameters:
     """The parameters ``kedro run --env <env> --params <overrides>`` would use, checked and typed.
 
     ``overrides``: dotted keys, e.g. ``{"explain.lime.num_samples": 120}``.

@@ -48,8 +48,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         pipelines[name] = sum((for_model(folders[name], model) for model in declared), own)
     for model in declared:
         pipelines[model] = sum((for_model(folders[name], model) for name in PER_MODEL), Pipeline([]))
-    in_flow = [name for name in FLOW
-               if (name not in ("train", "correct") or TRAINED in models) and name in pipelines]
+    in_flow = [name for name in FLOW if (name not in ("train", "correct") or TRAINED in models) and name in pipelines]
     extra = sorted(set(folders) - set(FLOW))
     pipelines["__default__"] = sum((pipelines[name] for name in in_flow + extra), Pipeline([]))
     return pipelines

@@ -9,8 +9,8 @@ age 0-116, gender 0 male / 1 female, race 0 White, 1 Black, 2 Asian, 3 Indian, 4
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,12 @@ WILD_SUFFIX = ".jpg"
 AgeBands = tuple[tuple[int, int], ...]
 #: Default audit bands (inclusive, in years): child, teen, young adult, adult, middle age, older.
 DEFAULT_AGE_BANDS: tuple[tuple[int, int], ...] = (
-    (0, 12), (13, 17), (18, 24), (25, 39), (40, 59), (60, AGE_MAX),
+    (0, 12),
+    (13, 17),
+    (18, 24),
+    (25, 39),
+    (40, 59),
+    (60, AGE_MAX),
 )
 #: The bands of the dex-model-analysis article (inclusive, on true age).
 PAPER_AGE_BANDS: tuple[tuple[int, int], ...] = ((0, 12), (13, 18), (19, 25), (26, 100))

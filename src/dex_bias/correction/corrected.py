@@ -18,8 +18,9 @@ from dex_bias.correction.split import HELD_OUT
 logger = logging.getLogger(__name__)
 
 
-def corrected_predictions_table(predictions: pd.DataFrame, split: pd.DataFrame,
-                                correction: AgeCorrection) -> pd.DataFrame:
+def corrected_predictions_table(
+    predictions: pd.DataFrame, split: pd.DataFrame, correction: AgeCorrection
+) -> pd.DataFrame:
     """Held-out rows of ``predictions`` with ``predicted_age`` replaced by the corrected age.
 
     Args:
@@ -44,6 +45,11 @@ def corrected_predictions_table(predictions: pd.DataFrame, split: pd.DataFrame,
         corrected["model_name"] = corrected["model_name"].astype(str) + f"+{correction.name}"
     else:
         corrected["model_name"] = f"unnamed+{correction.name}"
-    logger.info("Corrected predictions: %d held-out rows of %d (%d calibration rows left out), correction %s",
-                len(corrected), len(predictions), len(predictions) - len(corrected), correction.name)
+    logger.info(
+        "Corrected predictions: %d held-out rows of %d (%d calibration rows left out), correction %s",
+        len(corrected),
+        len(predictions),
+        len(predictions) - len(corrected),
+        correction.name,
+    )
     return corrected

@@ -18,7 +18,7 @@ intervals) and §17 (bootstrapping a prediction rule by refitting it).
 from __future__ import annotations
 
 import logging
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,10 @@ from dex_bias.correction.models import AgeCorrection
 from dex_bias.stats.engine import Metric, bootstrap_indices, metric_frame
 from dex_bias.stats.gates import age_gate_metrics
 from dex_bias.stats.metrics import (
-    mean_absolute_error, mean_signed_error, root_mean_squared_error, with_display_columns,
+    mean_absolute_error,
+    mean_signed_error,
+    root_mean_squared_error,
+    with_display_columns,
 )
 from dex_bias.utkface import DEFAULT_AGE_BANDS
 
@@ -43,16 +46,23 @@ def _mae_change(age, predicted, corrected) -> np.ndarray:
 
 
 EFFECT_METRICS: dict[str, Metric] = {
-    "mae_before": Metric(mean_absolute_error, BEFORE), "rmse_before": Metric(root_mean_squared_error, BEFORE),
+    "mae_before": Metric(mean_absolute_error, BEFORE),
+    "rmse_before": Metric(root_mean_squared_error, BEFORE),
     "bias_before": Metric(mean_signed_error, BEFORE),
-    "mae_after": Metric(mean_absolute_error, AFTER), "rmse_after": Metric(root_mean_squared_error, AFTER),
+    "mae_after": Metric(mean_absolute_error, AFTER),
+    "rmse_after": Metric(root_mean_squared_error, AFTER),
     "bias_after": Metric(mean_signed_error, AFTER),
     "mae_change": Metric(_mae_change, ("age", "predicted_age", "corrected_age")),
 }
 
 
-def refitted_predictions(correction: AgeCorrection, calibration: pd.DataFrame, held_out: pd.DataFrame,
-                         replicates: int, rng: np.random.Generator) -> np.ndarray:
+def refitted_predictions(
+    correction: AgeCorrection,
+    calibration: pd.DataFrame,
+    held_out: pd.DataFrame,
+    replicates: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """``(replicates, len(held_out))`` corrected ages, row b from the correction refitted on the b-th
     bootstrap sample of ``calibration`` (rows resampled within race × gender)."""
     calibration = calibration.reset_index(drop=True)
@@ -106,8 +116,14 @@ def correction_effects(
     """
     held_out = held_out.reset_index(drop=True)
     table = with_display_columns(held_out, bands)
-    common = dict(intersections=intersections, n_boot=n_boot, seed=seed, confidence=confidence, min_n=min_n,
-                  min_n_interval=min_n_ci)
+    common = dict(
+        intersections=intersections,
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+        min_n=min_n,
+        min_n_interval=min_n_ci,
+    )
     frames = []
     for name, correction in corrections.items():
         if correction.method == "none":
@@ -118,7 +134,9 @@ def correction_effects(
         if calibration is not None and len(calibration):
             rng = np.random.default_rng([int(seed), len(name), sum(map(ord, name))])
             replicate_columns = {"corrected_age": refitted_predictions(correction, calibration, held_out, n_boot, rng)}
-            interval = f"held-out rows resampled and the correction refitted on {n_boot} bootstrap samples of calibration"
+            interval = (
+                f"held-out rows resampled and the correction refitted on {n_boot} bootstrap samples of calibration"
+            )
         frame = metric_frame(scored, EFFECT_METRICS, sensitive_features, replicate_columns=replicate_columns, **common)
         frame.insert(0, "chosen", name == chosen)
         frame.insert(0, "correction", name)
@@ -128,13 +146,25 @@ def correction_effects(
         logger.info("No correction other than 'none' to evaluate")
         return pd.DataFrame(columns=["correction", "chosen", "grouping", "group", *sensitive_features, "n", "status"])
     result = pd.concat(frames, ignore_index=True)
-    result["status"] = np.where(result["n"] < min_n_ci, "too_few_for_ci", np.where(result["n"] < min_n, "small_group", "ok"))
+    result["status"] = np.where(
+        result["n"] < min_n_ci, "too_few_for_ci", np.where(result["n"] < min_n, "small_group", "ok")
+    )
     result = result.drop(columns=["small_group", "notes"])
     result["min_n_ci"] = min_n_ci
     for row in result[result["grouping"].isin(["overall", "race"])].itertuples(index=False):
-        logger.info("Held out, %s, %s=%s (n=%d): MAE %.2f -> %.2f, change %+.2f [%.2f, %.2f] (%s)",
-                    row.correction, row.grouping, row.group, row.n, row.mae_before, row.mae_after,
-                    row.mae_change, row.mae_change_ci_low, row.mae_change_ci_high, row.status)
+        logger.info(
+            "Held out, %s, %s=%s (n=%d): MAE %.2f -> %.2f, change %+.2f [%.2f, %.2f] (%s)",
+            row.correction,
+            row.grouping,
+            row.group,
+            row.n,
+            row.mae_before,
+            row.mae_after,
+            row.mae_change,
+            row.mae_change_ci_low,
+            row.mae_change_ci_high,
+            row.status,
+        )
     return result
 
 
@@ -157,8 +187,14 @@ def gate_effects(
     ``status``) with ``estimate`` (``uncorrected`` or the correction's name) and ``chosen``.
     """
     frames = []
-    options = dict(challenge_ages=challenge_ages, by=by, intersections=intersections,
-                   confidence=confidence, min_n=min_n, bands=bands)
+    options = dict(
+        challenge_ages=challenge_ages,
+        by=by,
+        intersections=intersections,
+        confidence=confidence,
+        min_n=min_n,
+        bands=bands,
+    )
     uncorrected = age_gate_metrics(held_out, **options)
     frames.append(uncorrected.assign(estimate="uncorrected", chosen=False))
     for name, correction in corrections.items():

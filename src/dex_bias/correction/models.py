@@ -30,8 +30,9 @@ naming what is missing. All ages are in years; inputs are the unrounded expected
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -69,8 +70,11 @@ def _check_features(df: pd.DataFrame, features: Sequence[str], method: str) -> N
         )
     for name in features:
         column = df[name]
-        values = (column.to_numpy(dtype=float, na_value=np.nan) if pd.api.types.is_numeric_dtype(column)
-                  else pd.to_numeric(column, errors="coerce").to_numpy(dtype=float))
+        values = (
+            column.to_numpy(dtype=float, na_value=np.nan)
+            if pd.api.types.is_numeric_dtype(column)
+            else pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+        )
         bad = ~np.isfinite(values)
         if bad.any():
             examples = df.loc[bad, "image_id"].head(5).tolist() if "image_id" in df else df.index[bad][:5].tolist()
@@ -78,8 +82,10 @@ def _check_features(df: pd.DataFrame, features: Sequence[str], method: str) -> N
                 f"the {method} correction needs a number in '{name}' on every row; "
                 f"{int(bad.sum())} rows have none, e.g. {examples}"
             )
-    for name, codes, allowed in (("gender", GENDER_NAMES, "0 (male) or 1 (female)"),
-                                 ("race", RACE_NAMES, "a UTKFace code 0-4")):
+    for name, codes, allowed in (
+        ("gender", GENDER_NAMES, "0 (male) or 1 (female)"),
+        ("race", RACE_NAMES, "a UTKFace code 0-4"),
+    ):
         if name not in features:
             continue
         unknown = pd.Series(~np.isin(df[name].to_numpy(dtype=float), list(codes)), index=df.index)
@@ -107,7 +113,7 @@ class AgeCorrection:
         """Raise ``CorrectionFeatureError`` naming any missing or unusable feature."""
         _check_features(df, self.features, self.name)
 
-    def refit(self, calibration: pd.DataFrame) -> "AgeCorrection":
+    def refit(self, calibration: pd.DataFrame) -> AgeCorrection:
         """The same kind of correction (same settings) fitted on ``calibration``."""
         raise NotImplementedError  # pragma: no cover - every concrete correction overrides it
 
@@ -136,7 +142,7 @@ class NoCorrection(AgeCorrection):
     def _predict(self, df: pd.DataFrame) -> np.ndarray:
         return df["predicted_age"].to_numpy(dtype=float)
 
-    def refit(self, calibration: pd.DataFrame) -> "NoCorrection":
+    def refit(self, calibration: pd.DataFrame) -> NoCorrection:
         return NoCorrection(len(calibration))
 
     @property
@@ -173,7 +179,7 @@ class RegressionCorrection(AgeCorrection):
         """Rows × (1 + degree + 1 + k (+ k)) matrix of the regressors, k = ``len(races)``."""
         low, high = self.predicted_age_range
         x = np.clip(df["predicted_age"].to_numpy(dtype=float), low, high) / _AGE_SCALE
-        columns = [np.ones_like(x)] + [x ** power for power in range(1, self.degree + 1)]
+        columns = [np.ones_like(x)] + [x**power for power in range(1, self.degree + 1)]
         columns.append(df["gender"].to_numpy(dtype=float))
         race = df["race"].to_numpy(dtype=int)
         indicators = [(race == code).astype(float) for code in self.races]
@@ -187,17 +193,21 @@ class RegressionCorrection(AgeCorrection):
         if unseen.any():
             logger.info(
                 "%d rows have a race without its own terms in the %s correction (%s): they get the "
-                "reference race's (%d)", int(unseen.sum()), self.name,
-                sorted(df.loc[unseen, "race"].astype(int).unique().tolist()), self.reference_race,
+                "reference race's (%d)",
+                int(unseen.sum()),
+                self.name,
+                sorted(df.loc[unseen, "race"].astype(int).unique().tolist()),
+                self.reference_race,
             )
         return self.design_matrix(df) @ self.coefficients
 
-    def refit(self, calibration: pd.DataFrame) -> "RegressionCorrection":
+    def refit(self, calibration: pd.DataFrame) -> RegressionCorrection:
         return fit_regression(calibration, self.degree, race_slopes=self.race_slopes, min_group_n=self.min_group_n)
 
 
-def fit_regression(calibration: pd.DataFrame, degree: int, *, race_slopes: bool = False,
-                   min_group_n: int = 30) -> RegressionCorrection:
+def fit_regression(
+    calibration: pd.DataFrame, degree: int, *, race_slopes: bool = False, min_group_n: int = 30
+) -> RegressionCorrection:
     """Fit ``RegressionCorrection`` of ``age`` on predicted age (polynomial), gender, race (× slope).
 
     Least squares by ``numpy.linalg.lstsq`` (minimum-norm solution when a column is constant,
@@ -213,8 +223,12 @@ def fit_regression(calibration: pd.DataFrame, degree: int, *, race_slopes: bool 
     eligible = sorted(counts[counts >= min_group_n].index.tolist()) or sorted(counts.index.tolist())[:1]
     predicted = calibration["predicted_age"].to_numpy(dtype=float)
     model = RegressionCorrection(
-        calibration_n=len(calibration), degree=int(degree), race_slopes=bool(race_slopes),
-        min_group_n=int(min_group_n), reference_race=eligible[0], races=tuple(eligible[1:]),
+        calibration_n=len(calibration),
+        degree=int(degree),
+        race_slopes=bool(race_slopes),
+        min_group_n=int(min_group_n),
+        reference_race=eligible[0],
+        races=tuple(eligible[1:]),
         predicted_age_range=(float(predicted.min()), float(predicted.max())),
     )
     design = model.design_matrix(calibration)
@@ -225,7 +239,9 @@ def fit_regression(calibration: pd.DataFrame, degree: int, *, race_slopes: bool 
     return model
 
 
-def predicted_age_bin(predicted_age: np.ndarray | pd.Series, edges: Sequence[float] = STUDY_PREDICTED_AGE_EDGES) -> np.ndarray:
+def predicted_age_bin(
+    predicted_age: np.ndarray | pd.Series, edges: Sequence[float] = STUDY_PREDICTED_AGE_EDGES
+) -> np.ndarray:
     """Bin label of each predicted age: ``'<25'``, ``'25-39'``, ``'40-59'``, ``'60+'`` for the study's edges.
 
     Edges are exclusive upper bounds on the unrounded estimate (24.9 is ``'<25'``, 25.0 is ``'25-39'``).
@@ -276,14 +292,15 @@ class BinResidualCorrection(AgeCorrection):
         found = (len(known) > 0) & (known[order][position] == keys) if len(known) else np.zeros(len(keys), bool)
         offsets = np.where(found, self.cells["offset"].to_numpy(float)[order][position] if len(known) else 0.0, 0.0)
         if (~found).any():
-            logger.debug("%d rows fall in gender × race × bin cells unseen in calibration: offset 0",
-                         int((~found).sum()))
+            logger.debug(
+                "%d rows fall in gender × race × bin cells unseen in calibration: offset 0", int((~found).sum())
+            )
         return offsets
 
     def _predict(self, df: pd.DataFrame) -> np.ndarray:
         return df["predicted_age"].to_numpy(dtype=float) + self.offsets_for(df)
 
-    def refit(self, calibration: pd.DataFrame) -> "BinResidualCorrection":
+    def refit(self, calibration: pd.DataFrame) -> BinResidualCorrection:
         return fit_bin_rule(calibration, self.edges, self.min_cell_n)
 
     @property
@@ -291,8 +308,9 @@ class BinResidualCorrection(AgeCorrection):
         return bool(len(self.cells)) and bool((self.cells["offset"] != 0).any())
 
 
-def fit_bin_rule(calibration: pd.DataFrame, edges: Sequence[float] = STUDY_PREDICTED_AGE_EDGES,
-                 min_cell_n: int = 30) -> BinResidualCorrection:
+def fit_bin_rule(
+    calibration: pd.DataFrame, edges: Sequence[float] = STUDY_PREDICTED_AGE_EDGES, min_cell_n: int = 30
+) -> BinResidualCorrection:
     """Fit the study's bin rule: mean of (age − predicted_age) per gender × race × predicted-age bin."""
     _check_features(calibration, ("age", "predicted_age", "gender", "race"), "bin_rule")
     keys = _cell_keys(calibration, edges)
@@ -300,15 +318,28 @@ def fit_bin_rule(calibration: pd.DataFrame, edges: Sequence[float] = STUDY_PREDI
     codes, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     means = np.bincount(inverse, weights=residual, minlength=len(codes)) / np.maximum(counts, 1)
     labels = np.asarray(_bin_labels(edges), dtype=object)
-    cells = pd.DataFrame({"gender": codes // 100, "race": (codes // 10) % 10,
-                          "predicted_age_bin": labels[codes % 10], "n": counts, "mean_residual": means})
+    cells = pd.DataFrame(
+        {
+            "gender": codes // 100,
+            "race": (codes // 10) % 10,
+            "predicted_age_bin": labels[codes % 10],
+            "n": counts,
+            "mean_residual": means,
+        }
+    )
     cells["offset"] = np.where(cells["n"] >= min_cell_n, cells["mean_residual"], 0.0)
     thin = cells["n"] < min_cell_n
     if thin.any():
-        logger.debug("Bin rule: %d of %d cells have fewer than %d calibration rows (%d rows): left uncorrected",
-                     int(thin.sum()), len(cells), min_cell_n, int(cells.loc[thin, "n"].sum()))
-    return BinResidualCorrection(calibration_n=len(calibration), edges=tuple(float(e) for e in edges),
-                                 min_cell_n=int(min_cell_n), cells=cells)
+        logger.debug(
+            "Bin rule: %d of %d cells have fewer than %d calibration rows (%d rows): left uncorrected",
+            int(thin.sum()),
+            len(cells),
+            min_cell_n,
+            int(cells.loc[thin, "n"].sum()),
+        )
+    return BinResidualCorrection(
+        calibration_n=len(calibration), edges=tuple(float(e) for e in edges), min_cell_n=int(min_cell_n), cells=cells
+    )
 
 
 def _kfold_indices(n: int, folds: int, seed: int) -> list[np.ndarray]:
@@ -316,8 +347,9 @@ def _kfold_indices(n: int, folds: int, seed: int) -> list[np.ndarray]:
     return [fold for fold in np.array_split(order, folds) if len(fold)]
 
 
-def _out_of_fold_errors(data: pd.DataFrame, fit: Callable[[pd.DataFrame], AgeCorrection],
-                        folds: Sequence[np.ndarray]) -> np.ndarray:
+def _out_of_fold_errors(
+    data: pd.DataFrame, fit: Callable[[pd.DataFrame], AgeCorrection], folds: Sequence[np.ndarray]
+) -> np.ndarray:
     """|corrected − true| (years) of every row, each from a model fitted without the row's fold."""
     errors = np.empty(len(data))
     truth = data["age"].to_numpy(dtype=float)
@@ -347,16 +379,26 @@ class Candidate:
     fit: Callable[[pd.DataFrame], AgeCorrection]
 
 
-def correction_candidates(max_degree: int = 3, edges: Sequence[float] = STUDY_PREDICTED_AGE_EDGES,
-                          min_cell_n: int = 30, race_slopes: bool = True) -> list[Candidate]:
+def correction_candidates(
+    max_degree: int = 3,
+    edges: Sequence[float] = STUDY_PREDICTED_AGE_EDGES,
+    min_cell_n: int = 30,
+    race_slopes: bool = True,
+) -> list[Candidate]:
     """``none``, additive regressions of degree 1..max, the same with race slopes, and the bin rule."""
     out = [Candidate("none", "none", np.nan, False, lambda train: NoCorrection(len(train)))]
-    for slopes in ((False, True) if race_slopes else (False,)):
+    for slopes in (False, True) if race_slopes else (False,):
         for degree in range(1, max_degree + 1):
             name = f"regression_deg{degree}" + ("_race_slopes" if slopes else "")
-            out.append(Candidate(name, "regression", degree, slopes,
-                                 lambda train, d=degree, r=slopes: fit_regression(train, d, race_slopes=r,
-                                                                                  min_group_n=min_cell_n)))
+            out.append(
+                Candidate(
+                    name,
+                    "regression",
+                    degree,
+                    slopes,
+                    lambda train, d=degree, r=slopes: fit_regression(train, d, race_slopes=r, min_group_n=min_cell_n),
+                )
+            )
     out.append(Candidate("bin_rule", "bin_rule", np.nan, False, lambda train: fit_bin_rule(train, edges, min_cell_n)))
     return out
 
@@ -371,8 +413,9 @@ class GuardResult:
     worst_se: float
 
 
-def group_guard(data: pd.DataFrame, errors: np.ndarray, baseline: np.ndarray, *, features: Sequence[str],
-                min_group_n: int, z: float) -> GuardResult:
+def group_guard(
+    data: pd.DataFrame, errors: np.ndarray, baseline: np.ndarray, *, features: Sequence[str], min_group_n: int, z: float
+) -> GuardResult:
     """Does a correction make any group's error worse beyond noise?
 
     For every group of each feature with at least ``min_group_n`` rows: the mean change in
@@ -398,20 +441,33 @@ def group_guard(data: pd.DataFrame, errors: np.ndarray, baseline: np.ndarray, *,
     return GuardResult(worst_margin <= 0, worst.worst_group, worst.worst_change, worst.worst_se)
 
 
-def _select(data: pd.DataFrame, candidates: Sequence[Candidate], folds: Sequence[np.ndarray], guard: dict,
-            method: str) -> tuple[str, list[dict]]:
+def _select(
+    data: pd.DataFrame, candidates: Sequence[Candidate], folds: Sequence[np.ndarray], guard: dict, method: str
+) -> tuple[str, list[dict]]:
     """Score every candidate by k-fold CV within ``data``; pick one. Returns (name, table rows)."""
     baseline = np.abs(data["predicted_age"].to_numpy(float) - data["age"].to_numpy(float))
     rows = []
     for candidate in candidates:
         errors = baseline if candidate.family == "none" else _out_of_fold_errors(data, candidate.fit, folds)
-        verdict = (GuardResult(True, "", float("nan"), float("nan")) if candidate.family == "none"
-                   else group_guard(data, errors, baseline, **guard))
-        rows.append({"candidate": candidate.name, "family": candidate.family, "degree": candidate.degree,
-                     "race_slopes": candidate.race_slopes, "cv_mae": float(errors.mean()),
-                     "cv_mae_change": float(errors.mean() - baseline.mean()),
-                     "worst_group": verdict.worst_group, "worst_group_change": verdict.worst_change,
-                     "worst_group_se": verdict.worst_se, "passes_guard": verdict.passes})
+        verdict = (
+            GuardResult(True, "", float("nan"), float("nan"))
+            if candidate.family == "none"
+            else group_guard(data, errors, baseline, **guard)
+        )
+        rows.append(
+            {
+                "candidate": candidate.name,
+                "family": candidate.family,
+                "degree": candidate.degree,
+                "race_slopes": candidate.race_slopes,
+                "cv_mae": float(errors.mean()),
+                "cv_mae_change": float(errors.mean() - baseline.mean()),
+                "worst_group": verdict.worst_group,
+                "worst_group_change": verdict.worst_change,
+                "worst_group_se": verdict.worst_se,
+                "passes_guard": verdict.passes,
+            }
+        )
     table = pd.DataFrame(rows)
     if method == "auto":
         eligible = table[(table["family"] != "none") & table["passes_guard"] & (table["cv_mae_change"] < 0)]
@@ -422,11 +478,21 @@ def _select(data: pd.DataFrame, candidates: Sequence[Candidate], folds: Sequence
     return chosen, rows
 
 
-def select_correction(calibration: pd.DataFrame, max_degree: int = 3, folds: int = 5, seed: int = 0,
-                      method: str = "auto", edges: Sequence[float] = STUDY_PREDICTED_AGE_EDGES,
-                      min_cell_n: int = 30, *, race_slopes: bool = True,
-                      guard_features: Sequence[str] = ("race", "gender"), guard_min_n: int = 10,
-                      guard_z: float = 2.0, nested: bool = True) -> tuple[dict[str, AgeCorrection], str, pd.DataFrame]:
+def select_correction(
+    calibration: pd.DataFrame,
+    max_degree: int = 3,
+    folds: int = 5,
+    seed: int = 0,
+    method: str = "auto",
+    edges: Sequence[float] = STUDY_PREDICTED_AGE_EDGES,
+    min_cell_n: int = 30,
+    *,
+    race_slopes: bool = True,
+    guard_features: Sequence[str] = ("race", "gender"),
+    guard_min_n: int = 10,
+    guard_z: float = 2.0,
+    nested: bool = True,
+) -> tuple[dict[str, AgeCorrection], str, pd.DataFrame]:
     """Choose a correction within the calibration rows: k-fold CV, a per-group guard, nested CV.
 
     1. Every candidate (``correction_candidates``) is scored by k-fold cross-validation within
@@ -466,8 +532,10 @@ def select_correction(calibration: pd.DataFrame, max_degree: int = 3, folds: int
     if method != "auto":
         decision = f"{chosen}: forced family {method}"
     elif chosen == "none":
-        decision = ("none: no candidate lowered the cross-validated MAE without making a race or gender group "
-                    "worse beyond noise; nothing helps, so the estimates are left alone")
+        decision = (
+            "none: no candidate lowered the cross-validated MAE without making a race or gender group "
+            "worse beyond noise; nothing helps, so the estimates are left alone"
+        )
     else:
         decision = f"{chosen}: lowest cross-validated MAE among the candidates that pass the per-group guard"
     nested_row = None
@@ -485,16 +553,29 @@ def select_correction(calibration: pd.DataFrame, max_degree: int = 3, folds: int
             procedure[outer] = np.abs(model.predict(data.iloc[outer]) - truth[outer])
         verdict = group_guard(data, procedure, baseline, **guard)
         change = float(procedure.mean() - baseline.mean())
-        nested_row = {"candidate": "selection_procedure", "family": "nested_cv", "degree": np.nan,
-                      "race_slopes": False, "cv_mae": float(procedure.mean()), "cv_mae_change": change,
-                      "worst_group": verdict.worst_group, "worst_group_change": verdict.worst_change,
-                      "worst_group_se": verdict.worst_se, "passes_guard": verdict.passes,
-                      "outer_picks": ", ".join(picks)}
+        nested_row = {
+            "candidate": "selection_procedure",
+            "family": "nested_cv",
+            "degree": np.nan,
+            "race_slopes": False,
+            "cv_mae": float(procedure.mean()),
+            "cv_mae_change": change,
+            "worst_group": verdict.worst_group,
+            "worst_group_change": verdict.worst_change,
+            "worst_group_se": verdict.worst_se,
+            "passes_guard": verdict.passes,
+            "outer_picks": ", ".join(picks),
+        }
         if method == "auto" and chosen != "none" and (change >= 0 or not verdict.passes):
-            why = ("does not lower the error out of fold" if change >= 0
-                   else f"makes {verdict.worst_group} worse beyond noise out of fold")
-            decision = (f"none: the selection procedure (nested CV, picks {', '.join(picks)}) {why} "
-                        f"(MAE change {change:+.2f} years); nothing reliably helps, so the estimates are left alone")
+            why = (
+                "does not lower the error out of fold"
+                if change >= 0
+                else f"makes {verdict.worst_group} worse beyond noise out of fold"
+            )
+            decision = (
+                f"none: the selection procedure (nested CV, picks {', '.join(picks)}) {why} "
+                f"(MAE change {change:+.2f} years); nothing reliably helps, so the estimates are left alone"
+            )
             chosen = "none"
     if nested_row:
         table = pd.concat([table, pd.DataFrame([nested_row])], ignore_index=True)
@@ -510,17 +591,28 @@ def select_correction(calibration: pd.DataFrame, max_degree: int = 3, folds: int
         model = models[name]
         if not model.corrects_anything:  # e.g. a bin rule none of whose cells has min_cell_n rows: `none` again
             del models[name]
-            logger.info("Correction %s corrects nothing on these calibration rows (no cell of %d rows): not "
-                        "evaluated", name, min_cell_n)
+            logger.info(
+                "Correction %s corrects nothing on these calibration rows (no cell of %d rows): not evaluated",
+                name,
+                min_cell_n,
+            )
         elif isinstance(model, RegressionCorrection) and model.race_slopes and not model.races:
             del models[name]  # no race with min_cell_n rows has slopes of its own: the additive model again
-            logger.info("Correction %s has no race with %d calibration rows: the same as the additive model, "
-                        "not evaluated", name, min_cell_n)
+            logger.info(
+                "Correction %s has no race with %d calibration rows: the same as the additive model, not evaluated",
+                name,
+                min_cell_n,
+            )
     table["kept"] = table["candidate"].isin(models)
     table["chosen"] = table["candidate"] == chosen
     table["folds"] = folds
     table["calibration_n"] = len(data)
     table["decision"] = decision
-    logger.info("Correction candidates by %d-fold CV MAE on %d calibration rows: %s; %s", folds, len(data),
-                ", ".join(f"{c}={m:.2f}" for c, m in zip(table["candidate"], table["cv_mae"])), decision)
+    logger.info(
+        "Correction candidates by %d-fold CV MAE on %d calibration rows: %s; %s",
+        folds,
+        len(data),
+        ", ".join(f"{c}={m:.2f}" for c, m in zip(table["candidate"], table["cv_mae"])),
+        decision,
+    )
     return models, chosen, table

@@ -8,11 +8,10 @@ same rows, which rewards a correction for memorising noise.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-
-from typing import Sequence
 
 from dex_bias.utkface import DEFAULT_AGE_BANDS, age_bands
 
@@ -29,8 +28,9 @@ def stratum_labels(faces: pd.DataFrame, bands: Sequence[Sequence[int]] = DEFAULT
     return faces["race"].astype(int).astype(str) + "|" + faces["gender"].astype(int).astype(str) + "|" + band
 
 
-def calibration_split(faces: pd.DataFrame, calibration_fraction: float, seed: int,
-                      bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS) -> pd.DataFrame:
+def calibration_split(
+    faces: pd.DataFrame, calibration_fraction: float, seed: int, bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS
+) -> pd.DataFrame:
     """Assign each row to ``calibration`` or ``held_out``, stratified by race × gender × age band.
 
     Within every stratum the rows are shuffled with ``numpy.random.default_rng(seed)`` and the
@@ -72,8 +72,9 @@ def calibration_split(faces: pd.DataFrame, calibration_fraction: float, seed: in
             n_calibration = min(max(n_calibration, 1), len(members) - 1)
         chosen = rng.permutation(len(members))[:n_calibration]
         part.loc[members[chosen]] = CALIBRATION
-    split = pd.DataFrame({"image_id": faces["image_id"].to_numpy(), "stratum": strata.to_numpy(),
-                          "correction_part": part.to_numpy()})
+    split = pd.DataFrame(
+        {"image_id": faces["image_id"].to_numpy(), "stratum": strata.to_numpy(), "correction_part": part.to_numpy()}
+    )
     counts = split["correction_part"].value_counts()
     if counts.get(CALIBRATION, 0) < 2 or counts.get(HELD_OUT, 0) < 1:
         raise ValueError(
@@ -83,7 +84,11 @@ def calibration_split(faces: pd.DataFrame, calibration_fraction: float, seed: in
         )
     logger.info(
         "Correction split (seed %d, fraction %.2f): %d rows = %d calibration + %d held out, %d strata",
-        seed, calibration_fraction, len(split), counts.get(CALIBRATION, 0), counts.get(HELD_OUT, 0),
+        seed,
+        calibration_fraction,
+        len(split),
+        counts.get(CALIBRATION, 0),
+        counts.get(HELD_OUT, 0),
         strata.nunique(),
     )
     return split

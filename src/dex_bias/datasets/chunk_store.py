@@ -39,8 +39,10 @@ class ChunkStoreDataset(AbstractDataset[None, ChunkStore]):
         return ChunkStore(self._path)
 
     def save(self, data: Any) -> None:
-        raise DatasetError(f"the chunk store at {self._path} is written chunk by chunk by the stage that reads it, "
-                           "never saved whole: make it an input of the node")
+        raise DatasetError(
+            f"the chunk store at {self._path} is written chunk by chunk by the stage that reads it, "
+            "never saved whole: make it an input of the node"
+        )
 
     def _exists(self) -> bool:
         return True  # an empty store is a store: the first run starts it

@@ -36,8 +36,15 @@ class DeclaredModelDataset(AbstractDataset[None, Any]):
         metadata: free-form (Kedro-Viz reads ``kedro-viz.layer``).
     """
 
-    def __init__(self, *, model: str, declaration: dict[str, Any] | None = None, root: str | None = None,
-                 threads: int | None = None, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        declaration: dict[str, Any] | None = None,
+        root: str | None = None,
+        threads: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         from dex_bias.models.spec import ModelSpec
 
         if declaration is not None:
@@ -67,8 +74,10 @@ class DeclaredModelDataset(AbstractDataset[None, Any]):
         return self.check()
 
     def save(self, data: Any) -> None:
-        raise DatasetError(f"{self._spec.name}.age_model is a declared model file and is never written: "
-                           "declare a new model (models.declarations) to audit another file")
+        raise DatasetError(
+            f"{self._spec.name}.age_model is a declared model file and is never written: "
+            "declare a new model (models.declarations) to audit another file"
+        )
 
     def _exists(self) -> bool:
         from dex_bias.models.weights import resolve_model_file

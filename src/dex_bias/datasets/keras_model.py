@@ -19,7 +19,6 @@ Catalog::
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import zipfile
 from copy import deepcopy
@@ -67,8 +66,9 @@ class KerasModelDataset(AbstractVersionedDataset[Any, Any]):
         self._fs = fsspec.filesystem(protocol, **(deepcopy(credentials) or {}), **_fs_args)
         self._trust_unsafe = bool(trust_unsafe)
         self.metadata = metadata
-        super().__init__(filepath=PurePosixPath(path), version=version,
-                         exists_function=self._fs.exists, glob_function=self._fs.glob)
+        super().__init__(
+            filepath=PurePosixPath(path), version=version, exists_function=self._fs.exists, glob_function=self._fs.glob
+        )
 
     def _version_of(self, load_path: PurePosixPath) -> str | None:
         # A versioned file lives at <filepath>/<version>/<name>: the folder name is the stamp.
@@ -118,8 +118,12 @@ class KerasModelDataset(AbstractVersionedDataset[Any, Any]):
         return self._fs.exists(load_path)
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "protocol": self._protocol,
-                "trust_unsafe": self._trust_unsafe, "version": self._version}
+        return {
+            "filepath": self._filepath,
+            "protocol": self._protocol,
+            "trust_unsafe": self._trust_unsafe,
+            "version": self._version,
+        }
 
     def _release(self) -> None:
         super()._release()
@@ -175,11 +179,13 @@ def summarise_keras_file(path: str | Path) -> dict[str, Any]:
         "backbone": name,
         "file_bytes": path.stat().st_size,
         "layers": len(layers),
-        "outputs": [layer["config"]["name"] for layer in layers
-                    if layer.get("config", {}).get("name") in ("pred_age", "pred_gender")],
+        "outputs": [
+            layer["config"]["name"]
+            for layer in layers
+            if layer.get("config", {}).get("name") in ("pred_age", "pred_gender")
+        ],
         "card": card,
     }
     if spec is not None:
-        summary["input"] = {"size": spec.input_size, "channel_order": spec.channel_order,
-                            "scale_divisor": spec.scale}
+        summary["input"] = {"size": spec.input_size, "channel_order": spec.channel_order, "scale_divisor": spec.scale}
     return summary

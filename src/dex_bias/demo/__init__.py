@@ -22,6 +22,15 @@ from dex_bias.demo.generate import (
 )
 
 __all__ = [
-    "MANIFEST_NAME", "DemoFace", "DemoFolderError", "DemoSettings", "age_cues", "demo_labels",
-    "ensure_demo_faces", "generate_demo_faces", "plan_demo", "read_manifest", "render_demo_face",
+    "MANIFEST_NAME",
+    "DemoFace",
+    "DemoFolderError",
+    "DemoSettings",
+    "age_cues",
+    "demo_labels",
+    "ensure_demo_faces",
+    "generate_demo_faces",
+    "plan_demo",
+    "read_manifest",
+    "render_demo_face",
 ]

@@ -118,7 +118,7 @@ class DemoFace:
     gender: int
     race: int
     stamp: str
-    cue_age: float     # the age whose cues were mixed in (the true age outside the planted group)
+    cue_age: float  # the age whose cues were mixed in (the true age outside the planted group)
     planted: bool
     look: FaceLook
 
@@ -145,14 +145,18 @@ def plan_face(settings: DemoSettings, index: int) -> tuple[DemoFace, np.random.G
     skin_luminance = 0.3 * skin[0] + 0.59 * skin[1] + 0.11 * skin[2]
     # Backgrounds keep away from the skin's brightness so the face outline stays visible.
     base = rng.uniform(30, 90) if skin_luminance > 140 else rng.uniform(150, 230)
-    background = tuple(
-        tuple(float(np.clip(base + rng.normal(0, 25), 0, 255)) for _ in range(3)) for _ in range(2)
-    )
+    background = tuple(tuple(float(np.clip(base + rng.normal(0, 25), 0, 255)) for _ in range(3)) for _ in range(2))
     iris = (60, 95, 140) if race == 0 and rng.random() < 0.35 else (70, 45, 30)
     size = settings.size
     look = FaceLook(
-        youth=cues["youth"], ageing=cues["ageing"], greying=cues["greying"], wrinkles=cues["wrinkles"],
-        skin=skin, hair=hair, long_hair=long_hair, background=background,
+        youth=cues["youth"],
+        ageing=cues["ageing"],
+        greying=cues["greying"],
+        wrinkles=cues["wrinkles"],
+        skin=skin,
+        hair=hair,
+        long_hair=long_hair,
+        background=background,
         light=float(rng.uniform(-1, 1)),
         roll=float(np.clip(rng.normal(0, 4), -9, 9)),
         yaw=float(np.clip(rng.normal(0, 6), -14, 14)),
@@ -184,8 +188,14 @@ def demo_labels(settings: DemoSettings) -> pd.DataFrame:
     """The planned faces as a table: ``image_id``, ``age``, ``gender``, ``race``, ``planted``,
     ``cue_age`` (no drawing; cheap)."""
     rows = [
-        {"image_id": face.file_name, "age": face.age, "gender": face.gender, "race": face.race,
-         "planted": face.planted, "cue_age": face.cue_age}
+        {
+            "image_id": face.file_name,
+            "age": face.age,
+            "gender": face.gender,
+            "race": face.race,
+            "planted": face.planted,
+            "cue_age": face.cue_age,
+        }
         for face, _ in plan_demo(settings)
     ]
     return pd.DataFrame(rows)
@@ -238,8 +248,14 @@ def generate_demo_faces(output_dir: str | os.PathLike, settings: DemoSettings) -
     if output_dir.exists():
         output_dir.rmdir()  # empty (checked above); a directory cannot be renamed over a full one
     os.replace(staging, output_dir)
-    logger.info("Made %d demo faces in %s (seed %d, planted race %d at strength %.2f)",
-                settings.count, output_dir, settings.seed, settings.planted_race, settings.planted_strength)
+    logger.info(
+        "Made %d demo faces in %s (seed %d, planted race %d at strength %.2f)",
+        settings.count,
+        output_dir,
+        settings.seed,
+        settings.planted_race,
+        settings.planted_strength,
+    )
     return manifest
 
 
@@ -277,11 +293,14 @@ def ensure_demo_faces(output_dir: str | os.PathLike, settings: DemoSettings) -> 
     if manifest.get("generator_version") != GENERATOR_VERSION or found_settings != wanted["settings"]:
         differences = {
             key: (found_settings.get(key), value)
-            for key, value in wanted["settings"].items() if found_settings.get(key) != value
+            for key, value in wanted["settings"].items()
+            if found_settings.get(key) != value
         }
         if manifest.get("generator_version") != GENERATOR_VERSION:
             differences["generator_version"] = (manifest.get("generator_version"), GENERATOR_VERSION)
-        listed = ", ".join(f"{key}: folder has {old!r}, parameters ask {new!r}" for key, (old, new) in differences.items())
+        listed = ", ".join(
+            f"{key}: folder has {old!r}, parameters ask {new!r}" for key, (old, new) in differences.items()
+        )
         raise DemoFolderError(
             f"{output_dir} holds a demo made with other settings ({listed}). It is never overwritten: "
             f"delete the folder to make the demo again, or set ingest.demo.output_dir (and "

@@ -14,8 +14,17 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from dex_bias.demo.template import (
-    JAW, LEFT_BROW, LEFT_EYE, NOSTRILS, OUTER_LIPS, RIGHT_BROW, RIGHT_EYE,
-    FaceProportions, head_outline, landmark_depth, template_landmarks,
+    JAW,
+    LEFT_BROW,
+    LEFT_EYE,
+    NOSTRILS,
+    OUTER_LIPS,
+    RIGHT_BROW,
+    RIGHT_EYE,
+    FaceProportions,
+    head_outline,
+    landmark_depth,
+    template_landmarks,
 )
 
 SUPERSAMPLE = 2
@@ -23,9 +32,9 @@ SUPERSAMPLE = 2
 #: Mean skin tone (sRGB) by UTKFace race code; each face jitters around it.
 SKIN_TONES: dict[int, tuple[float, float, float]] = {
     0: (232, 192, 168),  # White
-    1: (118, 80, 60),    # Black
+    1: (118, 80, 60),  # Black
     2: (226, 190, 152),  # Asian
-    3: (172, 122, 92),   # Indian
+    3: (172, 122, 92),  # Indian
     4: (196, 150, 116),  # Others
 }
 #: Hair tones (sRGB) by race code; one is drawn per face.
@@ -56,7 +65,7 @@ class FaceLook:
     hair: tuple[float, float, float]
     long_hair: bool
     background: tuple[tuple[float, float, float], tuple[float, float, float]]
-    light: float          # -1 light from image left … 1 from the right
+    light: float  # -1 light from image left … 1 from the right
     roll: float
     yaw: float
     pitch: float
@@ -120,18 +129,29 @@ def render_face(look: FaceLook, rng: np.random.Generator, size: int = 200) -> tu
     hair_colour = tuple((1 - look.greying) * h + look.greying * g for h, g in zip(look.hair, GREY_HAIR))
     # Hair behind the head: long hair falls past the chin, short hair stops at the ears.
     hair_bottom = props.chin_y + 0.9 if look.long_hair else 0.15
-    back = np.vstack([
-        to_px(np.array([[1.22, hair_bottom]])),
-        posed_points(outline * np.array([1.18, 1.0]) + np.array([0.0, -0.08]), np.zeros(len(outline)), look, size),
-        to_px(np.array([[-1.22, hair_bottom]])),
-    ])
+    back = np.vstack(
+        [
+            to_px(np.array([[1.22, hair_bottom]])),
+            posed_points(outline * np.array([1.18, 1.0]) + np.array([0.0, -0.08]), np.zeros(len(outline)), look, size),
+            to_px(np.array([[-1.22, hair_bottom]])),
+        ]
+    )
     draw.polygon(_poly(_smooth_closed(back)), fill=_tone(hair_colour, 0.85))
 
     # Neck and shoulders.
     neck = to_px(np.array([[-0.45, 0.6], [0.45, 0.6], [0.5, props.chin_y + 1.2], [-0.5, props.chin_y + 1.2]]), 0.0)
     draw.polygon(_poly(neck), fill=_tone(look.skin, 0.78))
-    shoulders = to_px(np.array([[-2.4, props.chin_y + 2.4], [-1.6, props.chin_y + 0.95],
-                                [1.6, props.chin_y + 0.95], [2.4, props.chin_y + 2.4]]), 0.0)
+    shoulders = to_px(
+        np.array(
+            [
+                [-2.4, props.chin_y + 2.4],
+                [-1.6, props.chin_y + 0.95],
+                [1.6, props.chin_y + 0.95],
+                [2.4, props.chin_y + 2.4],
+            ]
+        ),
+        0.0,
+    )
     draw.polygon(_poly(_smooth_closed(shoulders, 1)), fill=tuple(int(v) for v in rng.integers(40, 200, 3)))
 
     # Face: the jaw line (left to right) closed over the crown (right to left).
@@ -142,10 +162,12 @@ def render_face(look: FaceLook, rng: np.random.Generator, size: int = 200) -> tu
     hairline_y = props.brow_y - 0.40 - 0.12 * look.youth
     cap_outline = outline * np.array([1.06, 1.0]) + np.array([0.0, -0.06])
     above = cap_outline[cap_outline[:, 1] < hairline_y - 0.05]
-    hairline = np.column_stack([
-        np.linspace(-1.0, 1.0, 9),
-        hairline_y + 0.12 * np.abs(np.linspace(-1.0, 1.0, 9)) ** 3,  # recedes at the temples
-    ])
+    hairline = np.column_stack(
+        [
+            np.linspace(-1.0, 1.0, 9),
+            hairline_y + 0.12 * np.abs(np.linspace(-1.0, 1.0, 9)) ** 3,  # recedes at the temples
+        ]
+    )
     cap = np.vstack([posed_points(above, np.full(len(above), 0.2), look, size), to_px(hairline, 0.5)])
     draw.polygon(_poly(_smooth_closed(cap)), fill=_tone(hair_colour, 1.0))
 
@@ -163,8 +185,12 @@ def render_face(look: FaceLook, rng: np.random.Generator, size: int = 200) -> tu
         draw.ellipse(_box(wing, 0.05 * look.scale, 0.03 * look.scale), fill=_tone(look.skin, 0.35))
     lip = tuple(0.72 * c + 0.28 * r for c, r in zip(look.skin, (170, 60, 60)))
     draw.polygon(_poly(_smooth_closed(landmarks[OUTER_LIPS], 1)), fill=_tone(lip, 0.82))
-    draw.line(_poly(landmarks[[48, 61, 62, 63, 54]]), fill=_tone(lip, 0.38),
-              width=max(1, int(0.03 * look.scale * SUPERSAMPLE)), joint="curve")
+    draw.line(
+        _poly(landmarks[[48, 61, 62, 63, 54]]),
+        fill=_tone(lip, 0.38),
+        width=max(1, int(0.03 * look.scale * SUPERSAMPLE)),
+        joint="curve",
+    )
     small = np.asarray(image.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
 
     # Shading at the output size (0 = no darkening … 255 = black), inside the face only.
@@ -178,8 +204,18 @@ def render_face(look: FaceLook, rng: np.random.Generator, size: int = 200) -> tu
     nose_side = np.array([[-0.12, 0.1], [-props.nose_half_width, props.nose_tip_y + 0.05]])
     for side in (-1, 1):
         sdraw.line(_flat(to_px(nose_side * np.array([side, 1]), 0.7)), fill=80, width=max(1, int(0.09 * look.scale)))
-    sdraw.ellipse(_box(to_px(np.array([0.0, props.nose_tip_y + 0.16]), 0.8)[0], 0.22 * look.scale, 0.06 * look.scale, 1), fill=70)
-    sdraw.ellipse(_box(to_px(np.array([0.0, props.mouth_y + props.lip_height + 0.14]), 0.6)[0], 0.22 * look.scale, 0.06 * look.scale, 1), fill=60)
+    sdraw.ellipse(
+        _box(to_px(np.array([0.0, props.nose_tip_y + 0.16]), 0.8)[0], 0.22 * look.scale, 0.06 * look.scale, 1), fill=70
+    )
+    sdraw.ellipse(
+        _box(
+            to_px(np.array([0.0, props.mouth_y + props.lip_height + 0.14]), 0.6)[0],
+            0.22 * look.scale,
+            0.06 * look.scale,
+            1,
+        ),
+        fill=60,
+    )
     shade = shade.filter(ImageFilter.GaussianBlur(0.07 * look.scale))
     lines = _wrinkle_lines(props, look, to_px, size)
 
@@ -230,17 +266,21 @@ def _wrinkle_lines(props: FaceProportions, look: FaceLook, to_px, size: int) -> 
         for k in range(int(round(1 + 4 * strength))):  # forehead
             y0 = props.brow_y - 0.16 - 0.11 * k
             xs = np.linspace(-0.5 + 0.05 * k, 0.5 - 0.05 * k, 6)
-            ldraw.line(_flat(to_px(np.column_stack([xs, y0 - 0.03 * np.cos(xs * 2.0)]), 0.6)), fill=contrast, width=width)
+            ldraw.line(
+                _flat(to_px(np.column_stack([xs, y0 - 0.03 * np.cos(xs * 2.0)]), 0.6)), fill=contrast, width=width
+            )
         for side in (-1, 1):
             corner = np.array([side * (props.eye_half_gap + props.eye_width / 2 + 0.04), 0.0])
             for k in range(int(round(1 + 3 * strength))):  # crow's feet
                 angle = np.radians(-25 + 25 * k)
                 tip = corner + 0.16 * np.array([side * np.cos(angle), np.sin(angle)])
                 ldraw.line(_flat(to_px(np.vstack([corner, tip]), 0.45)), fill=contrast, width=width)
-            bag = np.column_stack([
-                side * props.eye_half_gap + np.linspace(-0.14, 0.14, 5),
-                props.eye_opening / 2 + 0.06 + 0.03 * np.sin(np.linspace(0, np.pi, 5)),
-            ])
+            bag = np.column_stack(
+                [
+                    side * props.eye_half_gap + np.linspace(-0.14, 0.14, 5),
+                    props.eye_opening / 2 + 0.06 + 0.03 * np.sin(np.linspace(0, np.pi, 5)),
+                ]
+            )
             ldraw.line(_flat(to_px(bag, 0.45)), fill=int(contrast * 0.8), width=width)
             if strength > 0.45:  # marionette lines below the mouth corners
                 mc = np.array([side * (props.mouth_half_width + 0.03), props.mouth_y + 0.03])

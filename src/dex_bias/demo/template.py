@@ -32,7 +32,7 @@ OUTER_LIPS, INNER_LIPS = slice(48, 60), slice(60, 68)
 class FaceProportions:
     """Template proportions in face units (see the module docstring)."""
 
-    eye_half_gap: float     # half the distance between eye centres
+    eye_half_gap: float  # half the distance between eye centres
     eye_width: float
     eye_opening: float
     brow_y: float
@@ -44,11 +44,11 @@ class FaceProportions:
     chin_y: float
     head_top_y: float
     cheek_half_width: float
-    jaw_squareness: float   # superellipse exponent of the jaw: 2 round, larger squarer
-    jowl: float             # outward/downward sag of the lower jaw line
+    jaw_squareness: float  # superellipse exponent of the jaw: 2 round, larger squarer
+    jowl: float  # outward/downward sag of the lower jaw line
 
     @classmethod
-    def from_cues(cls, youth: float, ageing: float) -> "FaceProportions":
+    def from_cues(cls, youth: float, ageing: float) -> FaceProportions:
         """Proportions for age cues ``youth`` and ``ageing``, each in [0, 1]."""
         return cls(
             eye_half_gap=0.40 + 0.02 * youth,
@@ -100,32 +100,61 @@ def template_landmarks(p: FaceProportions) -> np.ndarray:
     # Nose bridge from between the eyes to the tip; nostril base under it.
     points[NOSE_BRIDGE] = np.column_stack([np.zeros(4), np.linspace(0.02, p.nose_tip_y, 4)])
     w = p.nose_half_width
-    points[NOSTRILS] = np.array([
-        [-w, p.nose_tip_y + 0.06], [-w / 2, p.nose_tip_y + 0.10], [0.0, p.nose_tip_y + 0.12],
-        [w / 2, p.nose_tip_y + 0.10], [w, p.nose_tip_y + 0.06],
-    ])
+    points[NOSTRILS] = np.array(
+        [
+            [-w, p.nose_tip_y + 0.06],
+            [-w / 2, p.nose_tip_y + 0.10],
+            [0.0, p.nose_tip_y + 0.12],
+            [w / 2, p.nose_tip_y + 0.10],
+            [w, p.nose_tip_y + 0.06],
+        ]
+    )
 
     # Eyes, each from its image-left corner over the upper lid to the right corner and back
     # under the lower lid (dlib: 36 outer, 39 inner; 42 inner, 45 outer).
     for side, sl in ((-1, LEFT_EYE), (1, RIGHT_EYE)):
         c, hw, h = side * p.eye_half_gap, p.eye_width / 2, p.eye_opening / 2
-        points[sl] = np.array([
-            [c - hw, 0.0], [c - hw / 3, -h], [c + hw / 3, -h],
-            [c + hw, 0.0], [c + hw / 3, h * 0.8], [c - hw / 3, h * 0.8],
-        ])
+        points[sl] = np.array(
+            [
+                [c - hw, 0.0],
+                [c - hw / 3, -h],
+                [c + hw / 3, -h],
+                [c + hw, 0.0],
+                [c + hw / 3, h * 0.8],
+                [c - hw / 3, h * 0.8],
+            ]
+        )
 
     # Lips: outer contour from the left corner over the upper lip and back under the lower.
     m, mw, lh = p.mouth_y, p.mouth_half_width, p.lip_height
-    points[OUTER_LIPS] = np.array([
-        [-mw, m], [-mw * 0.6, m - lh * 0.8], [-mw * 0.25, m - lh], [0.0, m - lh * 0.8],
-        [mw * 0.25, m - lh], [mw * 0.6, m - lh * 0.8], [mw, m],
-        [mw * 0.6, m + lh * 0.9], [mw * 0.25, m + lh * 1.1], [0.0, m + lh * 1.15],
-        [-mw * 0.25, m + lh * 1.1], [-mw * 0.6, m + lh * 0.9],
-    ])
-    points[INNER_LIPS] = np.array([
-        [-mw * 0.85, m], [-mw * 0.3, m - lh * 0.15], [0.0, m - lh * 0.1], [mw * 0.3, m - lh * 0.15],
-        [mw * 0.85, m], [mw * 0.3, m + lh * 0.15], [0.0, m + lh * 0.1], [-mw * 0.3, m + lh * 0.15],
-    ])
+    points[OUTER_LIPS] = np.array(
+        [
+            [-mw, m],
+            [-mw * 0.6, m - lh * 0.8],
+            [-mw * 0.25, m - lh],
+            [0.0, m - lh * 0.8],
+            [mw * 0.25, m - lh],
+            [mw * 0.6, m - lh * 0.8],
+            [mw, m],
+            [mw * 0.6, m + lh * 0.9],
+            [mw * 0.25, m + lh * 1.1],
+            [0.0, m + lh * 1.15],
+            [-mw * 0.25, m + lh * 1.1],
+            [-mw * 0.6, m + lh * 0.9],
+        ]
+    )
+    points[INNER_LIPS] = np.array(
+        [
+            [-mw * 0.85, m],
+            [-mw * 0.3, m - lh * 0.15],
+            [0.0, m - lh * 0.1],
+            [mw * 0.3, m - lh * 0.15],
+            [mw * 0.85, m],
+            [mw * 0.3, m + lh * 0.15],
+            [0.0, m + lh * 0.1],
+            [-mw * 0.3, m + lh * 0.15],
+        ]
+    )
     return points
 
 

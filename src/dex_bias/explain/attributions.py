@@ -14,8 +14,22 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-ATTRIBUTION_COLUMNS = ["image_id", "method", "region", "weight", "region_empty", "intercept", "surrogate_r2",
-                       "predicted_age", "age", "gender", "race", "positive_share", "region_pixels", "model_age"]
+ATTRIBUTION_COLUMNS = [
+    "image_id",
+    "method",
+    "region",
+    "weight",
+    "region_empty",
+    "intercept",
+    "surrogate_r2",
+    "predicted_age",
+    "age",
+    "gender",
+    "race",
+    "positive_share",
+    "region_pixels",
+    "model_age",
+]
 WEIGHT_COLUMNS = ["image_id", "region", "weight"]
 
 
@@ -47,8 +61,9 @@ def method_weights(region_attributions: pd.DataFrame | None, method: str) -> pd.
     rows = rows[WEIGHT_COLUMNS]
     repeated = rows.duplicated(["image_id", "region"])
     if repeated.any():
-        logger.info("region_attributions (%s): %d repeated (image, region) rows counted once", method,
-                    int(repeated.sum()))
+        logger.info(
+            "region_attributions (%s): %d repeated (image, region) rows counted once", method, int(repeated.sum())
+        )
     return rows[~repeated]
 
 

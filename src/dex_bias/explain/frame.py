@@ -25,14 +25,14 @@ if TYPE_CHECKING:
     from dex_bias.faces.views import View
 
 
-def model_view(age_model) -> "View":
+def model_view(age_model) -> View:
     """The view (crop style, size) of the model's age input, as its declaration states."""
     from dex_bias.models.runtime import as_estimator
 
     return as_estimator(age_model).spec.input.view
 
 
-def points_in_view(targets: pd.DataFrame, view: "View") -> np.ndarray:
+def points_in_view(targets: pd.DataFrame, view: View) -> np.ndarray:
     """The 68 landmarks of each target in the model's crop (N, 68, 2)."""
     from dex_bias.faces import landmarks_in_crop
     from dex_bias.faces.views import view_transforms
@@ -41,7 +41,7 @@ def points_in_view(targets: pd.DataFrame, view: "View") -> np.ndarray:
     return landmarks_in_crop(targets, size, view_transforms(targets, crop, size))
 
 
-def crop_frame(targets: pd.DataFrame, view: "View") -> dict[str, Any]:
+def crop_frame(targets: pd.DataFrame, view: View) -> dict[str, Any]:
     """The frame the group maps are painted in: the view's size and crop, and the mean landmark
     template of ``targets`` in it (None when there is no target)."""
     crop, size = view
@@ -56,8 +56,9 @@ def template_region_map(frame: dict[str, Any], regions: RegionShape) -> np.ndarr
     return region_map(np.asarray(frame["template"]), frame["size"], **regions.keywords())
 
 
-def first_face_regions_figure(targets: pd.DataFrame, frame: dict[str, Any], regions: RegionShape,
-                              padding: str) -> "Figure":
+def first_face_regions_figure(
+    targets: pd.DataFrame, frame: dict[str, Any], regions: RegionShape, padding: str
+) -> Figure:
     """The facial regions drawn on the first target face, in the model's crop (a glance at what
     each region covers); a figure that says so when there is no face."""
     from matplotlib.figure import Figure
@@ -73,5 +74,9 @@ def first_face_regions_figure(targets: pd.DataFrame, frame: dict[str, Any], regi
     view = (frame.get("crop") or STORED_CROP, size)
     _, (crops,) = next(iter_view_batches(first, [view], 1, padding=padding))
     points = points_in_view(first, view)[0]
-    return region_figure(crops[0], region_map(points, size, **regions.keywords()), points,
-                         title=f"facial regions ({first['image_id'].iloc[0]})")
+    return region_figure(
+        crops[0],
+        region_map(points, size, **regions.keywords()),
+        points,
+        title=f"facial regions ({first['image_id'].iloc[0]})",
+    )

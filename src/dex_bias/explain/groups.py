@@ -20,8 +20,9 @@ GROUP_KEYS = ("race", "gender", "age_band")
 LABEL_COLUMNS = ["age", "gender", "race"]
 
 
-def explainable_faces(predictions: pd.DataFrame, landmarks: pd.DataFrame, faces: pd.DataFrame,
-                      bands: AgeBands) -> tuple[pd.DataFrame, pd.DataFrame]:
+def explainable_faces(
+    predictions: pd.DataFrame, landmarks: pd.DataFrame, faces: pd.DataFrame, bands: AgeBands
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The faces that can be explained, and those that cannot with a reason: ``(targets, skipped)``.
 
     Candidates are the faces of the splits that were predicted (every split when ``predictions``
@@ -33,25 +34,39 @@ def explainable_faces(predictions: pd.DataFrame, landmarks: pd.DataFrame, faces:
     """
     predicted_splits = set(predictions["split"].dropna()) if "split" in predictions else set(faces["split"])
     candidates = faces[faces["split"].isin(predicted_splits)][["image_id", "path"]]
-    has_prediction = candidates["image_id"].isin(
-        predictions.loc[predictions["predicted_age"].notna(), "image_id"])
+    has_prediction = candidates["image_id"].isin(predictions.loc[predictions["predicted_age"].notna(), "image_id"])
     has_landmarks = candidates["image_id"].isin(landmarks["image_id"])
     # Alignment comes first in the flow: a face it failed on has no prediction either, for that reason.
-    skipped = pd.concat([
-        pd.DataFrame({"image_id": candidates.loc[~has_landmarks, "image_id"], "reason": "no_landmarks",
-                      "detail": "alignment failed (see `alignment_failures`)"}),
-        pd.DataFrame({"image_id": candidates.loc[has_landmarks & ~has_prediction, "image_id"],
-                      "reason": "no_prediction", "detail": "no predicted_age in `predictions` (see `inference_failures`)"}),
-    ], ignore_index=True)
+    skipped = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "image_id": candidates.loc[~has_landmarks, "image_id"],
+                    "reason": "no_landmarks",
+                    "detail": "alignment failed (see `alignment_failures`)",
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "image_id": candidates.loc[has_landmarks & ~has_prediction, "image_id"],
+                    "reason": "no_prediction",
+                    "detail": "no predicted_age in `predictions` (see `inference_failures`)",
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     usable = candidates[has_prediction & has_landmarks]
-    targets = (usable.merge(predictions[["image_id", "predicted_age", *LABEL_COLUMNS]], on="image_id")
-               .merge(landmarks, on="image_id"))
+    targets = usable.merge(predictions[["image_id", "predicted_age", *LABEL_COLUMNS]], on="image_id").merge(
+        landmarks, on="image_id"
+    )
     targets["age_band"] = age_bands(targets["age"], bands).astype(str).to_numpy()
     return targets, skipped
 
 
-def stratified_sample(table: pd.DataFrame, max_images: int | None, seed: int,
-                      strata: tuple[str, ...] = GROUP_KEYS) -> pd.DataFrame:
+def stratified_sample(
+    table: pd.DataFrame, max_images: int | None, seed: int, strata: tuple[str, ...] = GROUP_KEYS
+) -> pd.DataFrame:
     """Up to ``max_images`` rows, every non-empty stratum represented, the rest proportional.
 
     Each stratum first gets one row (when ``max_images`` is at least the number of strata), the
@@ -113,20 +128,24 @@ def group_mean_weights(attributions: pd.DataFrame, method: str = "regions") -> p
     return table
 
 
-def quality_sample(targets: pd.DataFrame, region_attributions: pd.DataFrame, sample_size: int | None,
-                   seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def quality_sample(
+    targets: pd.DataFrame, region_attributions: pd.DataFrame, sample_size: int | None, seed: int
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """The explained targets whose explanations are measured (a seeded :func:`stratified_sample`
     of ``sample_size``), and each one's 14 ``regions`` weights in :data:`REGION_NAMES` order."""
     rows = region_attributions[region_attributions["method"] == "regions"]
     explained = targets[targets["image_id"].isin(rows["image_id"])]
     sample = stratified_sample(explained, sample_size, seed).reset_index(drop=True)
-    weights = {image_id: group.set_index("region").loc[list(REGION_NAMES), "weight"].to_numpy()
-               for image_id, group in rows[rows["image_id"].isin(sample["image_id"])].groupby("image_id")}
+    weights = {
+        image_id: group.set_index("region").loc[list(REGION_NAMES), "weight"].to_numpy()
+        for image_id, group in rows[rows["image_id"].isin(sample["image_id"])].groupby("image_id")
+    }
     return sample, weights
 
 
-def group_attribution_maps(region_attributions: pd.DataFrame, targets: pd.DataFrame, template_map: np.ndarray,
-                           bands: AgeBands):
+def group_attribution_maps(
+    region_attributions: pd.DataFrame, targets: pd.DataFrame, template_map: np.ndarray, bands: AgeBands
+):
     """Mean signed region weights per race x gender x age band (:func:`group_mean_weights`) and
     the figure painting them on ``template_map`` (:func:`group_maps_figure`), bands in age order."""
     rows = region_attributions.merge(targets[["image_id", "age_band"]], on="image_id", how="left")
@@ -160,23 +179,41 @@ def group_maps_figure(group_table: pd.DataFrame, template_map: np.ndarray, band_
             ax = axes[r, c]
             ax.set_xticks([])
             ax.set_yticks([])
-            cell = group_table[(group_table["race"] == group["race"]) & (group_table["gender"] == group["gender"])
-                               & (group_table["age_band"].astype(str) == band)]
+            cell = group_table[
+                (group_table["race"] == group["race"])
+                & (group_table["gender"] == group["gender"])
+                & (group_table["age_band"].astype(str) == band)
+            ]
             if r == 0:
                 ax.set_title(band, fontsize=9)
             if c == 0:
-                ax.set_ylabel(f"{RACE_NAMES.get(group['race'], group['race'])}\n{GENDER_NAMES.get(group['gender'], group['gender'])}",
-                              fontsize=8)
+                ax.set_ylabel(
+                    f"{RACE_NAMES.get(group['race'], group['race'])}\n"
+                    f"{GENDER_NAMES.get(group['gender'], group['gender'])}",
+                    fontsize=8,
+                )
             if cell.empty:
                 ax.set_facecolor("0.92")
                 continue
             values = np.zeros(len(REGION_NAMES))
             values[[REGION_NAMES.index(n) for n in cell["region"]]] = cell["mean_weight"].to_numpy()
             image = ax.imshow(paint_regions(values, template_map), cmap="RdBu_r", vmin=-limit, vmax=limit)
-            ax.text(1, 1, f"n={int(cell['n_images'].max())}", fontsize=6, va="top", color="0.1",
-                    bbox={"facecolor": "white", "alpha": 0.7, "pad": 0.5, "linewidth": 0})
+            ax.text(
+                1,
+                1,
+                f"n={int(cell['n_images'].max())}",
+                fontsize=6,
+                va="top",
+                color="0.1",
+                bbox={"facecolor": "white", "alpha": 0.7, "pad": 0.5, "linewidth": 0},
+            )
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.6, extend="both",
-                     label="mean LIME weight (years of expected age); background clipped")
+        fig.colorbar(
+            image,
+            ax=axes,
+            shrink=0.6,
+            extend="both",
+            label="mean LIME weight (years of expected age); background clipped",
+        )
     fig.suptitle("Mean signed region attributions by race, gender and age band (aligned template)", fontsize=10)
     return fig

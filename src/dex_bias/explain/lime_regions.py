@@ -27,9 +27,9 @@ import logging
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -52,7 +52,7 @@ def image_seed(run_seed: int | str, image_id: str) -> int:
     Stable across processes and Python versions (BLAKE2b of ``"<run_seed>/<image_id>"``), unlike
     ``hash()``, which is salted per process.
     """
-    digest = hashlib.blake2b(f"{run_seed}/{image_id}".encode("utf-8"), digest_size=4).digest()
+    digest = hashlib.blake2b(f"{run_seed}/{image_id}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "little")
 
 
@@ -93,7 +93,7 @@ def sample_masks(n_features: int, num_samples: int, seed: int) -> np.ndarray:
 
 def lime_kernel(distances: np.ndarray, kernel_width: float) -> np.ndarray:
     """lime_image's default similarity kernel on distances."""
-    return np.sqrt(np.exp(-(distances ** 2) / kernel_width ** 2))
+    return np.sqrt(np.exp(-(distances**2) / kernel_width**2))
 
 
 @settings_dataclass
@@ -146,8 +146,9 @@ class MaskedJob:
         self.ages = np.empty(len(self.masks), dtype=np.float64)
 
 
-def _fill_batches(jobs: Iterable[MaskedJob], batch_size: int, free: "queue.Queue[np.ndarray]",
-                  n_buffers: int) -> Iterator[tuple[np.ndarray | None, int, list, list[MaskedJob]]]:
+def _fill_batches(
+    jobs: Iterable[MaskedJob], batch_size: int, free: queue.Queue[np.ndarray], n_buffers: int
+) -> Iterator[tuple[np.ndarray | None, int, list, list[MaskedJob]]]:
     """Fill model batches with the perturbations of consecutive jobs.
 
     Yields (buffer, fill, pieces, started): ``buffer[:fill]`` holds the perturbed images,
@@ -172,8 +173,10 @@ def _fill_batches(jobs: Iterable[MaskedJob], batch_size: int, free: "queue.Queue
                 if shape is None:
                     shape = current.image.shape
                 elif current.image.shape != shape:
-                    raise ValueError(f"image {current.key!r} is {current.image.shape}, the others {shape}: "
-                                     "crops of one run must share one size")
+                    raise ValueError(
+                        f"image {current.key!r} is {current.image.shape}, the others {shape}: "
+                        "crops of one run must share one size"
+                    )
                 continue
             if buffer is None:
                 if free.empty() and allocated < n_buffers:
@@ -183,7 +186,7 @@ def _fill_batches(jobs: Iterable[MaskedJob], batch_size: int, free: "queue.Queue
                     buffer = free.get()
             take = min(len(current.masks) - current._next, batch_size - fill)
             rows = slice(current._next, current._next + take)
-            target = buffer[fill:fill + take]
+            target = buffer[fill : fill + take]
             # keep[i, y, x] = mask i keeps the segment at (y, x): one gather, no loop over segments
             keep = current.masks[rows].astype(bool)[:, current.segments]
             np.copyto(target, current.hidden)
@@ -232,8 +235,9 @@ def _in_background(items: Iterator, depth: int = 1) -> Iterator:
         stop.set()
 
 
-def predict_masked(jobs: Iterable[MaskedJob], age_function: AgeFunction, batch_size: int,
-                   prefetch: bool = True) -> Iterator[MaskedJob]:
+def predict_masked(
+    jobs: Iterable[MaskedJob], age_function: AgeFunction, batch_size: int, prefetch: bool = True
+) -> Iterator[MaskedJob]:
     """Predict the expected age of every masked image of every job; yield each job once done.
 
     Model batches are filled with the perturbations of as many consecutive jobs as needed, so
@@ -244,7 +248,7 @@ def predict_masked(jobs: Iterable[MaskedJob], age_function: AgeFunction, batch_s
     free: queue.Queue = queue.Queue()
     batches = _fill_batches(jobs, batch_size, free, n_buffers=3 if prefetch else 1)
     in_flight: deque[MaskedJob] = deque()
-    for buffer, fill, pieces, started in (_in_background(batches) if prefetch else batches):
+    for buffer, fill, pieces, started in _in_background(batches) if prefetch else batches:
         in_flight.extend(started)
         if fill:
             values = np.asarray(age_function(buffer[:fill]), dtype=np.float64)
@@ -252,7 +256,7 @@ def predict_masked(jobs: Iterable[MaskedJob], age_function: AgeFunction, batch_s
             if values.shape[0] != fill:
                 raise ValueError(f"age_function returned {values.shape[0]} values for a batch of {fill} images")
             for job, start, stop, at in pieces:
-                rows = values[at:at + stop - start]
+                rows = values[at : at + stop - start]
                 if values.ndim == 2:
                     # Class probabilities: each job follows the class ranked first on its own
                     # unperturbed image (its mask row 0, which always comes first).
@@ -282,35 +286,50 @@ class SegmentExplanation:
     context: dict = field(default_factory=dict)
 
 
-def fit_surrogate(masks: np.ndarray, ages: np.ndarray, settings: LimeSettings, seed: int) -> tuple[np.ndarray, float, float, float]:
+def fit_surrogate(
+    masks: np.ndarray, ages: np.ndarray, settings: LimeSettings, seed: int
+) -> tuple[np.ndarray, float, float, float]:
     """Fit LimeBase to (masks, ages) as lime_image does; returns (weights, intercept, score, local_pred)."""
     import sklearn.metrics  # imported here: lime and scikit-learn are slow to import, seeds need neither
     from lime.lime_base import LimeBase
 
-    distances = sklearn.metrics.pairwise_distances(masks, masks[0].reshape(1, -1), metric=settings.distance_metric).ravel()
+    distances = sklearn.metrics.pairwise_distances(
+        masks, masks[0].reshape(1, -1), metric=settings.distance_metric
+    ).ravel()
     base = LimeBase(partial(lime_kernel, kernel_width=float(settings.kernel_width)), random_state=seed)
     num_features = settings.num_features if settings.num_features is not None else 100000
     intercept, local_exp, score, local_pred = base.explain_instance_with_data(
-        masks, ages.reshape(-1, 1), distances, 0, num_features, feature_selection=settings.feature_selection)
+        masks, ages.reshape(-1, 1), distances, 0, num_features, feature_selection=settings.feature_selection
+    )
     weights = np.zeros(masks.shape[1], dtype=np.float64)
     for feature, weight in local_exp:
         weights[int(feature)] = weight
     return weights, float(intercept), float(score), float(np.ravel(local_pred)[0])
 
 
-def lime_jobs(items: Iterable[tuple[object, np.ndarray, np.ndarray, int]], settings: LimeSettings,
-              context: Callable[[object], dict] | None = None) -> Iterator[MaskedJob]:
+def lime_jobs(
+    items: Iterable[tuple[object, np.ndarray, np.ndarray, int]],
+    settings: LimeSettings,
+    context: Callable[[object], dict] | None = None,
+) -> Iterator[MaskedJob]:
     """Turn (key, image, segment map, seed) items into LIME sampling jobs."""
     for key, image, segments, seed in items:
         present, compact = compact_segments(segments)
         hidden = hide_image(image, compact, settings.hide, settings.blur_sigma)
         masks = sample_masks(len(present), settings.num_samples, seed)
-        yield MaskedJob(key, image, hidden, compact, masks,
-                        context={"present": present, "seed": seed, **(context(key) if context else {})})
+        yield MaskedJob(
+            key,
+            image,
+            hidden,
+            compact,
+            masks,
+            context={"present": present, "seed": seed, **(context(key) if context else {})},
+        )
 
 
-def explain_images(items: Iterable[tuple[object, np.ndarray, np.ndarray, int]], age_function: AgeFunction,
-                   settings: LimeSettings) -> Iterator[SegmentExplanation]:
+def explain_images(
+    items: Iterable[tuple[object, np.ndarray, np.ndarray, int]], age_function: AgeFunction, settings: LimeSettings
+) -> Iterator[SegmentExplanation]:
     """LIME explanations of the expected age for a stream of images, in input order.
 
     Args:
@@ -329,9 +348,17 @@ def explain_images(items: Iterable[tuple[object, np.ndarray, np.ndarray, int]], 
     for job in predict_masked(lime_jobs(items, settings), age_function, settings.batch_size):
         seed = job.context["seed"]
         weights, intercept, score, local_pred = fit_surrogate(job.masks, job.ages, settings, seed)
-        yield SegmentExplanation(job.key, job.context["present"], weights, intercept, score,
-                                 float(job.ages[0]), local_pred, segments=job.segments,
-                                 context={k: v for k, v in job.context.items() if k == "target_class"})
+        yield SegmentExplanation(
+            job.key,
+            job.context["present"],
+            weights,
+            intercept,
+            score,
+            float(job.ages[0]),
+            local_pred,
+            segments=job.segments,
+            context={k: v for k, v in job.context.items() if k == "target_class"},
+        )
 
 
 def region_weights(explanation: SegmentExplanation, n_regions: int) -> tuple[np.ndarray, np.ndarray]:
@@ -346,8 +373,9 @@ def region_weights(explanation: SegmentExplanation, n_regions: int) -> tuple[np.
     return weights, empty
 
 
-def positive_pixel_shares(segment_weights: np.ndarray, segments: np.ndarray, region_map: np.ndarray,
-                          n_regions: int, top_k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def positive_pixel_shares(
+    segment_weights: np.ndarray, segments: np.ndarray, region_map: np.ndarray, n_regions: int, top_k: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The article's region summary of a LIME explanation over arbitrary segments (quickshift).
 
     A pixel is "positively weighted" when its segment's weight is > 0 (among the ``top_k``
@@ -371,10 +399,12 @@ def positive_pixel_shares(segment_weights: np.ndarray, segments: np.ndarray, reg
     return activation, share, area == 0
 
 
-def quickshift_segments(image: np.ndarray, kernel_size: float = 4, max_dist: float = 200, ratio: float = 0.2,
-                        seed: int = 0) -> np.ndarray:
+def quickshift_segments(
+    image: np.ndarray, kernel_size: float = 4, max_dist: float = 200, ratio: float = 0.2, seed: int = 0
+) -> np.ndarray:
     """lime_image's default segmentation: skimage quickshift through lime's wrapper, (H, W) int."""
     from lime.wrappers.scikit_image import SegmentationAlgorithm
 
-    return SegmentationAlgorithm("quickshift", kernel_size=kernel_size, max_dist=max_dist, ratio=ratio,
-                                 random_seed=seed)(image)
+    return SegmentationAlgorithm(
+        "quickshift", kernel_size=kernel_size, max_dist=max_dist, ratio=ratio, random_seed=seed
+    )(image)

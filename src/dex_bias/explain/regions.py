@@ -35,8 +35,8 @@ A region can be empty on a face whose landmarks leave the crop; callers flag it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -47,9 +47,20 @@ from dex_bias.schema import settings_dataclass
 
 #: Region names, in label order (label i is ``REGION_NAMES[i]``); the dataset contract's spelling.
 REGION_NAMES: tuple[str, ...] = (
-    "nose", "left_eye_area", "right_eye_area", "left_inner_eye", "right_inner_eye",
-    "left_cheek", "right_cheek", "mouth", "chin",
-    "top_band", "left_band", "right_band", "bottom_band", "background",
+    "nose",
+    "left_eye_area",
+    "right_eye_area",
+    "left_inner_eye",
+    "right_inner_eye",
+    "left_cheek",
+    "right_cheek",
+    "mouth",
+    "chin",
+    "top_band",
+    "left_band",
+    "right_band",
+    "bottom_band",
+    "background",
 )
 REGION_INDEX: dict[str, int] = {name: i for i, name in enumerate(REGION_NAMES)}
 N_REGIONS = len(REGION_NAMES)
@@ -81,8 +92,9 @@ def _grow(points_xy: np.ndarray, scale: float) -> np.ndarray:
     return centre + (points_xy - centre) * scale
 
 
-def _specific_polygons(p: np.ndarray, eye_area_drop: float, inner_eye_scale: float,
-                       mouth_margin: float) -> list[tuple[int, np.ndarray]]:
+def _specific_polygons(
+    p: np.ndarray, eye_area_drop: float, inner_eye_scale: float, mouth_margin: float
+) -> list[tuple[int, np.ndarray]]:
     """(label, polygon) pairs, lowest priority first; ``p`` is (68, 2) x, y."""
     polygons: list[tuple[int, np.ndarray]] = []
     polygons.append((REGION_INDEX["right_cheek"], p[[1, 2, 3, 4, 5, 48, 31, 39, 40, 41, 36]]))
@@ -96,8 +108,7 @@ def _specific_polygons(p: np.ndarray, eye_area_drop: float, inner_eye_scale: flo
     for side, brow, eye in (("right", _RIGHT_BROW, _RIGHT_EYE), ("left", _LEFT_BROW, _LEFT_EYE)):
         eye_pts = p[eye]
         drop = np.array([0.0, eye_area_drop * (np.ptp(eye_pts[:, 0]) or 1.0)])
-        polygons.append((REGION_INDEX[f"{side}_eye_area"],
-                         _hull(np.concatenate([p[brow], eye_pts, eye_pts + drop]))))
+        polygons.append((REGION_INDEX[f"{side}_eye_area"], _hull(np.concatenate([p[brow], eye_pts, eye_pts + drop]))))
     for side, eye in (("right", _RIGHT_EYE), ("left", _LEFT_EYE)):
         polygons.append((REGION_INDEX[f"{side}_inner_eye"], _grow(p[eye], inner_eye_scale)))
     return polygons
@@ -128,9 +139,15 @@ class RegionShape:
         return asdict(self)
 
 
-def region_map(points68: np.ndarray, size: int, *, band_width: float = 0.25,
-               eye_area_drop: float = 0.35, inner_eye_scale: float = 1.4,
-               mouth_margin: float = 0.3) -> np.ndarray:
+def region_map(
+    points68: np.ndarray,
+    size: int,
+    *,
+    band_width: float = 0.25,
+    eye_area_drop: float = 0.35,
+    inner_eye_scale: float = 1.4,
+    mouth_margin: float = 0.3,
+) -> np.ndarray:
     """Label every pixel of a ``size`` x ``size`` aligned crop with its facial region.
 
     Args:
@@ -214,8 +231,9 @@ def paint_regions(values: Sequence[float] | np.ndarray, label_map: np.ndarray) -
     return values[..., label_map]
 
 
-def region_figure(crop: np.ndarray, label_map: np.ndarray, points68: np.ndarray | None = None,
-                  title: str | None = None):
+def region_figure(
+    crop: np.ndarray, label_map: np.ndarray, points68: np.ndarray | None = None, title: str | None = None
+):
     """A matplotlib figure of the regions drawn over a face crop, with a legend of names."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure  # the object API: no pyplot state kept alive per figure

@@ -31,8 +31,16 @@ import pandas as pd
 from dex_bias.explain.attributions import empty_attributions
 from dex_bias.explain.frame import points_in_view
 from dex_bias.explain.lime_regions import (
-    LimeSettings, MaskedJob, compact_segments, explain_images, hide_image, image_seed, positive_pixel_shares,
-    predict_masked, quickshift_segments, region_weights,
+    LimeSettings,
+    MaskedJob,
+    compact_segments,
+    explain_images,
+    hide_image,
+    image_seed,
+    positive_pixel_shares,
+    predict_masked,
+    quickshift_segments,
+    region_weights,
 )
 from dex_bias.explain.quality import deletion_masks, deletion_summary, seed_stability
 from dex_bias.explain.regions import N_REGIONS, REGION_NAMES, RegionShape, region_map
@@ -110,8 +118,10 @@ class ExplainSettings:
 
     def __post_init__(self):
         if self.lime.target != "expected_age":
-            raise ValueError(f"explain.lime.target must be 'expected_age' (the region method explains the expected "
-                             f"age), not {self.lime.target!r}; the article's target is explain.quickshift.lime.target")
+            raise ValueError(
+                f"explain.lime.target must be 'expected_age' (the region method explains the expected "
+                f"age), not {self.lime.target!r}; the article's target is explain.quickshift.lime.target"
+            )
 
     @property
     def article_lime(self) -> LimeSettings:
@@ -120,14 +130,25 @@ class ExplainSettings:
 
     def recipe(self, stage: str) -> dict[str, Any]:
         """The settings that change ``stage``'s results (what its chunks are keyed by)."""
-        common = {"seed": self.seed, "lime": self.lime, "regions": self.regions.keywords(),
-                  "crop_padding": self.crop_padding}
+        common = {
+            "seed": self.seed,
+            "lime": self.lime,
+            "regions": self.regions.keywords(),
+            "crop_padding": self.crop_padding,
+        }
         if stage == "quickshift":
-            return {**common, "lime": self.article_lime, "segmentation": asdict(self.quickshift.segmentation),
-                    "positive_segments": self.quickshift.positive_segments}
+            return {
+                **common,
+                "lime": self.article_lime,
+                "segmentation": asdict(self.quickshift.segmentation),
+                "positive_segments": self.quickshift.positive_segments,
+            }
         if stage == "quality":
-            return {**common, "random_orders": self.quality.random_orders,
-                    "stability_seeds": self.quality.stability_seeds}
+            return {
+                **common,
+                "random_orders": self.quality.random_orders,
+                "stability_seeds": self.quality.stability_seeds,
+            }
         return common
 
 
@@ -141,17 +162,20 @@ def region_maps_of(targets: pd.DataFrame, view, regions: RegionShape) -> dict[st
     return {image_id: region_map(p, size, **regions.keywords()) for image_id, p in zip(targets["image_id"], points)}
 
 
-def crop_stream(targets: pd.DataFrame, view, settings: ExplainSettings,
-                failures: list[dict]) -> Iterator[tuple[pd.Series, np.ndarray]]:
+def crop_stream(
+    targets: pd.DataFrame, view, settings: ExplainSettings, failures: list[dict]
+) -> Iterator[tuple[pd.Series, np.ndarray]]:
     """(row, crop) for each target, cut as the model expects; an undecodable image becomes a failure row instead."""
     from dex_bias.faces.views import iter_view_batches
 
     def record(row: pd.Series, error: Exception) -> None:
-        failures.append({"image_id": row["image_id"], "reason": getattr(error, "reason", "crop_failed"),
-                         "detail": str(error)})
+        failures.append(
+            {"image_id": row["image_id"], "reason": getattr(error, "reason", "crop_failed"), "detail": str(error)}
+        )
 
-    for rows, (crops,) in iter_view_batches(targets, [view], settings.crop_batch_size,
-                                            padding=settings.crop_padding, on_error=record):
+    for rows, (crops,) in iter_view_batches(
+        targets, [view], settings.crop_batch_size, padding=settings.crop_padding, on_error=record
+    ):
         for (_, row), crop in zip(rows.iterrows(), crops):
             yield row, crop
 
@@ -161,6 +185,7 @@ def _label_columns(row: pd.Series) -> dict[str, Any]:
 
 
 # --- the tasks (run on a worker, or in this process) ---------------------------------------------
+
 
 def regions_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> dict[str, pd.DataFrame]:
     """LIME over facial regions for ``rows``: ``{"attributions": 14 rows per face, "failures"}``."""
@@ -174,8 +199,12 @@ def regions_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> dict[
     def items():
         for row, crop in crop_stream(rows, view, settings, failures):
             image_id = row["image_id"]
-            yield (image_id, crop, region_map(points[image_id], size, **settings.regions.keywords()),
-                   image_seed(settings.seed, image_id))
+            yield (
+                image_id,
+                crop,
+                region_map(points[image_id], size, **settings.regions.keywords()),
+                image_seed(settings.seed, image_id),
+            )
 
     records = []
     for explanation in explain_images(items(), age_function, settings.lime):
@@ -184,12 +213,23 @@ def regions_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> dict[
         area = np.bincount(explanation.present[explanation.segments].ravel(), minlength=N_REGIONS)
         positive = np.clip(weights, 0, None)
         share = positive / positive.sum() if positive.sum() > 0 else np.zeros(N_REGIONS)
-        records.append(pd.DataFrame({
-            "image_id": image_id, "method": "regions", "region": REGION_NAMES, "weight": weights,
-            "region_empty": empty, "intercept": explanation.intercept, "surrogate_r2": explanation.score,
-            **_label_columns(labels.loc[image_id]),
-            "positive_share": share, "region_pixels": area[:N_REGIONS], "model_age": explanation.model_age,
-        }))
+        records.append(
+            pd.DataFrame(
+                {
+                    "image_id": image_id,
+                    "method": "regions",
+                    "region": REGION_NAMES,
+                    "weight": weights,
+                    "region_empty": empty,
+                    "intercept": explanation.intercept,
+                    "surrogate_r2": explanation.score,
+                    **_label_columns(labels.loc[image_id]),
+                    "positive_share": share,
+                    "region_pixels": area[:N_REGIONS],
+                    "model_age": explanation.model_age,
+                }
+            )
+        )
     attributions = pd.concat(records, ignore_index=True) if records else empty_attributions()
     return {"attributions": attributions, "failures": _failures_frame(failures)}
 
@@ -204,8 +244,9 @@ def quickshift_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> di
     estimator = model.estimator()
     lime = settings.article_lime
     view = estimator.spec.input.view
-    age_function = (estimator.probability_function() if lime.target == "top_class_probability"
-                    else estimator.age_function())
+    age_function = (
+        estimator.probability_function() if lime.target == "top_class_probability" else estimator.age_function()
+    )
     maps = region_maps_of(rows, view, settings.regions) if len(rows) else {}
     labels = rows.set_index("image_id")
     failures: list[dict] = []
@@ -213,29 +254,42 @@ def quickshift_chunk(rows: pd.DataFrame, model, settings: ExplainSettings) -> di
     def items():
         for row, crop in crop_stream(rows, view, settings, failures):
             image_id = row["image_id"]
-            segments = quickshift_segments(crop, seed=image_seed(settings.seed, image_id) % 1000,
-                                           **asdict(settings.quickshift.segmentation))
+            segments = quickshift_segments(
+                crop, seed=image_seed(settings.seed, image_id) % 1000, **asdict(settings.quickshift.segmentation)
+            )
             yield image_id, crop, segments, image_seed(settings.seed, image_id)
 
     records = []
     for explanation in explain_images(items(), age_function, lime):
         image_id = explanation.key
-        activation, share, empty = positive_pixel_shares(explanation.weights, explanation.segments, maps[image_id],
-                                                         N_REGIONS, settings.quickshift.positive_segments)
-        records.append(pd.DataFrame({
-            "image_id": image_id, "method": "quickshift", "region": REGION_NAMES, "weight": activation,
-            "region_empty": empty, "intercept": explanation.intercept, "surrogate_r2": explanation.score,
-            **_label_columns(labels.loc[image_id]),
-            "positive_share": share, "region_pixels": np.bincount(maps[image_id].ravel(), minlength=N_REGIONS),
-            # The explained value on the unperturbed crop: years, or (article) the top class's probability.
-            "model_age": explanation.model_age if lime.target == "expected_age" else np.nan,
-        }))
+        activation, share, empty = positive_pixel_shares(
+            explanation.weights, explanation.segments, maps[image_id], N_REGIONS, settings.quickshift.positive_segments
+        )
+        records.append(
+            pd.DataFrame(
+                {
+                    "image_id": image_id,
+                    "method": "quickshift",
+                    "region": REGION_NAMES,
+                    "weight": activation,
+                    "region_empty": empty,
+                    "intercept": explanation.intercept,
+                    "surrogate_r2": explanation.score,
+                    **_label_columns(labels.loc[image_id]),
+                    "positive_share": share,
+                    "region_pixels": np.bincount(maps[image_id].ravel(), minlength=N_REGIONS),
+                    # The explained value on the unperturbed crop: years, or (article) the top class's probability.
+                    "model_age": explanation.model_age if lime.target == "expected_age" else np.nan,
+                }
+            )
+        )
     attributions = pd.concat(records, ignore_index=True) if records else empty_attributions()
     return {"attributions": attributions, "failures": _failures_frame(failures)}
 
 
-def quality_chunk(rows: pd.DataFrame, weights: Mapping[str, Sequence[float]], model,
-                  settings: ExplainSettings) -> dict[str, pd.DataFrame]:
+def quality_chunk(
+    rows: pd.DataFrame, weights: Mapping[str, Sequence[float]], model, settings: ExplainSettings
+) -> dict[str, pd.DataFrame]:
     """Deletion-curve AUCs and seed stability for ``rows`` given their region ``weights`` (14 per face)."""
     estimator = model.estimator()
     age_function, view = estimator.age_function(), estimator.spec.input.view
@@ -247,18 +301,27 @@ def quality_chunk(rows: pd.DataFrame, weights: Mapping[str, Sequence[float]], mo
     def deletion_jobs():
         for image_id, crop in crops.items():
             present, compact = compact_segments(maps[image_id])
-            masks, _ = deletion_masks(weights_of[image_id][present], settings.quality.random_orders,
-                                      image_seed(settings.seed, image_id))
-            yield MaskedJob(image_id, crop, hide_image(crop, compact, settings.lime.hide, settings.lime.blur_sigma),
-                            compact, masks.reshape(-1, len(present)), context={"orders": masks.shape[0]})
+            masks, _ = deletion_masks(
+                weights_of[image_id][present], settings.quality.random_orders, image_seed(settings.seed, image_id)
+            )
+            yield MaskedJob(
+                image_id,
+                crop,
+                hide_image(crop, compact, settings.lime.hide, settings.lime.blur_sigma),
+                compact,
+                masks.reshape(-1, len(present)),
+                context={"orders": masks.shape[0]},
+            )
 
     summaries = {}
     for job in predict_masked(deletion_jobs(), age_function, settings.lime.batch_size):
         summaries[job.key] = deletion_summary(job.ages.reshape(job.context["orders"], -1))
     runs = {image_id: [weights_of[image_id]] for image_id in crops}
     for k in range(1, settings.quality.stability_seeds):
-        items = ((image_id, crop, maps[image_id], image_seed(f"{settings.seed}+{k}", image_id))
-                 for image_id, crop in crops.items())
+        items = (
+            (image_id, crop, maps[image_id], image_seed(f"{settings.seed}+{k}", image_id))
+            for image_id, crop in crops.items()
+        )
         for explanation in explain_images(items, age_function, settings.lime):
             runs[explanation.key].append(region_weights(explanation, N_REGIONS)[0])
     labels = rows.set_index("image_id")
@@ -266,20 +329,38 @@ def quality_chunk(rows: pd.DataFrame, weights: Mapping[str, Sequence[float]], mo
     for image_id in crops:
         present = np.unique(maps[image_id])
         row = labels.loc[image_id]
-        records.append({
-            "image_id": image_id, "method": "regions", "n_regions": len(present), **summaries[image_id],
-            "stability_spearman": seed_stability(np.stack(runs[image_id])[:, present]),
-            "stability_seeds": len(runs[image_id]), "num_samples": settings.lime.num_samples,
-            **_label_columns(row), "age_band": row["age_band"],
-        })
+        records.append(
+            {
+                "image_id": image_id,
+                "method": "regions",
+                "n_regions": len(present),
+                **summaries[image_id],
+                "stability_spearman": seed_stability(np.stack(runs[image_id])[:, present]),
+                "stability_seeds": len(runs[image_id]),
+                "num_samples": settings.lime.num_samples,
+                **_label_columns(row),
+                "age_band": row["age_band"],
+            }
+        )
     return {"quality": pd.DataFrame(records), "failures": _failures_frame(failures)}
 
 
 # --- the stages ----------------------------------------------------------------------------------
 
-def _run_stage(stage: str, function, targets: pd.DataFrame, model, settings: ExplainSettings, fan_out: FanOut, *,
-               chunk_size: int, store: ChunkStore | None, root=None,
-               extra: Mapping[str, Any] | None = None) -> list[dict[str, pd.DataFrame]]:
+
+def _run_stage(
+    stage: str,
+    function,
+    targets: pd.DataFrame,
+    model,
+    settings: ExplainSettings,
+    fan_out: FanOut,
+    *,
+    chunk_size: int,
+    store: ChunkStore | None,
+    root=None,
+    extra: Mapping[str, Any] | None = None,
+) -> list[dict[str, pd.DataFrame]]:
     from dex_bias.models.shipping import prepare_model
 
     if int(chunk_size) < 1:
@@ -288,7 +369,7 @@ def _run_stage(stage: str, function, targets: pd.DataFrame, model, settings: Exp
     targets = targets.reset_index(drop=True)
     tasks = []
     for start in range(0, len(targets), int(chunk_size)):
-        rows = targets.iloc[start:start + int(chunk_size)].reset_index(drop=True)
+        rows = targets.iloc[start : start + int(chunk_size)].reset_index(drop=True)
         ids = tuple(rows["image_id"].astype(str))
         if extra is None:
             key, args = rows_fingerprint(rows), (rows, ref, settings)
@@ -296,44 +377,86 @@ def _run_stage(stage: str, function, targets: pd.DataFrame, model, settings: Exp
             part = {image_id: [float(v) for v in extra[image_id]] for image_id in ids}
             key, args = fingerprint(rows_fingerprint(rows), part), (rows, part, ref, settings)
         tasks.append(Task(key, ids, function, args))
-    where = None if store is None else store.stage(stage, {"model": ref.fingerprint, "model_name": ref.name,
-                                                             **settings.recipe(stage)})
+    where = (
+        None
+        if store is None
+        else store.stage(stage, {"model": ref.fingerprint, "model_name": ref.name, **settings.recipe(stage)})
+    )
     paths = targets["path"].astype(str).tolist() if "path" in targets else []
-    return run_tasks(f"explain {stage} ({ref.name})", tasks, fan_out, store=where, preload=[preload],
-                     readable=spread(paths))
+    return run_tasks(
+        f"explain {stage} ({ref.name})", tasks, fan_out, store=where, preload=[preload], readable=spread(paths)
+    )
 
 
-def explain_regions(targets: pd.DataFrame, model, settings: ExplainSettings, fan_out: FanOut, *,
-                    chunk_size: int = 8, store: ChunkStore | None = None,
-                    root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def explain_regions(
+    targets: pd.DataFrame,
+    model,
+    settings: ExplainSettings,
+    fan_out: FanOut,
+    *,
+    chunk_size: int = 8,
+    store: ChunkStore | None = None,
+    root=None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """LIME over facial regions for every target: ``(attribution rows, failures)``, in target order.
 
     ``targets``: ``image_id``, ``path``, ``predicted_age``, ``age``, ``gender``, ``race`` and the
     landmarks columns. ``model``: a Keras model or a declared model's estimator.
     """
-    results = _run_stage("regions", regions_chunk, targets, model, settings, fan_out, chunk_size=chunk_size,
-                         store=store, root=root)
-    return (concat_tables(results, "attributions", empty=empty_attributions()),
-            concat_tables(results, "failures", empty=_failures_frame([])))
+    results = _run_stage(
+        "regions", regions_chunk, targets, model, settings, fan_out, chunk_size=chunk_size, store=store, root=root
+    )
+    return (
+        concat_tables(results, "attributions", empty=empty_attributions()),
+        concat_tables(results, "failures", empty=_failures_frame([])),
+    )
 
 
-def explain_quickshift(sample: pd.DataFrame, model, settings: ExplainSettings, fan_out: FanOut, *,
-                       chunk_size: int = 8, store: ChunkStore | None = None,
-                       root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def explain_quickshift(
+    sample: pd.DataFrame,
+    model,
+    settings: ExplainSettings,
+    fan_out: FanOut,
+    *,
+    chunk_size: int = 8,
+    store: ChunkStore | None = None,
+    root=None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The article's quickshift LIME for every face of ``sample``: ``(attribution rows, failures)``."""
-    results = _run_stage("quickshift", quickshift_chunk, sample, model, settings, fan_out, chunk_size=chunk_size,
-                         store=store, root=root)
-    return (concat_tables(results, "attributions", empty=empty_attributions()),
-            concat_tables(results, "failures", empty=_failures_frame([])))
+    results = _run_stage(
+        "quickshift", quickshift_chunk, sample, model, settings, fan_out, chunk_size=chunk_size, store=store, root=root
+    )
+    return (
+        concat_tables(results, "attributions", empty=empty_attributions()),
+        concat_tables(results, "failures", empty=_failures_frame([])),
+    )
 
 
-def measure_quality(sample: pd.DataFrame, weights: Mapping[str, Sequence[float]], model, settings: ExplainSettings,
-                    fan_out: FanOut, *, chunk_size: int = 8, store: ChunkStore | None = None,
-                    root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def measure_quality(
+    sample: pd.DataFrame,
+    weights: Mapping[str, Sequence[float]],
+    model,
+    settings: ExplainSettings,
+    fan_out: FanOut,
+    *,
+    chunk_size: int = 8,
+    store: ChunkStore | None = None,
+    root=None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Deletion curves and seed stability for every face of ``sample``: ``(quality rows, failures)``.
 
     ``weights``: each face's 14 region weights (in :data:`~dex_bias.explain.regions.REGION_NAMES` order).
     """
-    results = _run_stage("quality", quality_chunk, sample, model, settings, fan_out, chunk_size=chunk_size,
-                         store=store, root=root, extra=weights)
+    results = _run_stage(
+        "quality",
+        quality_chunk,
+        sample,
+        model,
+        settings,
+        fan_out,
+        chunk_size=chunk_size,
+        store=store,
+        root=root,
+        extra=weights,
+    )
     return concat_tables(results, "quality"), concat_tables(results, "failures", empty=_failures_frame([]))

@@ -16,16 +16,40 @@ from __future__ import annotations
 import importlib
 
 _WHERE: dict[str, str] = {
-    **{name: "dex_bias.faces.columns" for name in
-       ("CROP_COLUMNS", "LANDMARK_X_COLUMNS", "LANDMARK_Y_COLUMNS", "N_LANDMARKS")},
-    **{name: "dex_bias.faces.crops" for name in
-       ("crop_image", "crop_to_image", "crop_transforms", "cut_crops", "image_to_crop",
-        "iter_crop_batches", "landmarks_in_crop", "transform_to_columns")},
-    **{name: "dex_bias.faces.detect" for name in
-       ("AlignSettings", "CropSettings", "DetectionSettings", "DetectionStage", "FivePointSettings", "NoFaceFound",
-        "align_image", "shape_predictor_path")},
-    **{name: "dex_bias.faces.align" for name in
-       ("FAILURE_COLUMNS", "FAILURE_REASONS", "LANDMARK_COLUMNS", "FanOut", "align_table")},
+    **{
+        name: "dex_bias.faces.columns"
+        for name in ("CROP_COLUMNS", "LANDMARK_X_COLUMNS", "LANDMARK_Y_COLUMNS", "N_LANDMARKS")
+    },
+    **{
+        name: "dex_bias.faces.crops"
+        for name in (
+            "crop_image",
+            "crop_to_image",
+            "crop_transforms",
+            "cut_crops",
+            "image_to_crop",
+            "iter_crop_batches",
+            "landmarks_in_crop",
+            "transform_to_columns",
+        )
+    },
+    **{
+        name: "dex_bias.faces.detect"
+        for name in (
+            "AlignSettings",
+            "CropSettings",
+            "DetectionSettings",
+            "DetectionStage",
+            "FivePointSettings",
+            "NoFaceFound",
+            "align_image",
+            "shape_predictor_path",
+        )
+    },
+    **{
+        name: "dex_bias.faces.align"
+        for name in ("FAILURE_COLUMNS", "FAILURE_REASONS", "LANDMARK_COLUMNS", "FanOut", "align_table")
+    },
 }
 
 __all__ = sorted(_WHERE)

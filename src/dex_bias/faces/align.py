@@ -15,7 +15,11 @@ import numpy as np
 import pandas as pd
 
 from dex_bias.faces.columns import (
-    CROP_COLUMNS, FIVE_POINT_X_COLUMNS, FIVE_POINT_Y_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS,
+    CROP_COLUMNS,
+    FIVE_POINT_X_COLUMNS,
+    FIVE_POINT_Y_COLUMNS,
+    LANDMARK_X_COLUMNS,
+    LANDMARK_Y_COLUMNS,
 )
 from dex_bias.faces.detect import AlignSettings, align_chunk
 from dex_bias.fanout import FanOut, Task, run_tasks
@@ -24,9 +28,19 @@ from dex_bias.fanout.engine import spread
 logger = logging.getLogger(__name__)
 
 LANDMARK_COLUMNS: tuple[str, ...] = (
-    "image_id", "face_count", "detector_score", "upsample", "detection_stage", "border_pad",
-    "box_left", "box_top", "box_right", "box_bottom",
-    *CROP_COLUMNS, *LANDMARK_X_COLUMNS, *LANDMARK_Y_COLUMNS,
+    "image_id",
+    "face_count",
+    "detector_score",
+    "upsample",
+    "detection_stage",
+    "border_pad",
+    "box_left",
+    "box_top",
+    "box_right",
+    "box_bottom",
+    *CROP_COLUMNS,
+    *LANDMARK_X_COLUMNS,
+    *LANDMARK_Y_COLUMNS,
 )
 #: Added when ``AlignSettings.five_point`` is on (the default).
 FIVE_POINT_COLUMNS: tuple[str, ...] = ("five_point_box", *FIVE_POINT_X_COLUMNS, *FIVE_POINT_Y_COLUMNS)
@@ -34,7 +48,7 @@ FAILURE_COLUMNS: tuple[str, ...] = ("image_id", "path", "reason", "detail")
 #: Failure reasons: what happened, and what to do about it.
 FAILURE_REASONS: dict[str, str] = {
     "no_face_found": "no detection stage found a frontal face; add a stage (align.detection.fallbacks) "
-                     "or lower align.detection.adjust_threshold",
+    "or lower align.detection.adjust_threshold",
     "image_unreadable": "the file could not be decoded now (it may have changed since ingest); re-run ingest",
     "alignment_error": "dlib failed on this image; see the detail",
 }
@@ -60,9 +74,15 @@ def align_table(
         raise ValueError(f"align.chunk_size must be at least 1, not {chunk_size}")
     image_ids = faces["image_id"].astype(str).tolist()
     paths = faces["path"].astype(str).tolist()
-    tasks = [Task(str(start), tuple(image_ids[start:start + chunk_size]), align_chunk,
-                  (image_ids[start:start + chunk_size], paths[start:start + chunk_size], settings))
-             for start in range(0, len(faces), int(chunk_size))]
+    tasks = [
+        Task(
+            str(start),
+            tuple(image_ids[start : start + chunk_size]),
+            align_chunk,
+            (image_ids[start : start + chunk_size], paths[start : start + chunk_size], settings),
+        )
+        for start in range(0, len(faces), int(chunk_size))
+    ]
     logger.info("Aligning %d images in %d tasks on %s", len(faces), len(tasks), fan_out.describe())
     results = run_tasks("align", tasks, fan_out, readable=spread(paths))
     aligned = [row for rows, _ in results for row in rows]
@@ -72,8 +92,9 @@ def align_table(
     failures = pd.DataFrame(failed, columns=list(FAILURE_COLUMNS))
     # Explicit dtypes, so an empty table (or a run with no faces) keeps the contract's types.
     kinds = {column: np.float64 for column in columns}
-    kinds.update({"image_id": str, "detection_stage": str, "face_count": np.int64, "upsample": np.int64,
-                  "border_pad": np.int64})
+    kinds.update(
+        {"image_id": str, "detection_stage": str, "face_count": np.int64, "upsample": np.int64, "border_pad": np.int64}
+    )
     if settings.five_point:
         kinds["five_point_box"] = str
     landmarks = landmarks.astype(kinds).copy()  # astype by column leaves one block per column: consolidate

@@ -59,8 +59,9 @@ def contact_sheet(
     return figure
 
 
-def aligned_faces_sheet(faces: pd.DataFrame, landmarks: pd.DataFrame, sheet: ContactSheetSettings,
-                        margin: float) -> Figure:
+def aligned_faces_sheet(
+    faces: pd.DataFrame, landmarks: pd.DataFrame, sheet: ContactSheetSettings, margin: float
+) -> Figure:
     """A seeded sample of ``sheet.count`` aligned crops (``landmarks``' crop transforms, images from
     ``faces``), each titled with its labels (age, gender, race) or, without them, its id; the
     heading names the crop ``margin`` and the seed."""
@@ -72,7 +73,8 @@ def aligned_faces_sheet(faces: pd.DataFrame, landmarks: pd.DataFrame, sheet: Con
     points = landmarks_in_crop(sample, size) if sheet.draw_landmarks else None
     titles = [
         f"{row.age} {GENDER_NAMES.get(row.gender, '?')} {RACE_NAMES.get(row.race, '?')}"
-        if {"age", "gender", "race"} <= set(sample.columns) else str(row.image_id)[:16]
+        if {"age", "gender", "race"} <= set(sample.columns)
+        else str(row.image_id)[:16]
         for row in sample.itertuples()
     ]
     heading = f"{count} of {len(landmarks)} aligned faces (margin {margin}, seed {sheet.seed})"

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from dex_bias.faces.columns import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS, N_LANDMARKS
+from dex_bias.faces.columns import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS
 from dex_bias.imaging import load_rgb
 
 PADDING_MODES = ("edge", "constant")
@@ -196,8 +196,9 @@ def iter_crop_batches(
     """
     from dex_bias.faces.views import STORED_CROP, iter_view_batches
 
-    for rows, (crops,) in iter_view_batches(table, [(STORED_CROP, size)], batch_size, padding=padding, fill=fill,
-                                            workers=workers, on_error=on_error):
+    for rows, (crops,) in iter_view_batches(
+        table, [(STORED_CROP, size)], batch_size, padding=padding, fill=fill, workers=workers, on_error=on_error
+    ):
         yield rows, crops
 
 
@@ -214,8 +215,10 @@ def landmarks_in_crop(landmarks: pd.DataFrame, size: int, transforms: np.ndarray
         raise KeyError(f"the table lacks landmark columns ({missing[:3]}…); pass the `landmarks` dataset")
     transforms = crop_transforms(landmarks) if transforms is None else transforms
     points = np.stack(
-        [landmarks.loc[:, list(LANDMARK_X_COLUMNS)].to_numpy(np.float64),
-         landmarks.loc[:, list(LANDMARK_Y_COLUMNS)].to_numpy(np.float64)],
+        [
+            landmarks.loc[:, list(LANDMARK_X_COLUMNS)].to_numpy(np.float64),
+            landmarks.loc[:, list(LANDMARK_Y_COLUMNS)].to_numpy(np.float64),
+        ],
         axis=-1,
     )
     return image_to_crop(points, transforms, size)

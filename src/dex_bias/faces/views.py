@@ -30,7 +30,10 @@ import numpy as np
 import pandas as pd
 
 from dex_bias.faces.columns import (
-    CROP_COLUMNS, FIVE_POINT_X_COLUMNS, FIVE_POINT_Y_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS,
+    FIVE_POINT_X_COLUMNS,
+    FIVE_POINT_Y_COLUMNS,
+    LANDMARK_X_COLUMNS,
+    LANDMARK_Y_COLUMNS,
 )
 from dex_bias.faces.crops import crop_image, crop_transforms, read_image
 
@@ -67,8 +70,9 @@ View = tuple[CropSpec, int]
 
 def _landmark_points(table: pd.DataFrame, landmarks: int) -> np.ndarray:
     """(N, K, 2) landmark points of the rows, K = 5 or 68."""
-    xs, ys = ((FIVE_POINT_X_COLUMNS, FIVE_POINT_Y_COLUMNS) if landmarks == 5
-              else (LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS))
+    xs, ys = (
+        (FIVE_POINT_X_COLUMNS, FIVE_POINT_Y_COLUMNS) if landmarks == 5 else (LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS)
+    )
     missing = [c for c in (*xs, *ys) if c not in table.columns]
     if missing:
         raise KeyError(
@@ -76,8 +80,9 @@ def _landmark_points(table: pd.DataFrame, landmarks: int) -> np.ndarray:
             "this landmarks table lacks. Re-run align with align.five_point.enabled: true "
             "(kedro run --pipelines=align), or declare the model's crop with landmarks: 68."
         )
-    points = np.stack([table.loc[:, list(xs)].to_numpy(np.float64), table.loc[:, list(ys)].to_numpy(np.float64)],
-                      axis=-1)
+    points = np.stack(
+        [table.loc[:, list(xs)].to_numpy(np.float64), table.loc[:, list(ys)].to_numpy(np.float64)], axis=-1
+    )
     if np.isnan(points).any():
         bad = table["image_id"].iloc[np.flatnonzero(np.isnan(points).any(axis=(1, 2)))[:3]].tolist()
         raise ValueError(f"{landmarks}-point landmarks are missing for some faces (e.g. {bad}); re-run align")
@@ -153,14 +158,19 @@ def view_transforms(table: pd.DataFrame, crop: CropSpec, size: int) -> np.ndarra
     """Each row's crop of ``crop`` style at ``size`` px as (N, 2, 3) unit-square-to-image maps."""
     if crop.style == "dlib_chip":
         points = _landmark_points(table, crop.landmarks)
-        return np.stack([chip_transform(chip_details(p, size, crop.padding)) for p in points]) if len(points) \
+        return (
+            np.stack([chip_transform(chip_details(p, size, crop.padding)) for p in points])
+            if len(points)
             else np.zeros((0, 2, 3))
+        )
     if crop.margin is None:
         return crop_transforms(table)
     return margin_box_transforms(table, crop.margin, crop.edge)
 
 
-def _cutters(table: pd.DataFrame, views: Sequence[View], padding: str, fill) -> list[Callable[[np.ndarray, int], np.ndarray]]:
+def _cutters(
+    table: pd.DataFrame, views: Sequence[View], padding: str, fill
+) -> list[Callable[[np.ndarray, int], np.ndarray]]:
     """One ``cut(image, row_position) -> crop`` per view, with the per-row geometry computed once."""
     cutters = []
     for crop, size in views:
@@ -170,20 +180,28 @@ def _cutters(table: pd.DataFrame, views: Sequence[View], padding: str, fill) -> 
             def cut(image, index, points=points, size=size, crop=crop):
                 import dlib
 
-                chip = dlib.extract_image_chip(np.ascontiguousarray(image), chip_details(points[index], size,
-                                                                                          crop.padding))
+                chip = dlib.extract_image_chip(
+                    np.ascontiguousarray(image), chip_details(points[index], size, crop.padding)
+                )
                 return np.asarray(chip, dtype=np.uint8)
         else:
             transforms = view_transforms(table, crop, size)
 
             def cut(image, index, transforms=transforms, size=size):
                 return crop_image(image, transforms[index], size, padding=padding, fill=fill)
+
         cutters.append(cut)
     return cutters
 
 
-def _cut_views_batch(batch: pd.DataFrame, views: Sequence[View], padding: str, fill, pool: ThreadPoolExecutor,
-                     on_error: Callable[[pd.Series, Exception], None] | None) -> tuple[pd.DataFrame, list[np.ndarray]]:
+def _cut_views_batch(
+    batch: pd.DataFrame,
+    views: Sequence[View],
+    padding: str,
+    fill,
+    pool: ThreadPoolExecutor,
+    on_error: Callable[[pd.Series, Exception], None] | None,
+) -> tuple[pd.DataFrame, list[np.ndarray]]:
     cutters = _cutters(batch, views, padding, fill)
     paths = batch["path"].tolist()
 
@@ -203,8 +221,10 @@ def _cut_views_batch(batch: pd.DataFrame, views: Sequence[View], padding: str, f
             on_error(batch.iloc[index], result)
         else:
             keep.append(index)
-    crops = [np.stack([results[i][v] for i in keep]) if keep else np.empty((0, size, size, 3), np.uint8)
-             for v, (_, size) in enumerate(views)]
+    crops = [
+        np.stack([results[i][v] for i in keep]) if keep else np.empty((0, size, size, 3), np.uint8)
+        for v, (_, size) in enumerate(views)
+    ]
     return batch.iloc[keep], crops
 
 
@@ -233,9 +253,11 @@ def iter_view_batches(
     _cutters(table.head(0), views, padding, fill)  # fail early, naming missing columns
     starts = range(0, len(table), batch_size)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, ThreadPoolExecutor(max_workers=1) as prefetch:
+
         def submit(start: int) -> Future:
-            return prefetch.submit(_cut_views_batch, table.iloc[start:start + batch_size], views, padding, fill,
-                                   pool, on_error)
+            return prefetch.submit(
+                _cut_views_batch, table.iloc[start : start + batch_size], views, padding, fill, pool, on_error
+            )
 
         pending: Future | None = submit(starts[0]) if len(starts) else None
         for position in range(len(starts)):

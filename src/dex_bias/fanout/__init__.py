@@ -27,6 +27,14 @@ from dex_bias.fanout.engine import FanOut, FanOutError, Preload, Task, close_clu
 from dex_bias.fanout.store import ChunkStore, StageStore, fingerprint, rows_fingerprint
 
 __all__ = [
-    "ChunkStore", "FanOut", "FanOutError", "Preload", "StageStore", "Task", "close_clusters", "fingerprint",
-    "rows_fingerprint", "run_tasks",
+    "ChunkStore",
+    "FanOut",
+    "FanOutError",
+    "Preload",
+    "StageStore",
+    "Task",
+    "close_clusters",
+    "fingerprint",
+    "rows_fingerprint",
+    "run_tasks",
 ]

@@ -7,7 +7,6 @@ connects to :attr:`FanOut.address`) and keeps it until the process ends or :func
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 import os
@@ -69,8 +68,9 @@ class FanOut:
         if int(self.retries) < 0:
             raise ValueError(f"{PARAMETER}.retries must be 0 or more, not {self.retries}")
         if float(self.connect_timeout) <= 0:
-            raise ValueError(f"{PARAMETER}.connect_timeout must be a positive number of seconds, not "
-                             f"{self.connect_timeout}")
+            raise ValueError(
+                f"{PARAMETER}.connect_timeout must be a positive number of seconds, not {self.connect_timeout}"
+            )
         if self.address is not None and not str(self.address).strip():
             raise ValueError(f"{PARAMETER}.address is empty: give a scheduler (tcp://host:8786) or null")
 
@@ -186,9 +186,13 @@ atexit.register(close_clusters)
 
 def _worker_environment(fan_out: FanOut) -> dict[str, str]:
     threads = str(fan_out.threads_per_worker)
-    return {"OMP_NUM_THREADS": threads, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
-            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-            "KEDRO_DISABLE_TELEMETRY": os.environ.get("KEDRO_DISABLE_TELEMETRY", "1")}
+    return {
+        "OMP_NUM_THREADS": threads,
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        "KEDRO_DISABLE_TELEMETRY": os.environ.get("KEDRO_DISABLE_TELEMETRY", "1"),
+    }
 
 
 def _client(fan_out: FanOut):
@@ -200,9 +204,17 @@ def _client(fan_out: FanOut):
             "dask.distributed is not installed in this environment: `pip install -e .` installs it "
             f"(pinned beside dask), or set {PARAMETER}.synchronous: true to run in this process"
         ) from None
-    key = ("address", fan_out.address) if fan_out.address else (
-        "local", fan_out.worker_count, fan_out.threads_per_worker, str(fan_out.memory_limit),
-        fan_out.dashboard_address)
+    key = (
+        ("address", fan_out.address)
+        if fan_out.address
+        else (
+            "local",
+            fan_out.worker_count,
+            fan_out.threads_per_worker,
+            str(fan_out.memory_limit),
+            fan_out.dashboard_address,
+        )
+    )
     if _ACTIVE["key"] == key and _ACTIVE["client"] is not None and _ACTIVE["client"].status == "running":
         return _ACTIVE["client"]
     close_clusters()
@@ -219,7 +231,7 @@ def _client(fan_out: FanOut):
             ) from None
         try:
             client.wait_for_workers(1, timeout=float(fan_out.connect_timeout))
-        except (TimeoutError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, OSError):
             client.close()
             raise FanOutError(
                 f"The Dask scheduler at {fan_out.address} (parameter {PARAMETER}.address) has no worker after "
@@ -233,15 +245,20 @@ def _client(fan_out: FanOut):
         # progress, tasks); warnings and errors still show.
         logging.getLogger("distributed").setLevel(logging.WARNING)
         try:
-            cluster = LocalCluster(n_workers=fan_out.worker_count, threads_per_worker=fan_out.threads_per_worker,
-                                   processes=True, memory_limit=fan_out.memory_limit or 0,
-                                   dashboard_address=fan_out.dashboard_address, silence_logs=logging.WARNING,
-                                   env=_worker_environment(fan_out))
+            cluster = LocalCluster(
+                n_workers=fan_out.worker_count,
+                threads_per_worker=fan_out.threads_per_worker,
+                processes=True,
+                memory_limit=fan_out.memory_limit or 0,
+                dashboard_address=fan_out.dashboard_address,
+                silence_logs=logging.WARNING,
+                env=_worker_environment(fan_out),
+            )
         except Exception as error:
             raise FanOutError(
                 f"Could not start a local Dask cluster of {fan_out.worker_count} worker processes ({error}; the "
                 "workers' own errors are above). Worker processes start afresh and import the main module: a "
-                "script must keep its work under `if __name__ == \"__main__\":`. Or set "
+                'script must keep its work under `if __name__ == "__main__":`. Or set '
                 f"{PARAMETER}.synchronous: true to run in this process."
             ) from error
         client = Client(cluster, set_as_default=False)
@@ -287,11 +304,15 @@ def _register(client, preload: Preload, fan_out: FanOut) -> None:
             "worker needs the project installed (`pip install -e .`) and the model file at the same path as "
             "this machine."
         ) from error
-    logger.info("%s loaded on every worker in %.1f s (once per worker, kept for every task)", preload.what,
-                time.perf_counter() - started)
+    logger.info(
+        "%s loaded on every worker in %.1f s (once per worker, kept for every task)",
+        preload.what,
+        time.perf_counter() - started,
+    )
 
 
 # --- running a stage -----------------------------------------------------------------------------
+
 
 @dataclass
 class _Tally:
@@ -300,8 +321,16 @@ class _Tally:
     workers: set = field(default_factory=set)
 
 
-def run_tasks(stage: str, tasks: Sequence[Task], fan_out: FanOut, *, store: StageStore | None = None,
-              preload: Sequence[Preload] = (), readable: Sequence[str] = (), unit: str = "image") -> list[Any]:
+def run_tasks(
+    stage: str,
+    tasks: Sequence[Task],
+    fan_out: FanOut,
+    *,
+    store: StageStore | None = None,
+    preload: Sequence[Preload] = (),
+    readable: Sequence[str] = (),
+    unit: str = "image",
+) -> list[Any]:
     """Run every task of ``stage`` on ``fan_out``'s engine; their results, in task order.
 
     ``store``: chunks already there are not computed again, and each computed chunk is written
@@ -322,9 +351,16 @@ def run_tasks(stage: str, tasks: Sequence[Task], fan_out: FanOut, *, store: Stag
         todo = [index for index in todo if tasks[index].key not in done]
         reused = len(tasks) - len(todo)
         if reused:
-            logger.info("%s: resuming from %s: %d of %d chunks (%d %ss) are already done there; computing the "
-                        "other %d", stage, store.folder, reused, len(tasks),
-                        total - sum(len(tasks[index].items) for index in todo), unit, len(todo))
+            logger.info(
+                "%s: resuming from %s: %d of %d chunks (%d %ss) are already done there; computing the other %d",
+                stage,
+                store.folder,
+                reused,
+                len(tasks),
+                total - sum(len(tasks[index].items) for index in todo),
+                unit,
+                len(todo),
+            )
     results: list[Any] = [None] * len(tasks)
     finished = [False] * len(tasks)
     tally = _Tally()
@@ -341,8 +377,14 @@ def run_tasks(stage: str, tasks: Sequence[Task], fan_out: FanOut, *, store: Stag
         tally.workers.add(output.worker)
         progress.update(len(task.items))
 
-    progress = Progress(stage, total, initial=total - sum(len(tasks[i].items) for i in todo), unit=unit,
-                        log_every=fan_out.log_every, bar=fan_out.progress)
+    progress = Progress(
+        stage,
+        total,
+        initial=total - sum(len(tasks[i].items) for i in todo),
+        unit=unit,
+        log_every=fan_out.log_every,
+        bar=fan_out.progress,
+    )
     clock = {"started": time.perf_counter()}
 
     def ready() -> None:
@@ -352,8 +394,13 @@ def run_tasks(stage: str, tasks: Sequence[Task], fan_out: FanOut, *, store: Stag
     threads = 1
     try:
         if todo and fan_out.synchronous:
-            logger.info("%s: %d tasks of up to %d %ss in this process (dask.synchronous)", stage, len(todo),
-                        max(len(tasks[i].items) for i in todo), unit)
+            logger.info(
+                "%s: %d tasks of up to %d %ss in this process (dask.synchronous)",
+                stage,
+                len(todo),
+                max(len(tasks[i].items) for i in todo),
+                unit,
+            )
             for item in preload:
                 item.load_here(None)
             ready()
@@ -376,18 +423,34 @@ def run_tasks(stage: str, tasks: Sequence[Task], fan_out: FanOut, *, store: Stag
     if tally.tasks:
         wall = time.perf_counter() - clock["started"]
         idle = max(0.0, wall * threads - tally.task_seconds)
-        logger.info("%s: %d tasks on %d worker process(es): %.1f s of task time in %.1f s on %d thread(s) "
-                    "(%.0f %% busy; %.0f ms a task idle or in transit)", stage, tally.tasks, len(tally.workers),
-                    tally.task_seconds, wall, threads, 100.0 * tally.task_seconds / max(wall * threads, 1e-9),
-                    1000.0 * idle / tally.tasks)
+        logger.info(
+            "%s: %d tasks on %d worker process(es): %.1f s of task time in %.1f s on %d thread(s) "
+            "(%.0f %% busy; %.0f ms a task idle or in transit)",
+            stage,
+            tally.tasks,
+            len(tally.workers),
+            tally.task_seconds,
+            wall,
+            threads,
+            100.0 * tally.task_seconds / max(wall * threads, 1e-9),
+            1000.0 * idle / tally.tasks,
+        )
     if store is not None:
         return [store.read(task.key) for task in tasks]
     return results
 
 
-def _run_on_dask(stage: str, tasks: list[Task], todo: list[int], fan_out: FanOut, preload: Sequence[Preload],
-                 readable: Sequence[str], unit: str, finish: Callable[[int, TaskOutput], None],
-                 ready: Callable[[], None]) -> int:
+def _run_on_dask(
+    stage: str,
+    tasks: list[Task],
+    todo: list[int],
+    fan_out: FanOut,
+    preload: Sequence[Preload],
+    readable: Sequence[str],
+    unit: str,
+    finish: Callable[[int, TaskOutput], None],
+    ready: Callable[[], None],
+) -> int:
     from distributed import as_completed
 
     try:
@@ -395,9 +458,17 @@ def _run_on_dask(stage: str, tasks: list[Task], todo: list[int], fan_out: FanOut
         nthreads = client.nthreads()
         threads = max(1, sum(nthreads.values()))
         dashboard = _dashboard(client)
-        logger.info("%s: %d tasks of up to %d %ss on %s: %d worker(s), %d thread(s)%s", stage, len(todo),
-                    max(len(tasks[i].items) for i in todo), unit, fan_out.describe(), len(nthreads), threads,
-                    f"; Dask dashboard: {dashboard}" if dashboard else "")
+        logger.info(
+            "%s: %d tasks of up to %d %ss on %s: %d worker(s), %d thread(s)%s",
+            stage,
+            len(todo),
+            max(len(tasks[i].items) for i in todo),
+            unit,
+            fan_out.describe(),
+            len(nthreads),
+            threads,
+            f"; Dask dashboard: {dashboard}" if dashboard else "",
+        )
         _check_readable(client, readable, fan_out)
         for item in preload:
             _register(client, item, fan_out)
@@ -413,8 +484,15 @@ def _run_on_dask(stage: str, tasks: list[Task], todo: list[int], fan_out: FanOut
     def submit() -> None:
         index = pending.popleft()
         task = tasks[index]
-        future = client.submit(_call, task.function, task.args, task.kwargs, retries=int(fan_out.retries),
-                               pure=False, key=f"{slug}-{index}-{uuid.uuid4().hex[:8]}")
+        future = client.submit(
+            _call,
+            task.function,
+            task.args,
+            task.kwargs,
+            retries=int(fan_out.retries),
+            pure=False,
+            key=f"{slug}-{index}-{uuid.uuid4().hex[:8]}",
+        )
         in_flight[future] = index
         completed.add(future)
 
@@ -436,13 +514,14 @@ def _run_on_dask(stage: str, tasks: list[Task], todo: list[int], fan_out: FanOut
     return threads
 
 
-def _unfinished(stage: str, tasks: list[Task], left: list[int], store: StageStore | None, unit: str,
-                error: BaseException) -> str:
+def _unfinished(
+    stage: str, tasks: list[Task], left: list[int], store: StageStore | None, unit: str, error: BaseException
+) -> str:
     """Which images a stopped stage did not do, and how to resume."""
     items = [item for index in left for item in tasks[index].items]
     done_chunks = len(tasks) - len(left)
     cause = "it was interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
-    text = (f"{stage} stopped ({cause}). {len(items)} {unit}s in {len(left)} of {len(tasks)} chunks are not done")
+    text = f"{stage} stopped ({cause}). {len(items)} {unit}s in {len(left)} of {len(tasks)} chunks are not done"
     if items:
         text += f", e.g. {', '.join(items[:5])}"
     listing = None
@@ -454,8 +533,10 @@ def _unfinished(stage: str, tasks: list[Task], left: list[int], store: StageStor
         except OSError:
             listing = None
     if store is not None:
-        text += (f". The {done_chunks} chunks done are kept in {store.folder}: run the same command again, with the "
-                 "same inputs and parameters, and only the missing chunks are computed.")
+        text += (
+            f". The {done_chunks} chunks done are kept in {store.folder}: run the same command again, with the "
+            "same inputs and parameters, and only the missing chunks are computed."
+        )
     else:
         text += ". Run the same command again to redo the stage."
     return text

@@ -26,8 +26,16 @@ class Progress:
     ``log_every`` seconds (and at the end) says the same for the run's log.
     """
 
-    def __init__(self, stage: str, total: int, *, initial: int = 0, unit: str = "image", log_every: float = 10.0,
-                 bar: bool = True):
+    def __init__(
+        self,
+        stage: str,
+        total: int,
+        *,
+        initial: int = 0,
+        unit: str = "image",
+        log_every: float = 10.0,
+        bar: bool = True,
+    ):
         self.stage, self.total, self.initial, self.unit = stage, int(total), int(initial), unit
         self.done = int(initial)
         self.log_every = float(log_every)
@@ -37,8 +45,9 @@ class Progress:
         if bar:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, initial=self.initial, desc=stage, unit=unit, mininterval=1.0,
-                             dynamic_ncols=True)
+            self._bar = tqdm(
+                total=self.total, initial=self.initial, desc=stage, unit=unit, mininterval=1.0, dynamic_ncols=True
+            )
 
     @property
     def rate(self) -> float:
@@ -70,6 +79,15 @@ class Progress:
             self._bar = None
         elapsed = time.perf_counter() - self.started
         new = self.done - self.initial
-        logger.info("%s: %d/%d %ss done; %d in this run in %s (%.2f %ss/s)%s", self.stage, self.done, self.total,
-                    self.unit, new, duration(elapsed), new / max(elapsed, 1e-9), self.unit,
-                    f", {self.initial} done before" if self.initial else "")
+        logger.info(
+            "%s: %d/%d %ss done; %d in this run in %s (%.2f %ss/s)%s",
+            self.stage,
+            self.done,
+            self.total,
+            self.unit,
+            new,
+            duration(elapsed),
+            new / max(elapsed, 1e-9),
+            self.unit,
+            f", {self.initial} done before" if self.initial else "",
+        )

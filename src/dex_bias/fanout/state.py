@@ -13,14 +13,15 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 #: Entries kept per process (each may be an age model of up to a few hundred MB).
 MAX_ENTRIES = 3
 
-_CACHE: "OrderedDict[str, Any]" = OrderedDict()
+_CACHE: OrderedDict[str, Any] = OrderedDict()
 _LOCK = threading.RLock()
 #: Seconds each entry took to load here (for the per-task overhead report).
 LOAD_SECONDS: dict[str, float] = {}
@@ -60,7 +61,8 @@ def get(key: str, what: str = "state") -> Any:
             raise StateMissing(
                 f"{what} (key {key}) is not loaded in process {os.getpid()}: it is loaded when a worker "
                 "joins, by the Preload plugin dex_bias.fanout registers before it submits tasks; was this "
-                "task submitted by hand?")
+                "task submitted by hand?"
+            )
         _CACHE.move_to_end(key)
         return _CACHE[key]
 

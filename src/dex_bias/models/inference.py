@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ from dex_bias.fanout import ChunkStore, FanOut, Task, rows_fingerprint, run_task
 from dex_bias.fanout.engine import spread
 from dex_bias.fanout.store import concat_tables
 from dex_bias.models.runtime import AgeEstimator, HeadOutputs, as_estimator
-from dex_bias.models.spec import AGES, MODEL_SPECS
+from dex_bias.models.spec import MODEL_SPECS
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +69,20 @@ def join_faces_and_landmarks(faces: pd.DataFrame, landmarks: pd.DataFrame) -> tu
     extra = [c for c in landmarks.columns if c == "image_id" or c not in faces.columns]
     joined = faces.merge(landmarks[extra], on="image_id", how="left", indicator=True, validate="one_to_one")
     missing = joined["_merge"] == "left_only"
-    without = pd.DataFrame({
-        "image_id": joined.loc[missing, "image_id"].astype(str).to_numpy(),
-        "reason": "missing_landmarks",
-        "detail": "no face was found by align (see alignment_failures)",
-    }, columns=FAILURE_COLUMNS)
+    without = pd.DataFrame(
+        {
+            "image_id": joined.loc[missing, "image_id"].astype(str).to_numpy(),
+            "reason": "missing_landmarks",
+            "detail": "no face was found by align (see alignment_failures)",
+        },
+        columns=FAILURE_COLUMNS,
+    )
     return joined.loc[~missing].drop(columns="_merge").reset_index(drop=True), without
 
 
-def prediction_frame(rows: pd.DataFrame, outputs: HeadOutputs, estimator: AgeEstimator,
-                     model_version: str | None = None) -> pd.DataFrame:
+def prediction_frame(
+    rows: pd.DataFrame, outputs: HeadOutputs, estimator: AgeEstimator, model_version: str | None = None
+) -> pd.DataFrame:
     """One ``predictions`` chunk for ``rows`` (with ``image_id`` and the carried columns) and their model outputs."""
     spec = estimator.spec
     columns: dict[str, Any] = {"image_id": rows["image_id"].astype(str).to_numpy()}
@@ -90,13 +95,17 @@ def prediction_frame(rows: pd.DataFrame, outputs: HeadOutputs, estimator: AgeEst
     else:
         class_ages = np.asarray(spec.class_ages, dtype=np.float64)
         columns["argmax_age"] = class_ages[np.argmax(outputs.age_output, axis=1)] if len(rows) else np.empty(0)
-    columns["prob_female"] = (np.asarray(outputs.prob_female, dtype=np.float64) if outputs.prob_female is not None
-                              else np.full(len(rows), np.nan))
+    columns["prob_female"] = (
+        np.asarray(outputs.prob_female, dtype=np.float64)
+        if outputs.prob_female is not None
+        else np.full(len(rows), np.nan)
+    )
     frame = pd.DataFrame(columns)
     if spec.class_ages is not None:
-        probabilities = pd.DataFrame(np.asarray(outputs.age_output, dtype=np.float32)
-                                     .reshape(len(rows), len(spec.probability_columns)),
-                                     columns=spec.probability_columns)
+        probabilities = pd.DataFrame(
+            np.asarray(outputs.age_output, dtype=np.float32).reshape(len(rows), len(spec.probability_columns)),
+            columns=spec.probability_columns,
+        )
         frame = pd.concat([frame, probabilities], axis=1)
     frame["model_name"] = estimator.name
     frame["model_version"] = model_version or estimator.version
@@ -107,15 +116,26 @@ def empty_predictions(estimator: AgeEstimator, model_version: str | None = None)
     """A ``predictions`` table with no rows and the model's columns."""
     classes = len(estimator.spec.class_ages) if estimator.spec.class_ages is not None else 1
     nothing = HeadOutputs(np.empty((0, classes)), np.empty(0), None)
-    rows = pd.DataFrame({"image_id": pd.Series(dtype=str),
-                         **{name: pd.Series(dtype=np.int64) for name in ("age", "gender", "race")},
-                         "split": pd.Series(dtype=str)})
+    rows = pd.DataFrame(
+        {
+            "image_id": pd.Series(dtype=str),
+            **{name: pd.Series(dtype=np.int64) for name in ("age", "gender", "race")},
+            "split": pd.Series(dtype=str),
+        }
+    )
     return prediction_frame(rows, nothing, estimator, model_version)
 
 
-def iter_predictions(model, table: pd.DataFrame, *, batch_size: int = 64, padding: str = "edge",
-                     workers: int = 2, model_version: str | None = None,
-                     failures: list[dict[str, str]] | None = None) -> Iterable[pd.DataFrame]:
+def iter_predictions(
+    model,
+    table: pd.DataFrame,
+    *,
+    batch_size: int = 64,
+    padding: str = "edge",
+    workers: int = 2,
+    model_version: str | None = None,
+    failures: list[dict[str, str]] | None = None,
+) -> Iterable[pd.DataFrame]:
     """Stream ``predictions`` chunks for ``table`` (faces joined with landmarks), ``batch_size`` faces at a time.
 
     ``model``: an :class:`~dex_bias.models.runtime.AgeEstimator` or a Keras model of a known
@@ -129,8 +149,9 @@ def iter_predictions(model, table: pd.DataFrame, *, batch_size: int = 64, paddin
 
     def record(row: pd.Series, error: Exception) -> None:
         reason_code = getattr(error, "reason", type(error).__name__)
-        failures.append({"image_id": str(row["image_id"]), "reason": "unreadable_image",
-                         "detail": f"{reason_code}: {error}"})
+        failures.append(
+            {"image_id": str(row["image_id"]), "reason": "unreadable_image", "detail": f"{reason_code}: {error}"}
+        )
 
     views = [spec.view for spec in estimator.views]
     for rows, crops in iter_view_batches(table, views, batch_size, padding=padding, workers=workers, on_error=record):
@@ -139,9 +160,16 @@ def iter_predictions(model, table: pd.DataFrame, *, batch_size: int = 64, paddin
         yield prediction_frame(rows, estimator.predict(crops), estimator, model_version)
 
 
-def predict_faces(model, table: pd.DataFrame, *, batch_size: int = 64, padding: str = "edge",
-                  workers: int = 2, model_version: str | None = None,
-                  log_every: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
+def predict_faces(
+    model,
+    table: pd.DataFrame,
+    *,
+    batch_size: int = 64,
+    padding: str = "edge",
+    workers: int = 2,
+    model_version: str | None = None,
+    log_every: int = 20,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict every face of ``table``: ``(predictions, failures)``, with progress in the log.
 
     ``len(predictions) + len(failures) == len(table)`` always holds.
@@ -151,43 +179,84 @@ def predict_faces(model, table: pd.DataFrame, *, batch_size: int = 64, padding: 
     started = time.perf_counter()
     done = 0
     batches = max(1, -(-len(table) // batch_size))
-    for position, chunk in enumerate(iter_predictions(model, table, batch_size=batch_size, padding=padding,
-                                                      workers=workers, model_version=model_version,
-                                                      failures=failures), start=1):
+    for position, chunk in enumerate(
+        iter_predictions(
+            model,
+            table,
+            batch_size=batch_size,
+            padding=padding,
+            workers=workers,
+            model_version=model_version,
+            failures=failures,
+        ),
+        start=1,
+    ):
         chunks.append(chunk)
         done += len(chunk)
         if log_every and (position % log_every == 0):
             elapsed = time.perf_counter() - started
             logger.info("predicted %d/%d faces (%.0f faces/s)", done, len(table), done / max(elapsed, 1e-9))
-    predictions = (pd.concat(chunks, ignore_index=True) if chunks
-                   else empty_predictions(as_estimator(model), model_version))
+    predictions = (
+        pd.concat(chunks, ignore_index=True) if chunks else empty_predictions(as_estimator(model), model_version)
+    )
     failed = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
     elapsed = time.perf_counter() - started
-    logger.info("Predicted %d faces in %.1f s (%d batches of up to %d); %d unreadable.",
-                len(predictions), elapsed, batches, batch_size, len(failed))
+    logger.info(
+        "Predicted %d faces in %.1f s (%d batches of up to %d); %d unreadable.",
+        len(predictions),
+        elapsed,
+        batches,
+        batch_size,
+        len(failed),
+    )
     if len(predictions) + len(failed) != len(table):
-        raise RuntimeError(f"inference lost faces: {len(table)} in, {len(predictions)} predicted, "
-                           f"{len(failed)} failed")
+        raise RuntimeError(f"inference lost faces: {len(table)} in, {len(predictions)} predicted, {len(failed)} failed")
     return predictions, failed
 
 
-def predict_chunk(rows: pd.DataFrame, model, *, batch_size: int = 64, padding: str = "edge", workers: int = 2,
-                  model_version: str | None = None) -> dict[str, pd.DataFrame]:
+def predict_chunk(
+    rows: pd.DataFrame,
+    model,
+    *,
+    batch_size: int = 64,
+    padding: str = "edge",
+    workers: int = 2,
+    model_version: str | None = None,
+) -> dict[str, pd.DataFrame]:
     """One Dask task: ``{"predictions", "failures"}`` of ``rows`` (faces joined with landmarks).
 
     ``model``: a :class:`~dex_bias.models.shipping.ModelRef` (the model loaded on this worker).
     """
     estimator = model.estimator()
     failures: list[dict[str, str]] = []
-    chunks = list(iter_predictions(estimator, rows, batch_size=batch_size, padding=padding, workers=workers,
-                                   model_version=model_version, failures=failures))
-    predictions = (pd.concat(chunks, ignore_index=True) if chunks else empty_predictions(estimator, model_version))
+    chunks = list(
+        iter_predictions(
+            estimator,
+            rows,
+            batch_size=batch_size,
+            padding=padding,
+            workers=workers,
+            model_version=model_version,
+            failures=failures,
+        )
+    )
+    predictions = pd.concat(chunks, ignore_index=True) if chunks else empty_predictions(estimator, model_version)
     return {"predictions": predictions, "failures": pd.DataFrame(failures, columns=FAILURE_COLUMNS)}
 
 
-def predict_table(model, table: pd.DataFrame, fan_out: FanOut, *, batch_size: int = 64,
-                  chunk_size: int = 256, padding: str = "edge", workers: int = 2, model_version: str | None = None,
-                  store: ChunkStore | None = None, root=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def predict_table(
+    model,
+    table: pd.DataFrame,
+    fan_out: FanOut,
+    *,
+    batch_size: int = 64,
+    chunk_size: int = 256,
+    padding: str = "edge",
+    workers: int = 2,
+    model_version: str | None = None,
+    store: ChunkStore | None = None,
+    root=None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict every face of ``table`` on ``fan_out``'s engine: ``(predictions, failures)``, in table order.
 
     ``chunk_size`` faces make one task (rounded up to whole batches of ``batch_size``, so every
@@ -207,13 +276,21 @@ def predict_table(model, table: pd.DataFrame, fan_out: FanOut, *, batch_size: in
     table = table.reset_index(drop=True)
     tasks = []
     for start in range(0, len(table), per_task):
-        rows = table.iloc[start:start + per_task].reset_index(drop=True)
-        tasks.append(Task(rows_fingerprint(rows), tuple(rows["image_id"].astype(str)), predict_chunk, (rows, ref),
-                          settings))
-    stage = None if store is None else store.stage("infer", {"model": ref.fingerprint, "model_name": ref.name,
-                                                              **settings})
-    results = run_tasks(f"infer ({estimator.name})", tasks, fan_out, store=stage, preload=[preload],
-                        readable=spread(table["path"].astype(str).tolist()) if "path" in table else ())
+        rows = table.iloc[start : start + per_task].reset_index(drop=True)
+        tasks.append(
+            Task(rows_fingerprint(rows), tuple(rows["image_id"].astype(str)), predict_chunk, (rows, ref), settings)
+        )
+    stage = (
+        None if store is None else store.stage("infer", {"model": ref.fingerprint, "model_name": ref.name, **settings})
+    )
+    results = run_tasks(
+        f"infer ({estimator.name})",
+        tasks,
+        fan_out,
+        store=stage,
+        preload=[preload],
+        readable=spread(table["path"].astype(str).tolist()) if "path" in table else (),
+    )
     predictions = concat_tables(results, "predictions", empty=empty_predictions(estimator, version))
     failed = concat_tables(results, "failures", empty=pd.DataFrame(columns=FAILURE_COLUMNS))
     if len(predictions) + len(failed) != len(table):

@@ -61,17 +61,19 @@ def declared_models(params: ModelsSettings) -> dict[str, ModelSpec]:
     models = published_models()
     for name, declaration in params.declarations.items():
         if name in models:
-            raise DeclarationError(name, "this key is a published model of the registry "
-                                         "(dex_bias/models/published.yml)",
-                                   "give your declaration another name, or move the registry model's file "
-                                   "with `models.files`")
+            raise DeclarationError(
+                name,
+                "this key is a published model of the registry (dex_bias/models/published.yml)",
+                "give your declaration another name, or move the registry model's file with `models.files`",
+            )
         if name == TRAINED:
             raise DeclarationError(name, f"{TRAINED!r} is the model the train pipeline makes", "pick another name")
         models[name] = ModelSpec.from_dict(name, declaration)
     for name, path in params.files.items():
         if name not in models:
-            raise DeclarationError(name, "`models.files` names a model that is not declared",
-                                   f"declared models: {sorted(models)}")
+            raise DeclarationError(
+                name, "`models.files` names a model that is not declared", f"declared models: {sorted(models)}"
+            )
         models[name] = dataclasses.replace(models[name], file=str(path))
     return models
 
@@ -80,17 +82,24 @@ def audited_models(params: ModelsSettings) -> list[str]:
     """The keys of ``models.audit``, in order, each ``trained`` or a declared model (checked)."""
     audit = list(params.audit)
     if not audit:
-        raise ValueError(f"`models.audit` is empty: list the models to audit ({TRAINED!r}: the model the train "
-                         "pipeline makes; or declared models)")
+        raise ValueError(
+            f"`models.audit` is empty: list the models to audit ({TRAINED!r}: the model the train "
+            "pipeline makes; or declared models)"
+        )
     known = declared_models(params)
     unknown = [key for key in audit if key != TRAINED and key not in known]
     if unknown:
-        raise DeclarationError(", ".join(unknown), "listed in `models.audit` but not declared",
-                               f"declare it under `models.declarations`, or pick one of {[TRAINED, *sorted(known)]}")
+        raise DeclarationError(
+            ", ".join(unknown),
+            "listed in `models.audit` but not declared",
+            f"declare it under `models.declarations`, or pick one of {[TRAINED, *sorted(known)]}",
+        )
     if len(set(audit)) != len(audit):
         raise ValueError(f"`models.audit` lists a model twice: {audit}")
     for key in audit:
         if not key.isidentifier():
-            raise ValueError(f"`models.audit`: {key!r} is not a valid name (letters, digits and _; it prefixes "
-                             "dataset names such as <model>.predictions)")
+            raise ValueError(
+                f"`models.audit`: {key!r} is not a valid name (letters, digits and _; it prefixes "
+                "dataset names such as <model>.predictions)"
+            )
     return audit

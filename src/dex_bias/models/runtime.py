@@ -20,9 +20,10 @@ read), :func:`as_estimator` wraps a Keras model trained here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,15 +55,20 @@ class KerasNetwork:
         single = not isinstance(model.outputs, (list, tuple)) or len(model.outputs) == 1
         age_at = output_index(model, spec.age_output) if spec.age_output else None
         if age_at is None and not single:
-            raise DeclarationError(spec.name, f"the Keras model has outputs {names}, none named "
-                                              f"{spec.age_output!r}", "set `age.output` to the age output's name")
+            raise DeclarationError(
+                spec.name,
+                f"the Keras model has outputs {names}, none named {spec.age_output!r}",
+                "set `age.output` to the age output's name",
+            )
         gender_at = None
         if spec.gender is not None and spec.gender.file is None and not single:
             gender_at = output_index(model, spec.gender.output) if spec.gender.output else None
             if gender_at is None:
-                raise DeclarationError(spec.name, f"the Keras model has outputs {names}, none named "
-                                                  f"{spec.gender.output!r}",
-                                       "set `gender.output`, or `gender: null` for a model without one")
+                raise DeclarationError(
+                    spec.name,
+                    f"the Keras model has outputs {names}, none named {spec.gender.output!r}",
+                    "set `gender.output`, or `gender: null` for a model without one",
+                )
         size = spec.input.size
 
         @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)], reduce_retracing=True)
@@ -91,8 +97,16 @@ class OnnxNetwork:
     meant); ``columns``: the class count each should have (``None``: not checked).
     """
 
-    def __init__(self, path: str | Path, spec: InputSpec, outputs: Sequence[str | None],
-                 columns: Sequence[int | None], *, model: str, threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        spec: InputSpec,
+        outputs: Sequence[str | None],
+        columns: Sequence[int | None],
+        *,
+        model: str,
+        threads: int | None = None,
+    ):
         import onnxruntime as ort
 
         from dex_bias.models.weights import WeightsFileError
@@ -102,48 +116,72 @@ class OnnxNetwork:
         if threads:
             options.intra_op_num_threads = int(threads)
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options,
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:
-            raise WeightsFileError(self.path, f"an ONNX graph for model {model!r}",
-                                   f"a file onnxruntime cannot open ({type(exc).__name__}: {exc})",
-                                   "check the declaration's `file` (and its checksum)") from exc
+            raise WeightsFileError(
+                self.path,
+                f"an ONNX graph for model {model!r}",
+                f"a file onnxruntime cannot open ({type(exc).__name__}: {exc})",
+                "check the declaration's `file` (and its checksum)",
+            ) from exc
         inputs = self.session.get_inputs()
         graph_outputs = {o.name: o for o in self.session.get_outputs()}
         expected_input = f"input {spec.name or '<the only one>'} shaped [N, {', '.join(map(str, spec.shape))}] float32"
         if spec.name is None and len(inputs) != 1:
-            raise WeightsFileError(self.path, expected_input, f"{len(inputs)} inputs {[i.name for i in inputs]}",
-                                   "name the image input in `input.name`")
+            raise WeightsFileError(
+                self.path,
+                expected_input,
+                f"{len(inputs)} inputs {[i.name for i in inputs]}",
+                "name the image input in `input.name`",
+            )
         matching = [i for i in inputs if spec.name in (None, i.name)]
         if not matching:
-            raise WeightsFileError(self.path, expected_input, f"inputs {[i.name for i in inputs]}",
-                                   "fix `input.name`")
+            raise WeightsFileError(self.path, expected_input, f"inputs {[i.name for i in inputs]}", "fix `input.name`")
         graph_input = matching[0]
         found_shape = list(graph_input.shape)
         # Symbolic dimensions (a free batch, or a free side) accept the declared value.
-        if len(found_shape) != 4 or any(isinstance(found, int) and found != declared
-                                        for found, declared in zip(found_shape[1:], spec.shape)):
-            raise WeightsFileError(self.path, expected_input,
-                                   f"input {graph_input.name!r} shaped {found_shape} ({graph_input.type})",
-                                   "fix `input.size` and `input.layout` (NCHW: [N, 3, S, S]; NHWC: [N, S, S, 3])")
+        if len(found_shape) != 4 or any(
+            isinstance(found, int) and found != declared for found, declared in zip(found_shape[1:], spec.shape)
+        ):
+            raise WeightsFileError(
+                self.path,
+                expected_input,
+                f"input {graph_input.name!r} shaped {found_shape} ({graph_input.type})",
+                "fix `input.size` and `input.layout` (NCHW: [N, 3, S, S]; NHWC: [N, S, S, 3])",
+            )
         if graph_input.type != "tensor(float)":
-            raise WeightsFileError(self.path, expected_input, f"input type {graph_input.type}",
-                                   "dex_bias feeds float32 tensors")
+            raise WeightsFileError(
+                self.path, expected_input, f"input type {graph_input.type}", "dex_bias feeds float32 tensors"
+            )
         self.input_name = graph_input.name
         self.output_names: list[str] = []
         for name, count in zip(outputs, columns):
             if name is None:
                 if len(graph_outputs) != 1:
-                    raise WeightsFileError(self.path, "one output, or an output named in the declaration",
-                                           f"outputs {sorted(graph_outputs)}", "set `age.output` / `gender.output`")
+                    raise WeightsFileError(
+                        self.path,
+                        "one output, or an output named in the declaration",
+                        f"outputs {sorted(graph_outputs)}",
+                        "set `age.output` / `gender.output`",
+                    )
                 name = next(iter(graph_outputs))
             if name not in graph_outputs:
-                raise WeightsFileError(self.path, f"an output named {name!r}", f"outputs {sorted(graph_outputs)}",
-                                       "fix the declaration's output name")
+                raise WeightsFileError(
+                    self.path,
+                    f"an output named {name!r}",
+                    f"outputs {sorted(graph_outputs)}",
+                    "fix the declaration's output name",
+                )
             shape = list(graph_outputs[name].shape)
             if count is not None and (len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != count)):
-                raise WeightsFileError(self.path, f"output {name!r} shaped [N, {count}] (one column per declared class)",
-                                       f"output {name!r} shaped {shape}", "fix `age.classes` (or the gender output)")
+                raise WeightsFileError(
+                    self.path,
+                    f"output {name!r} shaped [N, {count}] (one column per declared class)",
+                    f"output {name!r} shaped {shape}",
+                    "fix `age.classes` (or the gender output)",
+                )
             self.output_names.append(name)
         self.spec = spec
         self.model = model
@@ -174,8 +212,9 @@ class AgeEstimator:
     @property
     def version(self) -> str:
         card = self.card or {}
-        return str(card.get("version") or str(card.get("weights_sha256") or self.spec.sha256 or "")[:12]
-                   or "unversioned")
+        return str(
+            card.get("version") or str(card.get("weights_sha256") or self.spec.sha256 or "")[:12] or "unversioned"
+        )
 
     @property
     def views(self) -> tuple[InputSpec, ...]:
@@ -188,8 +227,9 @@ class AgeEstimator:
     def predict(self, crops: Sequence[np.ndarray]) -> HeadOutputs:
         """One crop batch per view (uint8 RGB ``(N, S, S, 3)``) -> :class:`HeadOutputs`."""
         if len(crops) != len(self.views):
-            raise ValueError(f"model {self.name!r} takes {len(self.views)} crop batch(es), one per input; "
-                             f"got {len(crops)}")
+            raise ValueError(
+                f"model {self.name!r} takes {len(self.views)} crop batch(es), one per input; got {len(crops)}"
+            )
         age_batch = self.spec.check_batch(crops[0])
         if isinstance(self.age_network, KerasNetwork):
             age, gender = self.age_network(age_batch)
@@ -249,8 +289,9 @@ def as_estimator(model) -> AgeEstimator:
     return estimator
 
 
-def load_estimator(spec: ModelSpec, *, root: str | Path | None = None, threads: int | None = None,
-                   trust_unsafe: bool = False) -> AgeEstimator:
+def load_estimator(
+    spec: ModelSpec, *, root: str | Path | None = None, threads: int | None = None, trust_unsafe: bool = False
+) -> AgeEstimator:
     """Open a declaration's file(s) and return the estimator; nothing about images is read.
 
     Checks, in order, each raising :class:`~dex_bias.models.weights.WeightsFileError` or
@@ -265,8 +306,15 @@ def load_estimator(spec: ModelSpec, *, root: str | Path | None = None, threads: 
         raise DeclarationError(spec.name, "no `file`: a declared model needs the file it runs")
     path = resolve_model_file(spec.file, root=root, model=spec)
     sha = verify_checksum(path, spec.sha256, model=spec)
-    card = {"model": spec.name, "source": "declared", "weights_file": str(path), "weights_sha256": sha,
-            "version": sha[:12], "trained_splits": [], **{k: str(v) for k, v in spec.provenance.items()}}
+    card = {
+        "model": spec.name,
+        "source": "declared",
+        "weights_file": str(path),
+        "weights_sha256": sha,
+        "version": sha[:12],
+        "trained_splits": [],
+        **{k: str(v) for k, v in spec.provenance.items()},
+    }
     n_classes = len(spec.class_ages) if spec.class_ages is not None else 1
     if spec.format == "onnx":
         outputs: list[str | None] = [spec.age_output]
@@ -280,10 +328,21 @@ def load_estimator(spec: ModelSpec, *, root: str | Path | None = None, threads: 
             gender_path = resolve_model_file(spec.gender.file, root=root, model=spec)
             card["gender_sha256"] = verify_checksum(gender_path, spec.gender.sha256, model=spec)
             card["gender_file"] = str(gender_path)
-            gender_network = OnnxNetwork(gender_path, spec.gender.input, [spec.gender.output], [2],
-                                         model=f"{spec.name} (gender)", threads=threads)
-        logger.info("Opened %s (ONNX %s, sha256 %s…)%s.", spec.name, path, sha[:12],
-                    f" with its gender network {spec.gender.file}" if gender_network else "")
+            gender_network = OnnxNetwork(
+                gender_path,
+                spec.gender.input,
+                [spec.gender.output],
+                [2],
+                model=f"{spec.name} (gender)",
+                threads=threads,
+            )
+        logger.info(
+            "Opened %s (ONNX %s, sha256 %s…)%s.",
+            spec.name,
+            path,
+            sha[:12],
+            f" with its gender network {spec.gender.file}" if gender_network else "",
+        )
         return AgeEstimator(spec, age_network, gender_network, card=card)
     if str(path).endswith(".keras"):
         model = load_keras_model(path, trust_unsafe=trust_unsafe)
@@ -291,6 +350,7 @@ def load_estimator(spec: ModelSpec, *, root: str | Path | None = None, threads: 
     else:
         model, match = build_for_weights(spec, path)
     card["weights_match"] = match
-    logger.info("Opened %s (Keras %s into %s, %s, sha256 %s…).", spec.name, path, spec.backbone or model.name,
-                match, sha[:12])
+    logger.info(
+        "Opened %s (Keras %s into %s, %s, sha256 %s…).", spec.name, path, spec.backbone or model.name, match, sha[:12]
+    )
     return AgeEstimator(spec, KerasNetwork(model, spec), card=card, keras_model=model)

@@ -29,8 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dex_bias.fanout import Preload, fingerprint
-from dex_bias.fanout import state
+from dex_bias.fanout import Preload, fingerprint, state
 from dex_bias.models.runtime import AgeEstimator, as_estimator
 
 
@@ -115,8 +114,9 @@ def _files_as_opened(estimator: AgeEstimator):
 
     spec = dataclasses.replace(spec, file=opened(spec.file, card.get("weights_file")))
     if spec.gender is not None and spec.gender.file is not None:
-        spec = dataclasses.replace(spec, gender=dataclasses.replace(
-            spec.gender, file=opened(spec.gender.file, card.get("gender_file"))))
+        spec = dataclasses.replace(
+            spec, gender=dataclasses.replace(spec.gender, file=opened(spec.gender.file, card.get("gender_file")))
+        )
     return spec
 
 
@@ -146,8 +146,9 @@ def prepare_model(model, *, root: str | Path | None = None) -> tuple[ModelRef, P
         what = f"age model {estimator.name} (declared, {card.get('weights_file', estimator.spec.file)})"
     else:
         if estimator.keras_model is None:
-            raise TypeError(f"model {estimator.name!r} is neither declared nor a Keras model: it cannot be sent to "
-                            "Dask workers")
+            raise TypeError(
+                f"model {estimator.name!r} is neither declared nor a Keras model: it cannot be sent to Dask workers"
+            )
         key = keras_fingerprint(estimator.keras_model, estimator.spec)
         loader = partial(open_keras_archive, keras_archive(estimator.keras_model), card)
         what = f"age model {estimator.name} (Keras, version {estimator.version})"

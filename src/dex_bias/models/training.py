@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -148,7 +149,7 @@ def _augmenter(size: int, flip: bool, max_shift: float, seed: int):
         if pad > 0:
             padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="SYMMETRIC")
             offsets = generator.uniform([2], 0, 2 * pad + 1, dtype=tf.int32)
-            images = padded[:, offsets[0]:offsets[0] + size, offsets[1]:offsets[1] + size, :]
+            images = padded[:, offsets[0] : offsets[0] + size, offsets[1] : offsets[1] + size, :]
         return images
 
     return augment
@@ -166,28 +167,36 @@ class _EpochLog:
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
-                shown = ", ".join(f"{_HISTORY_NAMES.get(k.removeprefix('val_'), k.removeprefix('val_'))}"
-                                  f"{' (validation)' if k.startswith('val_') else ''} {v:.3f}"
-                                  for k, v in sorted(logs.items())
-                                  if k in ("loss", "val_loss") or k.endswith("mae") or k.endswith("accuracy"))
-                logger.info("epoch %d/%d (%.1f s): %s", epoch + 1, total_epochs,
-                            time.perf_counter() - self._started, shown)
+                shown = ", ".join(
+                    f"{_HISTORY_NAMES.get(k.removeprefix('val_'), k.removeprefix('val_'))}"
+                    f"{' (validation)' if k.startswith('val_') else ''} {v:.3f}"
+                    for k, v in sorted(logs.items())
+                    if k in ("loss", "val_loss") or k.endswith("mae") or k.endswith("accuracy")
+                )
+                logger.info(
+                    "epoch %d/%d (%.1f s): %s", epoch + 1, total_epochs, time.perf_counter() - self._started, shown
+                )
 
         return EpochLog()
 
 
 _HISTORY_NAMES = {
-    "pred_age_mae": "age_mae", "pred_age_loss": "age_loss",
-    "pred_gender_loss": "gender_loss", "pred_gender_accuracy": "gender_accuracy",
+    "pred_age_mae": "age_mae",
+    "pred_age_loss": "age_loss",
+    "pred_gender_loss": "gender_loss",
+    "pred_gender_accuracy": "gender_accuracy",
 }
 
 
 def history_table(history: dict[str, list[float]]) -> pd.DataFrame:
-    """Keras history -> one row per epoch: ``epoch`` (1-based), ``loss``, ``val_loss``, ``age_mae``, ``val_age_mae``, ..."""
+    """Keras history -> one row per epoch.
+
+    Columns: ``epoch`` (1-based), ``loss``, ``val_loss``, ``age_mae``, ``val_age_mae``, ...
+    """
     columns = {}
     for key, values in history.items():
         prefix = "val_" if key.startswith("val_") else ""
-        bare = key[len(prefix):]
+        bare = key[len(prefix) :]
         name = _HISTORY_NAMES.get(bare, "age_mae" if bare == "mae" else bare)
         columns[prefix + name] = [float(v) for v in values]
     table = pd.DataFrame(columns)
@@ -205,8 +214,9 @@ class TrainingResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def training_crops(training_faces: pd.DataFrame, spec: ModelSpec, *, batch_size: int, padding: str,
-                   workers: int) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+def training_crops(
+    training_faces: pd.DataFrame, spec: ModelSpec, *, batch_size: int, padding: str, workers: int
+) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """Cut each face's crop at the model's input size: ``(rows, crops, unreadable)``.
 
     ``rows``: the faces whose image could be read, in order, one per crop (``(N, S, S, 3)``
@@ -216,9 +226,14 @@ def training_crops(training_faces: pd.DataFrame, spec: ModelSpec, *, batch_size:
 
     unreadable: list[str] = []
     kept_rows, crop_batches = [], []
-    for rows, crops in iter_crop_batches(training_faces, spec.input_size, batch_size, padding=padding,
-                                         workers=workers,
-                                         on_error=lambda row, error: unreadable.append(f"{row['image_id']} ({error})")):
+    for rows, crops in iter_crop_batches(
+        training_faces,
+        spec.input_size,
+        batch_size,
+        padding=padding,
+        workers=workers,
+        on_error=lambda row, error: unreadable.append(f"{row['image_id']} ({error})"),
+    ):
         kept_rows.append(rows)
         crop_batches.append(crops)
     rows = pd.concat(kept_rows) if kept_rows else training_faces.head(0)
@@ -226,8 +241,9 @@ def training_crops(training_faces: pd.DataFrame, spec: ModelSpec, *, batch_size:
     return rows, crops, unreadable
 
 
-def train_dex_model(model, crops: np.ndarray, ages: np.ndarray, genders: np.ndarray,
-                    settings: TrainingSettings) -> TrainingResult:
+def train_dex_model(
+    model, crops: np.ndarray, ages: np.ndarray, genders: np.ndarray, settings: TrainingSettings
+) -> TrainingResult:
     """Fit ``model`` on RGB ``uint8`` crops ``(N, S, S, 3)`` with true ``ages`` (years) and ``genders`` (0/1).
 
     Holds out a seeded ``validation_fraction`` for early stopping (best weights restored),
@@ -273,48 +289,73 @@ def train_dex_model(model, crops: np.ndarray, ages: np.ndarray, genders: np.ndar
         return data.map(lambda x, y: (spec.preprocess_tensor(x), y)).prefetch(2)
 
     if has_gender:
-        loss = {AGE_OUTPUT: keras.losses.CategoricalCrossentropy(),
-                GENDER_OUTPUT: keras.losses.CategoricalCrossentropy()}
+        loss = {
+            AGE_OUTPUT: keras.losses.CategoricalCrossentropy(),
+            GENDER_OUTPUT: keras.losses.CategoricalCrossentropy(),
+        }
         loss_weights = {AGE_OUTPUT: 1.0, GENDER_OUTPUT: settings.gender_loss_weight}
         metrics = {AGE_OUTPUT: [AgeMeanAbsoluteError("mae")], GENDER_OUTPUT: ["accuracy"]}
     else:
         loss, loss_weights, metrics = keras.losses.CategoricalCrossentropy(), None, [AgeMeanAbsoluteError("mae")]
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss,
-                  loss_weights=loss_weights, metrics=metrics)
+    model.compile(
+        optimizer=keras.optimizers.Adam(settings.learning_rate), loss=loss, loss_weights=loss_weights, metrics=metrics
+    )
     monitor = "val_pred_age_mae" if has_gender else "val_mae"
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=settings.patience,
-                                      restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode="min", factor=0.5,
-                                          patience=max(2, settings.patience // 3), min_lr=1e-5),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, mode="min", patience=settings.patience, restore_best_weights=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode="min", factor=0.5, patience=max(2, settings.patience // 3), min_lr=1e-5
+        ),
         _EpochLog(settings.epochs),
     ]
-    logger.info("Training %s on %d faces (%d for validation), %d frozen layers, up to %d epochs.",
-                model.name, len(train_at), len(validation_at), frozen, settings.epochs)
+    logger.info(
+        "Training %s on %d faces (%d for validation), %d frozen layers, up to %d epochs.",
+        model.name,
+        len(train_at),
+        len(validation_at),
+        frozen,
+        settings.epochs,
+    )
     started = time.perf_counter()
-    fitted = model.fit(dataset(train_at, True), validation_data=dataset(validation_at, False),
-                       epochs=settings.epochs, callbacks=callbacks, verbose=0)
+    fitted = model.fit(
+        dataset(train_at, True),
+        validation_data=dataset(validation_at, False),
+        epochs=settings.epochs,
+        callbacks=callbacks,
+        verbose=0,
+    )
     seconds = time.perf_counter() - started
     history = history_table(fitted.history)
     best = int(history["val_age_mae"].idxmin()) if len(history) else -1
     summary = {
-        "epochs_run": len(history), "best_epoch": best + 1 if best >= 0 else None,
+        "epochs_run": len(history),
+        "best_epoch": best + 1 if best >= 0 else None,
         "best_val_age_mae": float(history["val_age_mae"].min()) if len(history) else None,
-        "n_train": int(len(train_at)), "n_validation": int(len(validation_at)),
-        "frozen_layers": frozen, "training_seconds": round(seconds, 1),
+        "n_train": int(len(train_at)),
+        "n_validation": int(len(validation_at)),
+        "frozen_layers": frozen,
+        "training_seconds": round(seconds, 1),
         "settings": settings.recorded(),
     }
-    logger.info("Trained %s in %.1f s: %d epochs, best validation MAE %.2f years at epoch %s.",
-                model.name, seconds, summary["epochs_run"], summary["best_val_age_mae"] or float("nan"),
-                summary["best_epoch"])
+    logger.info(
+        "Trained %s in %.1f s: %d epochs, best validation MAE %.2f years at epoch %s.",
+        model.name,
+        seconds,
+        summary["epochs_run"],
+        summary["best_val_age_mae"] or float("nan"),
+        summary["best_epoch"],
+    )
     # Leave the model ready for plain inference: uncompiled state is not needed downstream.
     for layer in model.layers:
         layer.trainable = True
     return TrainingResult(model, history, summary)
 
 
-def record_training(starting_model, result: TrainingResult, splits: Sequence[str], n_faces: int,
-                    n_unreadable: int) -> None:
+def record_training(
+    starting_model, result: TrainingResult, splits: Sequence[str], n_faces: int, n_unreadable: int
+) -> None:
     """Write what training did into the trained model's card (the starting model's card, plus
     ``trained_splits``, the run's ``training`` summary, ``n_training_faces``, ``n_unreadable``).
 
@@ -325,16 +366,18 @@ def record_training(starting_model, result: TrainingResult, splits: Sequence[str
     trained = bool(result.summary.get("epochs_run", 0))
     if trained:
         card["female_column"] = 1
-    card.update({
-        "trained_splits": list(splits) if trained else [],
-        "training": result.summary,
-        "n_training_faces": int(n_faces),
-        "n_unreadable": n_unreadable,
-    })
+    card.update(
+        {
+            "trained_splits": list(splits) if trained else [],
+            "training": result.summary,
+            "n_training_faces": int(n_faces),
+            "n_unreadable": n_unreadable,
+        }
+    )
     set_model_card(result.model, card)
 
 
-def learning_curve_figure(training_history: pd.DataFrame) -> "Figure":
+def learning_curve_figure(training_history: pd.DataFrame) -> Figure:
     """Loss and expected-age MAE per epoch, training beside validation (the early-stopping signal);
     a figure that says so when no epoch was run."""
     from matplotlib.figure import Figure
@@ -347,8 +390,10 @@ def learning_curve_figure(training_history: pd.DataFrame) -> "Figure":
             axes.set_axis_off()
         return figure
     epochs = training_history["epoch"]
-    for axes, column, label in ((loss_axes, "loss", "loss (cross-entropy, both heads)"),
-                                (mae_axes, "age_mae", "MAE of the expected age (years)")):
+    for axes, column, label in (
+        (loss_axes, "loss", "loss (cross-entropy, both heads)"),
+        (mae_axes, "age_mae", "MAE of the expected age (years)"),
+    ):
         if column in training_history:
             axes.plot(epochs, training_history[column], marker="o", markersize=3, label="training")
         if f"val_{column}" in training_history:
@@ -360,8 +405,9 @@ def learning_curve_figure(training_history: pd.DataFrame) -> "Figure":
     if "val_age_mae" in training_history:
         best = training_history.loc[training_history["val_age_mae"].idxmin()]
         mae_axes.axvline(best["epoch"], color="grey", linestyle="--", linewidth=1)
-        mae_axes.set_title(f"best validation MAE {best['val_age_mae']:.2f} at epoch {int(best['epoch'])} (kept)",
-                           fontsize=9)
+        mae_axes.set_title(
+            f"best validation MAE {best['val_age_mae']:.2f} at epoch {int(best['epoch'])} (kept)", fontsize=9
+        )
     return figure
 
 

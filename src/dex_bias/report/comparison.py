@@ -12,8 +12,9 @@ explanations exist, which facial regions each model leans on per group.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -32,8 +33,18 @@ def _models(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(table["model"]))
 
 
-def _model_bars(rows: pd.DataFrame, models: list[str], estimate: str, low: str, high: str, *, scale: float,
-                ylabel: str, title: str, height: float) -> Figure:
+def _model_bars(
+    rows: pd.DataFrame,
+    models: list[str],
+    estimate: str,
+    low: str,
+    high: str,
+    *,
+    scale: float,
+    ylabel: str,
+    title: str,
+    height: float,
+) -> Figure:
     """Grouped bars: for each group (x), each model's ``estimate`` with its ``[low, high]`` interval."""
     groups = list(dict.fromkeys(rows["group"]))
     figure = Figure(figsize=(max(5.5, 1.2 * len(groups) + 2), height), layout="constrained")
@@ -43,10 +54,19 @@ def _model_bars(rows: pd.DataFrame, models: list[str], estimate: str, low: str, 
         part = rows[rows["model"] == model].set_index("group").reindex(groups)
         x = np.arange(len(groups)) + (index - (len(models) - 1) / 2) * width
         value = scale * part[estimate]
-        errors = np.vstack([(value - scale * part[low]).clip(lower=0).fillna(0),
-                            (scale * part[high] - value).clip(lower=0).fillna(0)])
-        axes.bar(x, value, width, color=PALETTE[index % len(PALETTE)], label=model, yerr=errors, capsize=3,
-                 error_kw={"linewidth": 1})
+        errors = np.vstack(
+            [(value - scale * part[low]).clip(lower=0).fillna(0), (scale * part[high] - value).clip(lower=0).fillna(0)]
+        )
+        axes.bar(
+            x,
+            value,
+            width,
+            color=PALETTE[index % len(PALETTE)],
+            label=model,
+            yerr=errors,
+            capsize=3,
+            error_kw={"linewidth": 1},
+        )
     axes.set_xticks(np.arange(len(groups)), groups, rotation=20 if len(groups) > 4 else 0)
     axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=10)
@@ -55,21 +75,42 @@ def _model_bars(rows: pd.DataFrame, models: list[str], estimate: str, low: str, 
     return figure
 
 
-def metric_by_group_figure(metrics: pd.DataFrame, feature: str, metric: str = "mae",
-                           label: str = "mean absolute error (years)") -> Figure:
+def metric_by_group_figure(
+    metrics: pd.DataFrame, feature: str, metric: str = "mae", label: str = "mean absolute error (years)"
+) -> Figure:
     """Per group of ``feature``: each model's ``metric`` with its bootstrap interval, side by side."""
-    return _model_bars(metrics[metrics["grouping"] == feature], _models(metrics), metric, f"{metric}_ci_low",
-                       f"{metric}_ci_high", scale=1.0, ylabel=label, height=3.6,
-                       title=f"{label.split(' (')[0]} by {feature}, per model (95% bootstrap intervals)")
+    return _model_bars(
+        metrics[metrics["grouping"] == feature],
+        _models(metrics),
+        metric,
+        f"{metric}_ci_low",
+        f"{metric}_ci_high",
+        scale=1.0,
+        ylabel=label,
+        height=3.6,
+        title=f"{label.split(' (')[0]} by {feature}, per model (95% bootstrap intervals)",
+    )
 
 
 def gate_by_group_figure(gates: pd.DataFrame, feature: str, measure: str, challenge_age: float) -> Figure:
     """Per group of ``feature``: each model's gate rate (``measure`` at ``challenge_age``) with Wilson intervals."""
-    rows = gates[(gates["grouping"] == feature) & (gates["measure"] == measure)
-                 & (gates["challenge_age"] == float(challenge_age)) & (gates["n"] > 0)]
-    return _model_bars(rows, _models(gates), "rate", "ci_low", "ci_high", scale=100.0, ylabel="%", height=3.4,
-                       title=f"{measure.replace('_', ' ')} at challenge age {challenge_age:g}, per model "
-                             "(95% Wilson intervals)")
+    rows = gates[
+        (gates["grouping"] == feature)
+        & (gates["measure"] == measure)
+        & (gates["challenge_age"] == float(challenge_age))
+        & (gates["n"] > 0)
+    ]
+    return _model_bars(
+        rows,
+        _models(gates),
+        "rate",
+        "ci_low",
+        "ci_high",
+        scale=100.0,
+        ylabel="%",
+        height=3.4,
+        title=f"{measure.replace('_', ' ')} at challenge age {challenge_age:g}, per model (95% Wilson intervals)",
+    )
 
 
 def region_attention_figure(attention: pd.DataFrame) -> Figure:
@@ -82,9 +123,11 @@ def region_attention_figure(attention: pd.DataFrame) -> Figure:
     scale = float(np.nanmax(np.abs(attention["mean_weight"]))) if len(attention) else 1.0
     image = None
     for axes, race in zip(axes_row, races):
-        grid = (attention[attention["race"] == race].pivot_table(index="model", columns="region", values="mean_weight",
-                                                               observed=True)
-                .reindex(index=models, columns=regions))
+        grid = (
+            attention[attention["race"] == race]
+            .pivot_table(index="model", columns="region", values="mean_weight", observed=True)
+            .reindex(index=models, columns=regions)
+        )
         image = axes.imshow(grid.to_numpy(float), cmap="RdBu_r", vmin=-scale, vmax=scale, aspect="auto")
         axes.set_title(race, fontsize=9)
         axes.set_xticks(range(len(regions)), [r.replace("_", " ") for r in regions], rotation=90, fontsize=7)
@@ -199,49 +242,110 @@ class PairedGroups:
 ComparisonFinding = MostAccurate | FairestAcross | GateSpread | OverallGate | PairedOverall | PairedGroups
 
 
-def comparison_findings(leaderboard: pd.DataFrame, metrics: pd.DataFrame, gates: pd.DataFrame,
-                        paired: pd.DataFrame, *, features: Sequence[str], challenge_age: float,
-                        gate_measure: str, alpha: float) -> list[ComparisonFinding]:
+def comparison_findings(
+    leaderboard: pd.DataFrame,
+    metrics: pd.DataFrame,
+    gates: pd.DataFrame,
+    paired: pd.DataFrame,
+    *,
+    features: Sequence[str],
+    challenge_age: float,
+    gate_measure: str,
+    alpha: float,
+) -> list[ComparisonFinding]:
     """The comparison's findings as records: who is more accurate, who is fairer by which measure,
     the leaderboard's gate rate per model, and what the paired tests show (overall and per group)."""
     out: list[ComparisonFinding] = []
     board = leaderboard.set_index("model")
-    out.append(MostAccurate(len(leaderboard), int(leaderboard.iloc[0]["n"]), [
-        ModelMae(str(row["model"]), float(row["mae"]), float(row["mae_ci_low"]), float(row["mae_ci_high"]))
-        for _, row in leaderboard.iterrows()]))
+    out.append(
+        MostAccurate(
+            len(leaderboard),
+            int(leaderboard.iloc[0]["n"]),
+            [
+                ModelMae(str(row["model"]), float(row["mae"]), float(row["mae_ci_low"]), float(row["mae_ci_high"]))
+                for _, row in leaderboard.iterrows()
+            ],
+        )
+    )
     for feature in features:
         column = f"{feature}_mae_range"
         if column not in board or board[column].isna().all():
             continue
         ranked = board[column].dropna().sort_values()
-        out.append(FairestAcross(feature, [
-            ModelSpread(str(model), float(board.loc[model, column]), float(board.loc[model, f"{column}_ci_low"]),
-                        float(board.loc[model, f"{column}_ci_high"]), float(board.loc[model, f"{feature}_mae_gini"]),
-                        str(board.loc[model, f"{feature}_mae_worst_group"])) for model in ranked.index]))
+        out.append(
+            FairestAcross(
+                feature,
+                [
+                    ModelSpread(
+                        str(model),
+                        float(board.loc[model, column]),
+                        float(board.loc[model, f"{column}_ci_low"]),
+                        float(board.loc[model, f"{column}_ci_high"]),
+                        float(board.loc[model, f"{feature}_mae_gini"]),
+                        str(board.loc[model, f"{feature}_mae_worst_group"]),
+                    )
+                    for model in ranked.index
+                ],
+            )
+        )
         gate_column = f"{feature}_gate_range"
         if gate_column in board and board[gate_column].notna().any():
             gate_ranked = board[gate_column].dropna().sort_values()
-            out.append(GateSpread(feature, gate_measure, float(challenge_age),
-                                  [(str(model), float(value)) for model, value in gate_ranked.items()]))
-    overall_gate = gates[(gates["grouping"] == "overall") & (gates["measure"] == gate_measure)
-                         & (gates["challenge_age"] == float(challenge_age)) & (gates["n"] > 0)]
+            out.append(
+                GateSpread(
+                    feature,
+                    gate_measure,
+                    float(challenge_age),
+                    [(str(model), float(value)) for model, value in gate_ranked.items()],
+                )
+            )
+    overall_gate = gates[
+        (gates["grouping"] == "overall")
+        & (gates["measure"] == gate_measure)
+        & (gates["challenge_age"] == float(challenge_age))
+        & (gates["n"] > 0)
+    ]
     if len(overall_gate):
-        out.append(OverallGate(gate_measure, float(challenge_age), [
-            ModelRate(str(row["model"]), float(row["rate"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n"]))
-            for _, row in overall_gate.iterrows()]))
+        out.append(
+            OverallGate(
+                gate_measure,
+                float(challenge_age),
+                [
+                    ModelRate(
+                        str(row["model"]),
+                        float(row["rate"]),
+                        float(row["ci_low"]),
+                        float(row["ci_high"]),
+                        int(row["n"]),
+                    )
+                    for _, row in overall_gate.iterrows()
+                ],
+            )
+        )
     tested = paired[paired["status"] == "ok"]
     for (model_a, model_b), rows in tested.groupby(["model_a", "model_b"], sort=False):
         shown = rows[rows["p_corr"] < alpha]
         overall = rows[rows["grouping"] == "overall"]
         if len(overall):
             o = overall.iloc[0]
-            out.append(PairedOverall(str(model_a), str(model_b), float(o["mean_difference"]),
-                                     float(o["mean_difference_ci_low"]), float(o["mean_difference_ci_high"]),
-                                     float(o["rank_biserial"]), float(o["p_corr"]), str(o["verdict"])))
+            out.append(
+                PairedOverall(
+                    str(model_a),
+                    str(model_b),
+                    float(o["mean_difference"]),
+                    float(o["mean_difference_ci_low"]),
+                    float(o["mean_difference_ci_high"]),
+                    float(o["rank_biserial"]),
+                    float(o["p_corr"]),
+                    str(o["verdict"]),
+                )
+            )
         groups = shown[shown["grouping"] != "overall"]
         if len(groups):
-            by_verdict = [(str(verdict), [str(g) for g in part["group"]])
-                          for verdict, part in groups.groupby("verdict", sort=True)]
+            by_verdict = [
+                (str(verdict), [str(g) for g in part["group"]])
+                for verdict, part in groups.groupby("verdict", sort=True)
+            ]
             out.append(PairedGroups(str(model_a), str(model_b), alpha, by_verdict, len(rows) - len(shown), len(rows)))
     return out
 
@@ -262,12 +366,18 @@ def model_declarations(models: Sequence[str], models_params: ModelsSettings) -> 
             continue
         summary = declared[model].summary()
         given, gender = summary["input"], summary["gender"]
-        rows.append({"model": model, "format": summary["format"], "file": summary["file"],
-                     "sha256": (summary["sha256"] or "")[:16],
-                     "input": f"{given['size']} px {given['channel_order']} {given['layout']}, {given['crop']}",
-                     "age output": summary["age"]["classes"],
-                     "gender": "none" if gender is None else f"column {gender['female_column']} = female",
-                     **{key: declared[model].provenance.get(key, "") for key in ("source", "licence", "trained_on")}})
+        rows.append(
+            {
+                "model": model,
+                "format": summary["format"],
+                "file": summary["file"],
+                "sha256": (summary["sha256"] or "")[:16],
+                "input": f"{given['size']} px {given['channel_order']} {given['layout']}, {given['crop']}",
+                "age output": summary["age"]["classes"],
+                "gender": "none" if gender is None else f"column {gender['female_column']} = female",
+                **{key: declared[model].provenance.get(key, "") for key in ("source", "licence", "trained_on")},
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -322,28 +432,51 @@ def leaderboard_display(leaderboard: pd.DataFrame, features: Sequence[str], gate
     spread of group MAE and of the gate rate ("0.39 (0.22–0.97); Gini 0.023; worst Asian")."""
     frame = leaderboard.copy()
     frame.insert(0, "rank", range(1, len(frame) + 1))
-    columns = [t.Column("Rank", "rank", "count"), *t.MODEL, t.Column("n", "n", "count"),
-               t.Column("MAE (years)", "mae", "years", interval=True),
-               t.Column("Mean signed error (years)", "mean_signed_error", "signed_years")]
+    columns = [
+        t.Column("Rank", "rank", "count"),
+        *t.MODEL,
+        t.Column("n", "n", "count"),
+        t.Column("MAE (years)", "mae", "years", interval=True),
+        t.Column("Mean signed error (years)", "mean_signed_error", "signed_years"),
+    ]
     for feature in features:
-        for kind, label, fmt in (("mae", f"MAE spread across {t.words(feature)} (years)", formats.years),
-                                 ("gate", f"{gate_label.capitalize()}: spread across {t.words(feature)} "
-                                          "(percentage points)", formats.percent)):
+        for kind, label, fmt in (
+            ("mae", f"MAE spread across {t.words(feature)} (years)", formats.years),
+            (
+                "gate",
+                f"{gate_label.capitalize()}: spread across {t.words(feature)} (percentage points)",
+                formats.percent,
+            ),
+        ):
             base = f"{feature}_{kind}"
             if f"{base}_range" not in frame.columns:
                 continue
             frame[f"{base}_display"] = [
-                formats.MISSING if formats.is_missing(row[f"{base}_range"]) else
-                formats.interval(row[f"{base}_range"], row[f"{base}_range_ci_low"], row[f"{base}_range_ci_high"], fmt)
+                formats.MISSING
+                if formats.is_missing(row[f"{base}_range"])
+                else formats.interval(
+                    row[f"{base}_range"], row[f"{base}_range_ci_low"], row[f"{base}_range_ci_high"], fmt
+                )
                 + f"; Gini {formats.fixed(row[f'{base}_gini'], 3)}; worst {row[f'{base}_worst_group']}"
-                for _, row in frame.iterrows()]
-            columns.append(t.Column(label, f"{base}_display",
-                                    title="max − min across groups (95% bootstrap interval); Gini; the worst group"))
+                for _, row in frame.iterrows()
+            ]
+            columns.append(
+                t.Column(
+                    label,
+                    f"{base}_display",
+                    title="max − min across groups (95% bootstrap interval); Gini; the worst group",
+                )
+            )
     return t.display_table("model_leaderboard", frame, columns, csv=leaderboard, collapsed=False, group_by=None)
 
 
-def comparison_report_context(tables: ComparisonTables, figures: Sequence[Image.Image | None],
-                              settings: ComparisonSettings, *, made: dt.datetime | None = None) -> ComparisonReport:
+def comparison_report_context(
+    tables: ComparisonTables,
+    figures: Sequence[Image.Image | None],
+    settings: ComparisonSettings,
+    *,
+    made: dt.datetime | None = None,
+) -> ComparisonReport:
     """The comparison report's context: card, findings as records, display tables and figures.
 
     Args:
@@ -353,39 +486,72 @@ def comparison_report_context(tables: ComparisonTables, figures: Sequence[Image.
         settings: the features compared, the leaderboard's gate, alpha, confidence, minimum n.
         made: when the report was made (default: now, UTC).
     """
-    made = made or dt.datetime.now(dt.timezone.utc)
+    made = made or dt.datetime.now(dt.UTC)
     features = list(settings.features)
-    findings = comparison_findings(tables.leaderboard, tables.metrics, tables.gates, tables.paired, features=features,
-                                   challenge_age=settings.challenge_age, gate_measure=settings.gate_measure,
-                                   alpha=settings.alpha)
-    card = comparison_card(tables.metrics, tables.gates, tables.spread, features=features,
-                           gate_measure=settings.gate_measure, challenge_age=settings.challenge_age,
-                           min_n=settings.min_n, alpha=settings.alpha)
+    findings = comparison_findings(
+        tables.leaderboard,
+        tables.metrics,
+        tables.gates,
+        tables.paired,
+        features=features,
+        challenge_age=settings.challenge_age,
+        gate_measure=settings.gate_measure,
+        alpha=settings.alpha,
+    )
+    card = comparison_card(
+        tables.metrics,
+        tables.gates,
+        tables.spread,
+        features=features,
+        gate_measure=settings.gate_measure,
+        challenge_age=settings.challenge_age,
+        min_n=settings.min_n,
+        alpha=settings.alpha,
+    )
     gate_label = f"{t.words(settings.gate_measure)} at {settings.challenge_age:g}"
     display = {
         "declarations": t.transposed_table("model_declarations", tables.declarations, "model", t.DECLARATION_LABELS),
-        "coverage": t.display_table("model_coverage", tables.coverage, t.COVERAGE_COLUMNS, collapsed=False,
-                                    group_by=None),
+        "coverage": t.display_table(
+            "model_coverage", tables.coverage, t.COVERAGE_COLUMNS, collapsed=False, group_by=None
+        ),
         "leaderboard": leaderboard_display(tables.leaderboard, features, gate_label),
-        "spread": t.display_table("model_group_spread", t.spread_display(tables.spread), t.SPREAD_COLUMNS,
-                                  csv=tables.spread, group_by="feature"),
-        "metrics": t.display_table("model_comparison_metrics", t.with_note(tables.metrics),
-                                   t.group_metric_columns(tables.metrics), csv=tables.metrics, collapsed=True,
-                                   group_by="model"),
-        "gates": t.display_table("model_comparison_gates", tables.gates, t.GATE_COLUMNS, collapsed=True,
-                                 group_by="model"),
-        "paired": t.display_table("model_paired_tests", t.paired_display(tables.paired), t.PAIRED_COLUMNS,
-                                  csv=tables.paired, collapsed=False),
-        "attention": t.display_table("model_region_attention", tables.attention, t.ATTENTION_COLUMNS,
-                                     collapsed=True, group_by="model"),
+        "spread": t.display_table(
+            "model_group_spread",
+            t.spread_display(tables.spread),
+            t.SPREAD_COLUMNS,
+            csv=tables.spread,
+            group_by="feature",
+        ),
+        "metrics": t.display_table(
+            "model_comparison_metrics",
+            t.with_note(tables.metrics),
+            t.group_metric_columns(tables.metrics),
+            csv=tables.metrics,
+            collapsed=True,
+            group_by="model",
+        ),
+        "gates": t.display_table(
+            "model_comparison_gates", tables.gates, t.GATE_COLUMNS, collapsed=True, group_by="model"
+        ),
+        "paired": t.display_table(
+            "model_paired_tests", t.paired_display(tables.paired), t.PAIRED_COLUMNS, csv=tables.paired, collapsed=False
+        ),
+        "attention": t.display_table(
+            "model_region_attention", tables.attention, t.ATTENTION_COLUMNS, collapsed=True, group_by="model"
+        ),
     }
     names = ("mae", "gates", "regions")
     return ComparisonReport(
-        made=f"{made:%Y-%m-%d %H:%M} UTC", models=[str(m) for m in tables.leaderboard["model"]],
-        n_faces=int(tables.leaderboard["n"].max()) if len(tables.leaderboard) else 0, settings=settings, card=card,
-        findings=findings, tables=display,
+        made=f"{made:%Y-%m-%d %H:%M} UTC",
+        models=[str(m) for m in tables.leaderboard["model"]],
+        n_faces=int(tables.leaderboard["n"].max()) if len(tables.leaderboard) else 0,
+        settings=settings,
+        card=card,
+        findings=findings,
+        tables=display,
         figures={name: image_data_uri(image) for name, image in zip(names, figures) if image is not None},
-        region_attention=not tables.attention.empty)
+        region_attention=not tables.attention.empty,
+    )
 
 
 def render_comparison_report(report: ComparisonReport) -> str:

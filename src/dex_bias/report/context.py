@@ -11,8 +11,8 @@ here: the report node only gathers its inputs and calls these two.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pandas as pd
 from PIL import Image
@@ -79,17 +79,25 @@ class AuditSettings:
     outer_grouping: str | None
 
     @classmethod
-    def from_settings(cls, report: ReportSettings) -> "AuditSettings":
+    def from_settings(cls, report: ReportSettings) -> AuditSettings:
         """From ``params:report`` (conf/base/parameters_report.yml)."""
         tests, article = report.tests, report.article
         return cls(
-            alpha=report.alpha, confidence=report.confidence, min_n=report.min_n,
-            stratum_years=tests.stratum_years, gate_stratum_years=tests.gate_stratum_years, n_perm=tests.n_perm,
-            test_features=tuple(report.test_features), gate_features=tuple(report.gate_features),
+            alpha=report.alpha,
+            confidence=report.confidence,
+            min_n=report.min_n,
+            stratum_years=tests.stratum_years,
+            gate_stratum_years=tests.gate_stratum_years,
+            n_perm=tests.n_perm,
+            test_features=tuple(report.test_features),
+            gate_features=tuple(report.gate_features),
             spread_features=tuple(report.spread_features),
-            challenge_ages=tuple(float(a) for a in report.challenge_ages), age_bands=report.age_bands,
-            explanation_method=report.explanation_method, article_method=article.explanation_method,
-            accurate_above=article.accurate_above, renormalisation=article.renormalisation,
+            challenge_ages=tuple(float(a) for a in report.challenge_ages),
+            age_bands=report.age_bands,
+            explanation_method=report.explanation_method,
+            article_method=article.explanation_method,
+            accurate_above=article.accurate_above,
+            renormalisation=article.renormalisation,
             outer_grouping=report.outer_grouping or None,
         )
 
@@ -134,11 +142,13 @@ def not_computed(**tables: pd.DataFrame) -> pd.DataFrame:
         kind = status.str.split(r" \(|;", regex=True).str[0].str.strip()
         shown = ~kind.isin(["ok", "small_group", ""])
         for reason, part in table[shown].groupby(kind[shown], sort=True):
-            label_columns = [c for c in ("grouping", "group", "feature", "race", "gender", "age_band", "metric")
-                             if c in part.columns]
+            label_columns = [
+                c for c in ("grouping", "group", "feature", "race", "gender", "age_band", "metric") if c in part.columns
+            ]
             example = " / ".join(str(part.iloc[0][c]) for c in label_columns if str(part.iloc[0][c]) not in ("", "nan"))
-            rows.append({"table": name, "status": reason, "rows": len(part),
-                         "example": f"{example}: {part.iloc[0]['status']}"})
+            rows.append(
+                {"table": name, "status": reason, "rows": len(part), "example": f"{example}: {part.iloc[0]['status']}"}
+            )
     return pd.DataFrame(rows, columns=["table", "status", "rows", "example"])
 
 
@@ -165,8 +175,13 @@ def _lead(outer: str | None) -> list[t.Column]:
     return [t.Column(t.words(outer).capitalize(), outer)] if outer else []
 
 
-def _display_tables(tables: AuditTables, settings: AuditSettings, audit_metrics: pd.DataFrame,
-                    gender: pd.DataFrame | None, outer: str | None) -> dict[str, t.DisplayTable]:
+def _display_tables(
+    tables: AuditTables,
+    settings: AuditSettings,
+    audit_metrics: pd.DataFrame,
+    gender: pd.DataFrame | None,
+    outer: str | None,
+) -> dict[str, t.DisplayTable]:
     lead = _lead(outer)
     single = ~audit_metrics["grouping"].str.contains("×")
     main = audit_metrics[single]
@@ -175,73 +190,141 @@ def _display_tables(tables: AuditTables, settings: AuditSettings, audit_metrics:
     tests = tables.significance_tests
     family = {name: tests[tests["family"] == name] for name in ("group_vs_rest", "omnibus", "gate_vs_rest", "pairwise")}
     out = {
-        "group_metrics": t.display_table("group_metrics", t.with_note(main),
-                                         [c for c in columns if c.source != "band_scheme"], csv=main,
-                                         collapsed=False),
-        "group_metrics_more": t.display_table("group_metrics_intersections_and_article_bands",
-                                              t.with_note(metrics_rest), columns, csv=metrics_rest, collapsed=True),
-        "tests_group_vs_rest": t.display_table("significance_tests_group_vs_rest",
-                                               t.tests_display(family["group_vs_rest"]), lead + t.GROUP_TEST_COLUMNS,
-                                               csv=family["group_vs_rest"], group_by="feature"),
-        "tests_omnibus": t.display_table("significance_tests_omnibus", family["omnibus"], lead + t.OMNIBUS_COLUMNS,
-                                         group_by="feature"),
-        "tests_gate_vs_rest": t.display_table("significance_tests_gate_vs_rest",
-                                              t.tests_display(family["gate_vs_rest"]), lead + t.GATE_TEST_COLUMNS,
-                                              csv=family["gate_vs_rest"], group_by="feature"),
-        "tests_pairwise": t.display_table("significance_tests_pairwise", t.tests_display(family["pairwise"]),
-                                          lead + t.PAIRWISE_COLUMNS, csv=family["pairwise"], group_by="feature"),
-        "verification": t.display_table("age_verification_metrics", t.with_note(tables.age_verification_metrics),
-                                        lead + t.VERIFICATION_COLUMNS, csv=tables.age_verification_metrics,
-                                        group_by="parameters"),
-        "spread": t.display_table("group_spread", t.spread_display(tables.group_spread), lead + t.SPREAD_COLUMNS,
-                                  csv=tables.group_spread, group_by="metric"),
-        "buffers": t.display_table("challenge_age_buffers", t.buffers_display(tables.challenge_age_buffers),
-                                   t.BUFFER_COLUMNS, csv=tables.challenge_age_buffers, group_by="target_rate"),
-        "gates": t.display_table("age_gate_metrics", tables.age_gate_metrics, lead + t.GATE_COLUMNS,
-                                 group_by="measure"),
-        "quality_bins": t.display_table("image_quality_metrics", tables.image_quality_metrics, t.QUALITY_COLUMNS,
-                                        group_by="bin"),
-        "appendix_a": t.display_table("paper_normality_table", tables.paper_normality_table, t.NORMALITY_COLUMNS,
-                                      group_by="race"),
-        "appendix_b": t.display_table("paper_correlation_table", tables.paper_correlation_table,
-                                      t.ARTICLE_CORRELATION_COLUMNS, group_by="race"),
-        "region_weights": t.display_table("region_weight_correlations", tables.region_weight_correlations,
-                                          t.REGION_CORRELATION_COLUMNS, group_by="race"),
+        "group_metrics": t.display_table(
+            "group_metrics",
+            t.with_note(main),
+            [c for c in columns if c.source != "band_scheme"],
+            csv=main,
+            collapsed=False,
+        ),
+        "group_metrics_more": t.display_table(
+            "group_metrics_intersections_and_article_bands",
+            t.with_note(metrics_rest),
+            columns,
+            csv=metrics_rest,
+            collapsed=True,
+        ),
+        "tests_group_vs_rest": t.display_table(
+            "significance_tests_group_vs_rest",
+            t.tests_display(family["group_vs_rest"]),
+            lead + t.GROUP_TEST_COLUMNS,
+            csv=family["group_vs_rest"],
+            group_by="feature",
+        ),
+        "tests_omnibus": t.display_table(
+            "significance_tests_omnibus", family["omnibus"], lead + t.OMNIBUS_COLUMNS, group_by="feature"
+        ),
+        "tests_gate_vs_rest": t.display_table(
+            "significance_tests_gate_vs_rest",
+            t.tests_display(family["gate_vs_rest"]),
+            lead + t.GATE_TEST_COLUMNS,
+            csv=family["gate_vs_rest"],
+            group_by="feature",
+        ),
+        "tests_pairwise": t.display_table(
+            "significance_tests_pairwise",
+            t.tests_display(family["pairwise"]),
+            lead + t.PAIRWISE_COLUMNS,
+            csv=family["pairwise"],
+            group_by="feature",
+        ),
+        "verification": t.display_table(
+            "age_verification_metrics",
+            t.with_note(tables.age_verification_metrics),
+            lead + t.VERIFICATION_COLUMNS,
+            csv=tables.age_verification_metrics,
+            group_by="parameters",
+        ),
+        "spread": t.display_table(
+            "group_spread",
+            t.spread_display(tables.group_spread),
+            lead + t.SPREAD_COLUMNS,
+            csv=tables.group_spread,
+            group_by="metric",
+        ),
+        "buffers": t.display_table(
+            "challenge_age_buffers",
+            t.buffers_display(tables.challenge_age_buffers),
+            t.BUFFER_COLUMNS,
+            csv=tables.challenge_age_buffers,
+            group_by="target_rate",
+        ),
+        "gates": t.display_table(
+            "age_gate_metrics", tables.age_gate_metrics, lead + t.GATE_COLUMNS, group_by="measure"
+        ),
+        "quality_bins": t.display_table(
+            "image_quality_metrics", tables.image_quality_metrics, t.QUALITY_COLUMNS, group_by="bin"
+        ),
+        "appendix_a": t.display_table(
+            "paper_normality_table", tables.paper_normality_table, t.NORMALITY_COLUMNS, group_by="race"
+        ),
+        "appendix_b": t.display_table(
+            "paper_correlation_table", tables.paper_correlation_table, t.ARTICLE_CORRELATION_COLUMNS, group_by="race"
+        ),
+        "region_weights": t.display_table(
+            "region_weight_correlations",
+            tables.region_weight_correlations,
+            t.REGION_CORRELATION_COLUMNS,
+            group_by="race",
+        ),
     }
     if tables.image_quality_metrics is not None and not tables.image_quality_metrics.empty:
         from dex_bias.stats.quality import quality_summary
 
         summary = quality_summary(tables.predictions, tables.landmarks, by=list(settings.gate_features))
-        out["quality_summary"] = t.display_table("image_quality_by_group", summary, t.QUALITY_SUMMARY_COLUMNS,
-                                                 collapsed=False)
+        out["quality_summary"] = t.display_table(
+            "image_quality_by_group", summary, t.QUALITY_SUMMARY_COLUMNS, collapsed=False
+        )
     if gender is not None and not gender.empty:
         crossed = gender["grouping"].str.contains("×")
         out["gender"] = t.display_table("gender_metrics", gender[~crossed], t.GENDER_COLUMNS, collapsed=False)
-        out["gender_more"] = t.display_table("gender_metrics_by_intersection", gender[crossed], t.GENDER_COLUMNS,
-                                             collapsed=True)
-    missing = not_computed(group_metrics=audit_metrics, significance_tests=tests,
-                           age_gate_metrics=tables.age_gate_metrics,
-                           age_verification_metrics=tables.age_verification_metrics,
-                           group_spread=tables.group_spread, paper_normality_table=tables.paper_normality_table)
+        out["gender_more"] = t.display_table(
+            "gender_metrics_by_intersection", gender[crossed], t.GENDER_COLUMNS, collapsed=True
+        )
+    missing = not_computed(
+        group_metrics=audit_metrics,
+        significance_tests=tests,
+        age_gate_metrics=tables.age_gate_metrics,
+        age_verification_metrics=tables.age_verification_metrics,
+        group_spread=tables.group_spread,
+        paper_normality_table=tables.paper_normality_table,
+    )
     if not missing.empty:
-        out["not_computed"] = t.display_table("not_computed", t.not_computed_display(missing), t.NOT_COMPUTED_COLUMNS,
-                                              csv=missing, collapsed=False, group_by="table")
+        out["not_computed"] = t.display_table(
+            "not_computed",
+            t.not_computed_display(missing),
+            t.NOT_COMPUTED_COLUMNS,
+            csv=missing,
+            collapsed=False,
+            group_by="table",
+        )
     if len(tables.quarantine):
-        out["quarantine"] = t.display_table("report_input_quarantine", tables.quarantine, t.QUARANTINE_COLUMNS,
-                                            group_by=None)
+        out["quarantine"] = t.display_table(
+            "report_input_quarantine", tables.quarantine, t.QUARANTINE_COLUMNS, group_by=None
+        )
     return out
 
 
-def _cards(tables: AuditTables, audit_metrics: pd.DataFrame, settings: AuditSettings,
-           outer: str | None) -> list[tuple[str, ReportCard]]:
+def _cards(
+    tables: AuditTables, audit_metrics: pd.DataFrame, settings: AuditSettings, outer: str | None
+) -> list[tuple[str, ReportCard]]:
     features = [f for f in dict.fromkeys([*settings.test_features, *settings.gate_features]) if "×" not in f]
     spread_features = list(settings.spread_features)
     gate_columns = _card_gates(settings.challenge_ages)
 
     def card(metrics, gates, spread, tests) -> ReportCard:
-        return audit_card(metrics, gates, spread, tests, features=features, gate_columns=gate_columns,
-                          spread_features=spread_features, spread_metrics=CARD_SPREAD_METRICS,
-                          alpha=settings.alpha, min_n=settings.min_n)
+        return audit_card(
+            metrics,
+            gates,
+            spread,
+            tests,
+            features=features,
+            gate_columns=gate_columns,
+            spread_features=spread_features,
+            spread_metrics=CARD_SPREAD_METRICS,
+            alpha=settings.alpha,
+            min_n=settings.min_n,
+        )
 
     overall = audit_metrics[audit_metrics["grouping"] == "overall"]
     if overall.empty or int(overall["n"].max()) == 0:
@@ -252,13 +335,23 @@ def _cards(tables: AuditTables, audit_metrics: pd.DataFrame, settings: AuditSett
     def part(frame: pd.DataFrame, value: object) -> pd.DataFrame:
         return frame[frame[outer] == value] if frame is not None and outer in frame.columns else frame
 
-    return [(str(value), card(part(audit_metrics, value), part(tables.age_gate_metrics, value),
-                              part(tables.group_spread, value), part(tables.significance_tests, value)))
-            for value in dict.fromkeys(overall[outer])]
+    return [
+        (
+            str(value),
+            card(
+                part(audit_metrics, value),
+                part(tables.age_gate_metrics, value),
+                part(tables.group_spread, value),
+                part(tables.significance_tests, value),
+            ),
+        )
+        for value in dict.fromkeys(overall[outer])
+    ]
 
 
-def audit_report_context(tables: AuditTables, figures: AuditFigures, settings: AuditSettings, *,
-                         made: dt.datetime | None = None) -> AuditReport:
+def audit_report_context(
+    tables: AuditTables, figures: AuditFigures, settings: AuditSettings, *, made: dt.datetime | None = None
+) -> AuditReport:
     """The audit report's context: card, findings, display tables, figures and the facts its words need.
 
     Args:
@@ -267,16 +360,22 @@ def audit_report_context(tables: AuditTables, figures: AuditFigures, settings: A
         settings: the report parameters the words and the card use.
         made: when the report was made (default: now, UTC).
     """
-    made = made or dt.datetime.now(dt.timezone.utc)
+    made = made or dt.datetime.now(dt.UTC)
     outer = settings.outer_grouping if settings.outer_grouping in tables.group_metrics.columns else None
     metrics = tables.group_metrics
     audit_metrics = metrics[metrics["band_scheme"] == "audit"] if "band_scheme" in metrics.columns else metrics
     predictions = tables.predictions
     models = sorted(predictions["model_name"].astype(str).unique()) if "model_name" in predictions else []
     gender = gender_table(predictions, settings)
-    findings = audit_findings(audit_metrics, tables.significance_tests, tables.age_gate_metrics,
-                              tables.challenge_age_buffers, alpha=settings.alpha,
-                              verification=tables.age_verification_metrics, stratum_years=settings.stratum_years)
+    findings = audit_findings(
+        audit_metrics,
+        tables.significance_tests,
+        tables.age_gate_metrics,
+        tables.challenge_age_buffers,
+        alpha=settings.alpha,
+        verification=tables.age_verification_metrics,
+        stratum_years=settings.stratum_years,
+    )
     return AuditReport(
         made=f"{made:%Y-%m-%d %H:%M} UTC",
         n_predictions=len(predictions),

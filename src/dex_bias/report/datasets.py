@@ -43,15 +43,24 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             filepath: data/07_model_output/region_attributions.parquet
     """
 
-    def __init__(self, *, dataset: dict[str, Any], columns: list[str] | None = None,
-                 version: Version | None = None, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        dataset: dict[str, Any],
+        columns: list[str] | None = None,
+        version: Version | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         self._inner_config = dict(dataset)
         inner_config = dict(dataset)
         if version is not None:
             inner_config["versioned"] = True
         self._inner = AbstractDataset.from_config(
-            "optional_inner", inner_config,
-            load_version=version.load if version else None, save_version=version.save if version else None)
+            "optional_inner",
+            inner_config,
+            load_version=version.load if version else None,
+            save_version=version.save if version else None,
+        )
         self._columns = list(columns or [])
         self.metadata = metadata
         self.left_out_reason: str | None = None
@@ -70,8 +79,11 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self.left_out_reason = reason
 
     def _describe(self) -> dict[str, Any]:
-        return {"dataset": self._inner_config.get("type"), "filepath": self._inner_config.get("filepath"),
-                "columns": self._columns}
+        return {
+            "dataset": self._inner_config.get("type"),
+            "filepath": self._inner_config.get("filepath"),
+            "columns": self._columns,
+        }
 
     def _inner_exists(self) -> bool:
         try:
@@ -82,8 +94,11 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def load(self) -> pd.DataFrame:
         where = self._inner_config.get("filepath", self._inner_config.get("type"))
         if self.left_out_reason is not None:
-            logger.warning("Optional input %s is left out of this run (%s): the sections that need it are "
-                           "left out", where, self.left_out_reason)
+            logger.warning(
+                "Optional input %s is left out of this run (%s): the sections that need it are left out",
+                where,
+                self.left_out_reason,
+            )
         elif self._inner_exists():
             return self._inner.load()
         else:
@@ -102,12 +117,14 @@ class OptionalDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             return self._inner.preview(**kwargs)
         return {"index": [], "columns": self._columns, "data": []}
 
+
 try:  # kedro-datasets' pandas extra is pinned; the guard keeps this module importable alone
     from kedro_datasets.pandas import CSVDataset
 except ImportError:  # pragma: no cover
     CSVDataset = None
 
 if CSVDataset is not None:
+
     class SourcedCSVDataset(CSVDataset):
         """``pandas.CSVDataset`` whose frames remember their file (``df.attrs["source"]``), so the
         report's input-contract errors name the user's file rather than a catalog entry.

@@ -7,7 +7,7 @@ image (PNG-exact) for a versioned image dataset and for inlining in the HTML rep
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,8 +42,7 @@ def message_figure(title: str, message: str) -> Figure:
     return figure
 
 
-def error_distributions(df: pd.DataFrame, by: str = "race",
-                        bands: Sequence[Sequence[int]] = PAPER_AGE_BANDS) -> Figure:
+def error_distributions(df: pd.DataFrame, by: str = "race", bands: Sequence[Sequence[int]] = PAPER_AGE_BANDS) -> Figure:
     """The article's Figures 4-5: signed error and accuracy by group, one row per age band.
 
     Left: predicted − true age (years); right: accuracy = (100 − |error|) / 100. Box plots per
@@ -63,8 +62,9 @@ def error_distributions(df: pd.DataFrame, by: str = "race",
             data = [part.loc[part[by] == group, value].to_numpy() for group in groups]
             positions = [i for i, d in enumerate(data) if len(d)]
             if positions:
-                boxes = ax.boxplot([data[i] for i in positions], positions=positions, widths=0.6,
-                                   patch_artist=True, showfliers=False)
+                boxes = ax.boxplot(
+                    [data[i] for i in positions], positions=positions, widths=0.6, patch_artist=True, showfliers=False
+                )
                 for patch, i in zip(boxes["boxes"], positions):
                     patch.set_facecolor(PALETTE[i % len(PALETTE)])
                     patch.set_alpha(0.7)
@@ -76,8 +76,9 @@ def error_distributions(df: pd.DataFrame, by: str = "race",
     return figure
 
 
-def gate_rates(gates: pd.DataFrame, grouping: str = "race",
-               measures: Sequence[str] = ("minors_accepted", "adults_challenged")) -> Figure:
+def gate_rates(
+    gates: pd.DataFrame, grouping: str = "race", measures: Sequence[str] = ("minors_accepted", "adults_challenged")
+) -> Figure:
     """Age-gate rates with Wilson intervals: one panel per measure, bars per group and τ."""
     figure = Figure(figsize=(11, 3.4 * len(measures)), layout="constrained")
     axes = figure.subplots(len(measures), 1, squeeze=False)[:, 0]
@@ -91,8 +92,15 @@ def gate_rates(gates: pd.DataFrame, grouping: str = "race",
             x = np.arange(len(groups)) + (k - (len(taus) - 1) / 2) * width
             rate = rows["rate"].to_numpy(float)
             errors = np.vstack([rate - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - rate])
-            ax.bar(x, rate, width, yerr=np.clip(np.nan_to_num(errors), 0, None), capsize=3, color=PALETTE[k % len(PALETTE)],
-                   label=f"challenge age {tau:g}")
+            ax.bar(
+                x,
+                rate,
+                width,
+                yerr=np.clip(np.nan_to_num(errors), 0, None),
+                capsize=3,
+                color=PALETTE[k % len(PALETTE)],
+                label=f"challenge age {tau:g}",
+            )
         ax.set_xticks(range(len(groups)), groups)
         ax.set_ylabel("rate")
         ax.set_ylim(0, 1)
@@ -123,8 +131,9 @@ def predicted_vs_true(df: pd.DataFrame, by: str = "race") -> Figure:
     return figure
 
 
-def mean_region_weights(predictions: pd.DataFrame, region_attributions: pd.DataFrame,
-                        method: str, by: str) -> pd.DataFrame:
+def mean_region_weights(
+    predictions: pd.DataFrame, region_attributions: pd.DataFrame, method: str, by: str
+) -> pd.DataFrame:
     """Mean LIME weight per group of ``by`` (rows) and facial region (columns): the heat map's table.
 
     ``method`` rows of ``region_attributions``, each (image, region) once, labelled from
@@ -138,8 +147,9 @@ def mean_region_weights(predictions: pd.DataFrame, region_attributions: pd.DataF
 def attribution_heatmap(mean_weights: pd.DataFrame, title: str) -> Figure:
     """Heat map of mean region weights: rows are groups, columns facial regions (the article's
     Figures 6-7 as a table of colours); a diverging scale centred on 0."""
-    figure = Figure(figsize=(1.0 + 0.7 * mean_weights.shape[1], 1.2 + 0.45 * mean_weights.shape[0]),
-                    layout="constrained")
+    figure = Figure(
+        figsize=(1.0 + 0.7 * mean_weights.shape[1], 1.2 + 0.45 * mean_weights.shape[0]), layout="constrained"
+    )
     ax = figure.add_subplot()
     values = mean_weights.to_numpy(float)
     limit = float(np.nanmax(np.abs(values))) if values.size and np.isfinite(values).any() else 1.0

@@ -150,8 +150,16 @@ class BufferNeed:
     kind: ClassVar[str] = "buffer_need"
 
 
-Finding = NoFaces | OverallError | GroupDifference | NoGroupDifference | GateDifference | MinorsAccepted | NistRate \
+Finding = (
+    NoFaces
+    | OverallError
+    | GroupDifference
+    | NoGroupDifference
+    | GateDifference
+    | MinorsAccepted
+    | NistRate
     | BufferNeed
+)
 
 
 def _group_findings(tests: pd.DataFrame, metrics: pd.DataFrame, alpha: float, stratum_years: int) -> list[Finding]:
@@ -169,31 +177,67 @@ def _group_findings(tests: pd.DataFrame, metrics: pd.DataFrame, alpha: float, st
             if outcome == "absolute_error":
                 own = metrics[(metrics["grouping"] == feature) & (metrics["group"] == row.group)]
                 if len(own):
-                    mae = dict(mae=float(own.iloc[0]["mae"]), mae_low=float(own.iloc[0]["mae_ci_low"]),
-                               mae_high=float(own.iloc[0]["mae_ci_high"]))
-            out.append(GroupDifference(
-                feature=str(feature), group=str(row.group), outcome=str(outcome), difference=float(row.difference),
-                low=float(row.difference_ci_low), high=float(row.difference_ci_high), p_corr=float(row.p_corr),
-                family_size=family_size, n_used=int(row.n_used), n_others_used=int(row.n_b_used),
-                stratum_years=stratum_years, **mae))
+                    mae = dict(
+                        mae=float(own.iloc[0]["mae"]),
+                        mae_low=float(own.iloc[0]["mae_ci_low"]),
+                        mae_high=float(own.iloc[0]["mae_ci_high"]),
+                    )
+            out.append(
+                GroupDifference(
+                    feature=str(feature),
+                    group=str(row.group),
+                    outcome=str(outcome),
+                    difference=float(row.difference),
+                    low=float(row.difference_ci_low),
+                    high=float(row.difference_ci_high),
+                    p_corr=float(row.p_corr),
+                    family_size=family_size,
+                    n_used=int(row.n_used),
+                    n_others_used=int(row.n_b_used),
+                    stratum_years=stratum_years,
+                    **mae,
+                )
+            )
     gates = tests[(tests["family"] == "gate_vs_rest") & (tests["status"] == "ok") & (tests["p_corr"] < alpha)]
     for row in gates.itertuples():
-        out.append(GateDifference(
-            feature=str(row.feature), group=str(row.group), measure=str(row.measure),
-            challenge_age=float(row.challenge_age), difference=float(row.difference),
-            low=float(row.difference_ci_low), high=float(row.difference_ci_high), p_corr=float(row.p_corr),
-            family_size=int(row.holm_family_size)))
+        out.append(
+            GateDifference(
+                feature=str(row.feature),
+                group=str(row.group),
+                measure=str(row.measure),
+                challenge_age=float(row.challenge_age),
+                difference=float(row.difference),
+                low=float(row.difference_ci_low),
+                high=float(row.difference_ci_high),
+                p_corr=float(row.p_corr),
+                family_size=int(row.holm_family_size),
+            )
+        )
     return out
 
 
 def _rate(row: pd.Series) -> GroupRate:
-    return GroupRate(str(row["grouping"]), str(row["group"]), float(row["rate"]), float(row["ci_low"]),
-                     float(row["ci_high"]), int(row["n"]), row["status"] != "ok")
+    return GroupRate(
+        str(row["grouping"]),
+        str(row["group"]),
+        float(row["rate"]),
+        float(row["ci_low"]),
+        float(row["ci_high"]),
+        int(row["n"]),
+        row["status"] != "ok",
+    )
 
 
-def audit_findings(group_metrics: pd.DataFrame, significance_tests: pd.DataFrame, age_gate_metrics: pd.DataFrame,
-                   challenge_age_buffers: pd.DataFrame, *, alpha: float = 0.05,
-                   verification: pd.DataFrame | None = None, stratum_years: int = 5) -> list[Finding]:
+def audit_findings(
+    group_metrics: pd.DataFrame,
+    significance_tests: pd.DataFrame,
+    age_gate_metrics: pd.DataFrame,
+    challenge_age_buffers: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    verification: pd.DataFrame | None = None,
+    stratum_years: int = 5,
+) -> list[Finding]:
     """The audit's findings, in reading order (see the module docstring).
 
     Args:
@@ -211,11 +255,19 @@ def audit_findings(group_metrics: pd.DataFrame, significance_tests: pd.DataFrame
     if overall_rows.empty or int(overall_rows.iloc[0]["n"]) == 0:
         return [NoFaces()]
     overall = overall_rows.iloc[0]
-    out: list[Finding] = [OverallError(int(overall["n"]), float(overall["mae"]), float(overall["mae_ci_low"]),
-                                       float(overall["mae_ci_high"]), float(overall["mean_signed_error"]))]
+    out: list[Finding] = [
+        OverallError(
+            int(overall["n"]),
+            float(overall["mae"]),
+            float(overall["mae_ci_low"]),
+            float(overall["mae_ci_high"]),
+            float(overall["mean_signed_error"]),
+        )
+    ]
     out += _group_findings(significance_tests, group_metrics, alpha, stratum_years)
-    gates = age_gate_metrics[(age_gate_metrics["measure"] == "minors_accepted")
-                             & (age_gate_metrics["status"] != "no_cases")]
+    gates = age_gate_metrics[
+        (age_gate_metrics["measure"] == "minors_accepted") & (age_gate_metrics["status"] != "no_cases")
+    ]
     for tau in sorted(gates["challenge_age"].unique()):
         at = gates[gates["challenge_age"] == tau]
         overall_gate = at[at["grouping"] == "overall"]
@@ -224,15 +276,27 @@ def audit_findings(group_metrics: pd.DataFrame, significance_tests: pd.DataFrame
         # Rank only single-feature groups (intersections are in the tables).
         ranked = at[(at["grouping"] != "overall") & ~at["grouping"].str.contains("×")]
         worst = ranked.sort_values("rate", ascending=False).head(1)
-        out.append(MinorsAccepted(float(tau), _rate(overall_gate.iloc[0]),
-                                  _rate(worst.iloc[0]) if len(worst) else None))
+        out.append(
+            MinorsAccepted(float(tau), _rate(overall_gate.iloc[0]), _rate(worst.iloc[0]) if len(worst) else None)
+        )
     if verification is not None and not verification.empty:
-        headline = verification[(verification["grouping"] == "overall") & (verification["status"] != "no_cases")
-                                & verification["metric"].isin(["challenge_false_positive", "verification_minors_pass"])
-                                & verification["rate"].notna()]
+        headline = verification[
+            (verification["grouping"] == "overall")
+            & (verification["status"] != "no_cases")
+            & verification["metric"].isin(["challenge_false_positive", "verification_minors_pass"])
+            & verification["rate"].notna()
+        ]
         for row in headline.itertuples():
-            out.append(NistRate(str(row.parameters), float(row.rate), float(row.ci_low), float(row.ci_high),
-                                int(row.n), row.status == "small_group"))
+            out.append(
+                NistRate(
+                    str(row.parameters),
+                    float(row.rate),
+                    float(row.ci_low),
+                    float(row.ci_high),
+                    int(row.n),
+                    row.status == "small_group",
+                )
+            )
     usable = challenge_age_buffers[challenge_age_buffers["status"] != "no_minors"]
     for target, rows in usable.groupby("target_rate"):
         overall_buffer = rows[rows["grouping"] == "overall"]
@@ -241,10 +305,18 @@ def audit_findings(group_metrics: pd.DataFrame, significance_tests: pd.DataFrame
         if overall_buffer.empty or worst.empty:
             continue
         o, w = overall_buffer.iloc[0], worst.iloc[0]
-        out.append(BufferNeed(target=float(target), overall_age=float(o["buffer_challenge_age"]),
-                              overall_reached=o["status"] != "not_reached", group=str(w["group"]),
-                              group_age=float(w["buffer_challenge_age"]), group_reached=w["status"] != "not_reached",
-                              group_minors=int(w["minors"]), group_small=w["status"] == "small_group"))
+        out.append(
+            BufferNeed(
+                target=float(target),
+                overall_age=float(o["buffer_challenge_age"]),
+                overall_reached=o["status"] != "not_reached",
+                group=str(w["group"]),
+                group_age=float(w["buffer_challenge_age"]),
+                group_reached=w["status"] != "not_reached",
+                group_minors=int(w["minors"]),
+                group_small=w["status"] == "small_group",
+            )
+        )
     return out
 
 
@@ -262,4 +334,3 @@ def small_groups(group_metrics: pd.DataFrame) -> list[SmallGroup]:
     """One record per group flagged ``small_group`` in ``group_metrics``."""
     small = group_metrics[group_metrics["small_group"].astype(bool)]
     return [SmallGroup(str(row.grouping), str(row.group), int(row.n), int(row.min_n)) for row in small.itertuples()]
-

@@ -13,7 +13,7 @@ from __future__ import annotations
 import decimal
 import math
 import re
-from typing import Callable
+from collections.abc import Callable
 
 #: What a missing value reads as (a number that could not be computed, never 0).
 MISSING = "—"
@@ -88,8 +88,9 @@ def p_phrase(p: object) -> str:
     return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
-def interval_parts(value: object, low: object, high: object, fmt: Callable[[object], str] = years, *,
-                   with_sign: bool = False) -> tuple[str, str]:
+def interval_parts(
+    value: object, low: object, high: object, fmt: Callable[[object], str] = years, *, with_sign: bool = False
+) -> tuple[str, str]:
     """``(estimate, "(low–high)")`` as two strings, so a table cell can wrap between them.
 
     With ``with_sign`` (the formatter prints signs) the bounds are joined by " to ", which reads
@@ -104,8 +105,9 @@ def interval_parts(value: object, low: object, high: object, fmt: Callable[[obje
     return fmt(value), f"({fmt(low)}{joiner}{fmt(high)})"
 
 
-def interval(value: object, low: object, high: object, fmt: Callable[[object], str] = years, *,
-             with_sign: bool = False) -> str:
+def interval(
+    value: object, low: object, high: object, fmt: Callable[[object], str] = years, *, with_sign: bool = False
+) -> str:
     """``value (low–high)`` in one string, each formatted by ``fmt`` (see :func:`interval_parts`)."""
     main, bounds = interval_parts(value, low, high, fmt, with_sign=with_sign)
     return f"{main} {bounds}" if bounds else main
@@ -145,7 +147,7 @@ def status_words(status: object) -> str:
         match = _CODE.match(clause)
         if match:
             code = match.group(1)
-            clause = STATUS_WORDS.get(code, code.replace("_", " ")) + clause[match.end():]
+            clause = STATUS_WORDS.get(code, code.replace("_", " ")) + clause[match.end() :]
         clause = clause.replace(">=", "≥").replace("<=", "≤").strip()
         if clause:
             clauses.append(clause)

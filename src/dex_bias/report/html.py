@@ -50,8 +50,14 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        years=formats.years, signed=formats.signed, percent=formats.percent, points=formats.points,
-        count=formats.count, level=formats.level, p=formats.p_phrase, words=words,
+        years=formats.years,
+        signed=formats.signed,
+        percent=formats.percent,
+        points=formats.points,
+        count=formats.count,
+        level=formats.level,
+        p=formats.p_phrase,
+        words=words,
         interval=lambda value, low, high: formats.interval(value, low, high),
     )
     return env

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -211,9 +211,15 @@ def _cell(row: Mapping[str, object], column: Column) -> Cell:
     return Cell(formatter(value), numeric)
 
 
-def display_table(key: str, frame: pd.DataFrame | None, columns: Sequence[Column], *,
-                  csv: pd.DataFrame | None = None, collapsed: bool | None = None,
-                  group_by: str | None = "grouping") -> DisplayTable:
+def display_table(
+    key: str,
+    frame: pd.DataFrame | None,
+    columns: Sequence[Column],
+    *,
+    csv: pd.DataFrame | None = None,
+    collapsed: bool | None = None,
+    group_by: str | None = "grouping",
+) -> DisplayTable:
     """The display form of ``frame``: ``columns`` present in it, one cell each per row.
 
     Args:
@@ -237,10 +243,15 @@ def display_table(key: str, frame: pd.DataFrame | None, columns: Sequence[Column
     # A column with nothing in it (a status column of a table where every row is "ok") is left out.
     kept = [i for i in range(len(shown)) if not rows or any(row[i].text for row in rows)]
     headers, rows = [headers[i] for i in kept], [[row[i] for i in kept] for row in rows]
-    return DisplayTable(key=key, headers=headers, rows=rows, csv_name=f"{key}.csv",
-                        csv_uri=csv_data_uri(frame if csv is None else csv),
-                        collapsed=len(rows) > COLLAPSE_ABOVE if collapsed is None else collapsed,
-                        row_classes=[_row_class(record, start) for record, start in zip(records, starts)])
+    return DisplayTable(
+        key=key,
+        headers=headers,
+        rows=rows,
+        csv_name=f"{key}.csv",
+        csv_uri=csv_data_uri(frame if csv is None else csv),
+        collapsed=len(rows) > COLLAPSE_ABOVE if collapsed is None else collapsed,
+        row_classes=[_row_class(record, start) for record, start in zip(records, starts)],
+    )
 
 
 def _blank_repeated_labels(rows: list[list[Cell]], labels: list[bool], starts: list[bool]) -> None:
@@ -271,8 +282,15 @@ def transposed_table(key: str, frame: pd.DataFrame, by: str, labels: Mapping[str
         if source not in frame.columns:
             continue
         rows.append([Cell(label, False)] + [Cell(_text(value), False) for value in frame[source]])
-    return DisplayTable(key=key, headers=headers, rows=rows, csv_name=f"{key}.csv", csv_uri=csv_data_uri(frame),
-                        collapsed=False, row_classes=[""] * len(rows))
+    return DisplayTable(
+        key=key,
+        headers=headers,
+        rows=rows,
+        csv_name=f"{key}.csv",
+        csv_uri=csv_data_uri(frame),
+        collapsed=False,
+        row_classes=[""] * len(rows),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,18 +304,43 @@ def group_metric_columns(frame: pd.DataFrame) -> list[Column]:
     """``group_metrics`` (and the comparison's per-model metrics): errors with their intervals."""
     within = sorted((c for c in frame.columns if re.fullmatch(r"within_\d+", c)), key=lambda c: int(c.split("_")[1]))
     return [
-        *MODEL, Column("Bands", "band_scheme", "words", label=True,
-                       title="audit: this audit's age bands; article: the dex-model-analysis article's"), *GROUP,
+        *MODEL,
+        Column(
+            "Bands",
+            "band_scheme",
+            "words",
+            label=True,
+            title="audit: this audit's age bands; article: the dex-model-analysis article's",
+        ),
+        *GROUP,
         Column("n", "n", "count"),
         Column("MAE (years)", "mae", "years", interval=True, title="mean absolute error, 95% bootstrap interval"),
         Column("Median AE (years)", "median_absolute_error", "years", title="median absolute error"),
-        Column("Mean signed error (years)", "mean_signed_error", "signed_years", interval=True,
-               title="mean of predicted − true age: positive = estimated too old"),
+        Column(
+            "Mean signed error (years)",
+            "mean_signed_error",
+            "signed_years",
+            interval=True,
+            title="mean of predicted − true age: positive = estimated too old",
+        ),
         Column("RMSE (years)", "rmse", "years", title="root mean squared error"),
-        *[Column(f"Within {c.split('_')[1]} years (%)", c, "percent", interval=True,
-                 title=f"share of estimates within {c.split('_')[1]} years of the true age") for c in within],
-        Column("Balanced MAE (years)", "balanced_mae", "years", interval=True,
-               title="mean of the MAEs of fixed age band × gender reference cells"),
+        *[
+            Column(
+                f"Within {c.split('_')[1]} years (%)",
+                c,
+                "percent",
+                interval=True,
+                title=f"share of estimates within {c.split('_')[1]} years of the true age",
+            )
+            for c in within
+        ],
+        Column(
+            "Balanced MAE (years)",
+            "balanced_mae",
+            "years",
+            interval=True,
+            title="mean of the MAEs of fixed age band × gender reference cells",
+        ),
         Column("Note", "note", "text"),
     ]
 
@@ -323,24 +366,48 @@ def note_words(text: object) -> str:
     # first, so the status clause codes that remain read as statuses.
     if not isinstance(text, str):
         return formats.status_words(text)
-    named = re.sub(r"\b[a-z0-9]+(?:_[a-z0-9]+)*\b",
-                   lambda match: words(match.group(0)) if match.group(0) in NAME_WORDS else match.group(0), text)
+    named = re.sub(
+        r"\b[a-z0-9]+(?:_[a-z0-9]+)*\b",
+        lambda match: words(match.group(0)) if match.group(0) in NAME_WORDS else match.group(0),
+        text,
+    )
     return formats.status_words(named)
 
 
-RATE = Column("Rate (%)", "rate", "percent", interval=True, low="ci_low", high="ci_high",
-              title="share counted, 95% Wilson interval")
-COUNTED = [Column("Counted", "events", "count", title="people the measure counts"),
-           Column("n", "n", "count", title="people in the group the measure applies to")]
+RATE = Column(
+    "Rate (%)",
+    "rate",
+    "percent",
+    interval=True,
+    low="ci_low",
+    high="ci_high",
+    title="share counted, 95% Wilson interval",
+)
+COUNTED = [
+    Column("Counted", "events", "count", title="people the measure counts"),
+    Column("n", "n", "count", title="people in the group the measure applies to"),
+]
 STATUS = Column("Status", "status", "status")
 
-GATE_COLUMNS = [*MODEL, Column("Measure", "measure", "words", label=True),
-                Column("Challenge age", "challenge_age", "whole", label=True), *GROUP, *COUNTED, RATE, STATUS]
+GATE_COLUMNS = [
+    *MODEL,
+    Column("Measure", "measure", "words", label=True),
+    Column("Challenge age", "challenge_age", "whole", label=True),
+    *GROUP,
+    *COUNTED,
+    RATE,
+    STATUS,
+]
 
-VERIFICATION_COLUMNS = [Column("Measure", "metric", "words", label=True),
-                        Column("What is counted", "parameters", label=True),
-                        *GROUP, Column("Threshold (years)", "threshold", "years"), *COUNTED, RATE,
-                        Column("Note", "note", "text")]
+VERIFICATION_COLUMNS = [
+    Column("Measure", "metric", "words", label=True),
+    Column("What is counted", "parameters", label=True),
+    *GROUP,
+    Column("Threshold (years)", "threshold", "years"),
+    *COUNTED,
+    RATE,
+    Column("Note", "note", "text"),
+]
 
 
 def _spread_unit(row: Mapping[str, object]) -> str:
@@ -352,43 +419,70 @@ def spread_display(frame: pd.DataFrame) -> pd.DataFrame:
     """``group_spread`` with the highest and lowest group and their value in one text each."""
     if frame is None or frame.empty:
         return frame
+
     def side(row: Mapping[str, object], which: str) -> str:
         group, value = row.get(f"{which}_group"), row.get(f"{which}_value")
         if formats.is_missing(value):
             return ""
         shown = formats.years(value) if _is_years(row.get("metric")) else formats.percent(value)
         return f"{group}: {shown}"
+
     records = frame.to_dict("records")
-    return frame.assign(metric_label=[metric_label(r.get("metric")) for r in records],
-                        highest=[side(r, "max") for r in records], lowest=[side(r, "min") for r in records])
+    return frame.assign(
+        metric_label=[metric_label(r.get("metric")) for r in records],
+        highest=[side(r, "max") for r in records],
+        lowest=[side(r, "min") for r in records],
+    )
 
 
-SPREAD_COLUMNS = [*MODEL, Column("Across", "feature", "words", label=True), Column("Metric", "metric_label"),
-                  Column("What is counted", "parameters"), Column("Groups", "groups", "count"),
-                  Column("Highest", "highest"), Column("Lowest", "lowest"),
-                  Column("Max − min", "max_minus_min", _spread_unit, interval=True,
-                         title="range of the group values, in the metric's unit (percentage points for %), "
-                               "95% bootstrap interval"),
-                  Column("Max / min", "max_over_min", "ratio"),
-                  Column("Gini", "gini", "gini", interval=True,
-                         title="Gini coefficient of the group values: 0 all equal, 1 maximally unequal"),
-                  Column("Left out (n below the minimum)", "groups_left_out"), STATUS]
+SPREAD_COLUMNS = [
+    *MODEL,
+    Column("Across", "feature", "words", label=True),
+    Column("Metric", "metric_label"),
+    Column("What is counted", "parameters"),
+    Column("Groups", "groups", "count"),
+    Column("Highest", "highest"),
+    Column("Lowest", "lowest"),
+    Column(
+        "Max − min",
+        "max_minus_min",
+        _spread_unit,
+        interval=True,
+        title="range of the group values, in the metric's unit (percentage points for %), 95% bootstrap interval",
+    ),
+    Column("Max / min", "max_over_min", "ratio"),
+    Column(
+        "Gini",
+        "gini",
+        "gini",
+        interval=True,
+        title="Gini coefficient of the group values: 0 all equal, 1 maximally unequal",
+    ),
+    Column("Left out (n below the minimum)", "groups_left_out"),
+    STATUS,
+]
 
-BUFFER_COLUMNS = [*GROUP, Column("Minors accepted at most (%)", "target_rate", "percent_whole"),
-                  Column("Minors", "minors", "count"),
-                  Column("Challenge age needed", "needed", "text"),
-                  Column("Buffer (years)", "buffer_years", "whole",
-                         title="challenge age needed minus the legal age"),
-                  Column("Minors accepted at it (%)", "rate_at_buffer", "percent"), STATUS]
+BUFFER_COLUMNS = [
+    *GROUP,
+    Column("Minors accepted at most (%)", "target_rate", "percent_whole"),
+    Column("Minors", "minors", "count"),
+    Column("Challenge age needed", "needed", "text"),
+    Column("Buffer (years)", "buffer_years", "whole", title="challenge age needed minus the legal age"),
+    Column("Minors accepted at it (%)", "rate_at_buffer", "percent"),
+    STATUS,
+]
 
 
 def buffers_display(frame: pd.DataFrame) -> pd.DataFrame:
     """``challenge_age_buffers`` with the age needed as text: "more than 40" where none was enough."""
     if frame is None or frame.empty:
         return frame
-    needed = [("more than " if status == "not_reached" else "") + _whole(age)
-              if not formats.is_missing(age) else formats.MISSING
-              for age, status in zip(frame["buffer_challenge_age"], frame["status"])]
+    needed = [
+        ("more than " if status == "not_reached" else "") + _whole(age)
+        if not formats.is_missing(age)
+        else formats.MISSING
+        for age, status in zip(frame["buffer_challenge_age"], frame["status"])
+    ]
     return frame.assign(needed=needed)
 
 
@@ -396,8 +490,9 @@ def tests_display(frame: pd.DataFrame) -> pd.DataFrame:
     """``significance_tests`` with the compared sizes in one text (``147 / 553``)."""
     if frame is None or frame.empty:
         return frame
-    return frame.assign(sizes=[f"{formats.count(a)} / {formats.count(b)}"
-                               for a, b in zip(frame["n_used"], frame["n_b_used"])])
+    return frame.assign(
+        sizes=[f"{formats.count(a)} / {formats.count(b)}" for a, b in zip(frame["n_used"], frame["n_b_used"])]
+    )
 
 
 _P_HOLM = Column("p (Holm)", "p_corr", "p", title="Holm-corrected over the family this row belongs to")
@@ -407,57 +502,142 @@ _RESULT = Column("Result", "direction", "words")
 _SIZES = Column("n (group / others)", "sizes", "text", title="faces in the strata both sides have")
 
 FEATURE, OUTCOME = Column("Feature", "feature", "words", label=True), Column("Outcome", "outcome", "words", label=True)
-GROUP_TEST_COLUMNS = [FEATURE, OUTCOME,
-                      Column("Group", "group"), _SIZES,
-                      Column("Difference (years)", "difference", "signed_years", interval=True,
-                             title="stratum-standardised: the group's mean minus the others', 95% bootstrap interval"),
-                      _P_HOLM, _P_RAW, _FAMILY, _RESULT, STATUS]
-PAIRWISE_COLUMNS = [FEATURE, OUTCOME,
-                    Column("Group", "group"), Column("Compared with", "group_b"), _SIZES,
-                    Column("Difference (years)", "difference", "signed_years", interval=True),
-                    _P_HOLM, _P_RAW, _FAMILY, _RESULT, STATUS]
-OMNIBUS_COLUMNS = [FEATURE, OUTCOME,
-                   Column("n", "n", "count"), Column("Statistic", "statistic", "decimal2"),
-                   _P_HOLM, _P_RAW, _FAMILY, _RESULT, STATUS]
-GATE_TEST_COLUMNS = [FEATURE, Column("Measure", "measure", "words", label=True),
-                     Column("Challenge age", "challenge_age", "whole", label=True), Column("Group", "group"), _SIZES,
-                     Column("Difference (percentage points)", "difference", "points", interval=True),
-                     _P_HOLM, _P_RAW, _FAMILY, _RESULT, STATUS]
+GROUP_TEST_COLUMNS = [
+    FEATURE,
+    OUTCOME,
+    Column("Group", "group"),
+    _SIZES,
+    Column(
+        "Difference (years)",
+        "difference",
+        "signed_years",
+        interval=True,
+        title="stratum-standardised: the group's mean minus the others', 95% bootstrap interval",
+    ),
+    _P_HOLM,
+    _P_RAW,
+    _FAMILY,
+    _RESULT,
+    STATUS,
+]
+PAIRWISE_COLUMNS = [
+    FEATURE,
+    OUTCOME,
+    Column("Group", "group"),
+    Column("Compared with", "group_b"),
+    _SIZES,
+    Column("Difference (years)", "difference", "signed_years", interval=True),
+    _P_HOLM,
+    _P_RAW,
+    _FAMILY,
+    _RESULT,
+    STATUS,
+]
+OMNIBUS_COLUMNS = [
+    FEATURE,
+    OUTCOME,
+    Column("n", "n", "count"),
+    Column("Statistic", "statistic", "decimal2"),
+    _P_HOLM,
+    _P_RAW,
+    _FAMILY,
+    _RESULT,
+    STATUS,
+]
+GATE_TEST_COLUMNS = [
+    FEATURE,
+    Column("Measure", "measure", "words", label=True),
+    Column("Challenge age", "challenge_age", "whole", label=True),
+    Column("Group", "group"),
+    _SIZES,
+    Column("Difference (percentage points)", "difference", "points", interval=True),
+    _P_HOLM,
+    _P_RAW,
+    _FAMILY,
+    _RESULT,
+    STATUS,
+]
 
-QUALITY_SUMMARY_COLUMNS = [*GROUP, Column("n", "n", "count"),
-                           Column("Median interocular distance (px)", "median_interocular_distance", "decimal1"),
-                           Column("Median |head yaw| (0 frontal, 1 profile)", "median_abs_yaw_index", "decimal2")]
-QUALITY_COLUMNS = [Column("Measure", "covariate", "words", label=True), Column("Bin", "bin", label=True), *GROUP,
-                   Column("n", "n", "count"),
-                   Column("MAE (years)", "mae", "years", interval=True), STATUS]
+QUALITY_SUMMARY_COLUMNS = [
+    *GROUP,
+    Column("n", "n", "count"),
+    Column("Median interocular distance (px)", "median_interocular_distance", "decimal1"),
+    Column("Median |head yaw| (0 frontal, 1 profile)", "median_abs_yaw_index", "decimal2"),
+]
+QUALITY_COLUMNS = [
+    Column("Measure", "covariate", "words", label=True),
+    Column("Bin", "bin", label=True),
+    *GROUP,
+    Column("n", "n", "count"),
+    Column("MAE (years)", "mae", "years", interval=True),
+    STATUS,
+]
 
-NORMALITY_COLUMNS = [Column("Race", "race", label=True), Column("Gender", "gender", label=True),
-                     Column("Age band", "age_band"),
-                     Column("n", "n", "count"),
-                     Column("Mean predicted age", "mean_predicted_age", "decimal2"),
-                     Column("SD of predicted age", "sd_predicted_age", "decimal2"),
-                     Column("K²", "k2", "decimal2", title="D'Agostino–Pearson statistic: shape, not bias"),
-                     Column("p (K²)", "k2_p", "p"),
-                     Column("Dispersion χ²", "dispersion_chi2", "decimal2",
-                            title="the article's chi-square: Σ(x − x̄)²/x̄ of the rounded predictions"),
-                     Column("Degrees of freedom", "dispersion_dof", "count"),
-                     Column("p (χ²)", "dispersion_p", "p"), STATUS]
-_CORRELATION = [Column("n", "n", "count"), Column("Pearson r", "pearson_r", "r"), Column("p", "p", "p"),
-                Column("p (FDR)", "p_fdr", "p", title="adjusted for the false discovery rate over the table"), STATUS]
-ARTICLE_CORRELATION_COLUMNS = [Column("Race", "race", label=True), Column("Age band", "age_band", label=True),
-                               Column("Images", "subset", "words", label=True), Column("Feature", "feature", "words"),
-                               *_CORRELATION]
-REGION_CORRELATION_COLUMNS = [Column("Race", "race", label=True), Column("Age band", "age_band", label=True),
-                              Column("Images", "subset", "words", label=True), Column("Region", "region", "words"),
-                              *_CORRELATION]
+NORMALITY_COLUMNS = [
+    Column("Race", "race", label=True),
+    Column("Gender", "gender", label=True),
+    Column("Age band", "age_band"),
+    Column("n", "n", "count"),
+    Column("Mean predicted age", "mean_predicted_age", "decimal2"),
+    Column("SD of predicted age", "sd_predicted_age", "decimal2"),
+    Column("K²", "k2", "decimal2", title="D'Agostino–Pearson statistic: shape, not bias"),
+    Column("p (K²)", "k2_p", "p"),
+    Column(
+        "Dispersion χ²",
+        "dispersion_chi2",
+        "decimal2",
+        title="the article's chi-square: Σ(x − x̄)²/x̄ of the rounded predictions",
+    ),
+    Column("Degrees of freedom", "dispersion_dof", "count"),
+    Column("p (χ²)", "dispersion_p", "p"),
+    STATUS,
+]
+_CORRELATION = [
+    Column("n", "n", "count"),
+    Column("Pearson r", "pearson_r", "r"),
+    Column("p", "p", "p"),
+    Column("p (FDR)", "p_fdr", "p", title="adjusted for the false discovery rate over the table"),
+    STATUS,
+]
+ARTICLE_CORRELATION_COLUMNS = [
+    Column("Race", "race", label=True),
+    Column("Age band", "age_band", label=True),
+    Column("Images", "subset", "words", label=True),
+    Column("Feature", "feature", "words"),
+    *_CORRELATION,
+]
+REGION_CORRELATION_COLUMNS = [
+    Column("Race", "race", label=True),
+    Column("Age band", "age_band", label=True),
+    Column("Images", "subset", "words", label=True),
+    Column("Region", "region", "words"),
+    *_CORRELATION,
+]
 
-GENDER_COLUMNS = [*GROUP, Column("n", "n", "count"),
-                  Column("Accuracy (%)", "accuracy", "percent", interval=True),
-                  Column("Men", "n_male", "count"), Column("Women", "n_female", "count"),
-                  Column("Men read as women (%)", "male_read_as_female_rate", "percent", interval=True,
-                         low="male_read_as_female_ci_low", high="male_read_as_female_ci_high"),
-                  Column("Women read as men (%)", "female_read_as_male_rate", "percent", interval=True,
-                         low="female_read_as_male_ci_low", high="female_read_as_male_ci_high"), STATUS]
+GENDER_COLUMNS = [
+    *GROUP,
+    Column("n", "n", "count"),
+    Column("Accuracy (%)", "accuracy", "percent", interval=True),
+    Column("Men", "n_male", "count"),
+    Column("Women", "n_female", "count"),
+    Column(
+        "Men read as women (%)",
+        "male_read_as_female_rate",
+        "percent",
+        interval=True,
+        low="male_read_as_female_ci_low",
+        high="male_read_as_female_ci_high",
+    ),
+    Column(
+        "Women read as men (%)",
+        "female_read_as_male_rate",
+        "percent",
+        interval=True,
+        low="female_read_as_male_ci_low",
+        high="female_read_as_male_ci_high",
+    ),
+    STATUS,
+]
 
 #: Table names as a reader says them (the "what could not be computed" list).
 TABLE_WORDS = {
@@ -478,31 +658,73 @@ def not_computed_display(frame: pd.DataFrame) -> pd.DataFrame:
     for example in frame["example"]:
         label, _, status = str(example).rpartition(": ")
         examples.append(f"{note_words(label)}: {note_words(status)}" if label else note_words(status))
-    return frame.assign(table_words=[TABLE_WORDS.get(t, words(t)) for t in frame["table"]],
-                        status_words=[formats.status_words(s) for s in frame["status"]], example_words=examples)
+    return frame.assign(
+        table_words=[TABLE_WORDS.get(t, words(t)) for t in frame["table"]],
+        status_words=[formats.status_words(s) for s in frame["status"]],
+        example_words=examples,
+    )
 
 
-NOT_COMPUTED_COLUMNS = [Column("Table", "table_words", label=True), Column("What is missing", "status_words"),
-                        Column("Rows", "rows", "count"), Column("Example", "example_words")]
-QUARANTINE_COLUMNS = [Column("Row", "row", "count", title="data row of the input (the header not counted)"),
-                      Column("Image", "image_id"), Column("Reason", "reason", "status"), Column("Detail", "detail")]
+NOT_COMPUTED_COLUMNS = [
+    Column("Table", "table_words", label=True),
+    Column("What is missing", "status_words"),
+    Column("Rows", "rows", "count"),
+    Column("Example", "example_words"),
+]
+QUARANTINE_COLUMNS = [
+    Column("Row", "row", "count", title="data row of the input (the header not counted)"),
+    Column("Image", "image_id"),
+    Column("Reason", "reason", "status"),
+    Column("Detail", "detail"),
+]
 
 # The comparison's own tables.
-COVERAGE_COLUMNS = [*MODEL, Column("Faces predicted", "predicted", "count"),
-                    Column("Faces compared", "compared", "count"),
-                    Column("Left out (not predicted by every model)", "left_out", "count")]
-PAIRED_COLUMNS = [Column("Models", "models", label=True), *GROUP, Column("n", "n", "count"),
-                  Column("Mean difference in absolute error (years)", "mean_difference", "signed_years", interval=True,
-                         title="first model minus second on the same faces: negative = the first is more accurate"),
-                  Column("Rank-biserial", "rank_biserial", "r", interval=True,
-                         title="the effect the Wilcoxon test ranks: negative = the first model's errors are smaller"),
-                  Column("p (Holm)", "p_corr", "p"), Column("Verdict", "verdict"), STATUS]
-ATTENTION_COLUMNS = [*MODEL, Column("Race", "race", label=True), Column("Region", "region", "words"),
-                     Column("Mean LIME weight (years)", "mean_weight", "signed_years"),
-                     Column("Images", "images", "count")]
-DECLARATION_LABELS = {"format": "Format", "file": "File", "sha256": "SHA-256 (first 16 digits)",
-                      "input": "Input", "age output": "Age output", "gender": "Gender output",
-                      "source": "Source", "licence": "Licence", "trained_on": "Trained on"}
+COVERAGE_COLUMNS = [
+    *MODEL,
+    Column("Faces predicted", "predicted", "count"),
+    Column("Faces compared", "compared", "count"),
+    Column("Left out (not predicted by every model)", "left_out", "count"),
+]
+PAIRED_COLUMNS = [
+    Column("Models", "models", label=True),
+    *GROUP,
+    Column("n", "n", "count"),
+    Column(
+        "Mean difference in absolute error (years)",
+        "mean_difference",
+        "signed_years",
+        interval=True,
+        title="first model minus second on the same faces: negative = the first is more accurate",
+    ),
+    Column(
+        "Rank-biserial",
+        "rank_biserial",
+        "r",
+        interval=True,
+        title="the effect the Wilcoxon test ranks: negative = the first model's errors are smaller",
+    ),
+    Column("p (Holm)", "p_corr", "p"),
+    Column("Verdict", "verdict"),
+    STATUS,
+]
+ATTENTION_COLUMNS = [
+    *MODEL,
+    Column("Race", "race", label=True),
+    Column("Region", "region", "words"),
+    Column("Mean LIME weight (years)", "mean_weight", "signed_years"),
+    Column("Images", "images", "count"),
+]
+DECLARATION_LABELS = {
+    "format": "Format",
+    "file": "File",
+    "sha256": "SHA-256 (first 16 digits)",
+    "input": "Input",
+    "age output": "Age output",
+    "gender": "Gender output",
+    "source": "Source",
+    "licence": "Licence",
+    "trained_on": "Trained on",
+}
 
 
 def paired_display(frame: pd.DataFrame) -> pd.DataFrame:

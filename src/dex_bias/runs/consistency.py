@@ -58,14 +58,20 @@ class Clash:
 
     def explain(self) -> str:
         if self.through.key != self.other_through.key:
-            return (f"{self.dataset} was made from the {self.through.name} in {self.through.key}, "
-                    f"but this run reads {self.other.name} from {self.other.key}")
+            return (
+                f"{self.dataset} was made from the {self.through.name} in {self.through.key}, "
+                f"but this run reads {self.other.name} from {self.other.key}"
+            )
         if self.through.key == self.other.key:
             return f"{self.dataset} was made from {self.other.name} {self.through.version}, not from {self.other}"
         if self.other_through.key == self.dataset.key:
-            return f"{self.other} was made from {self.dataset.name} {self.other_through.version}, not from {self.dataset}"
-        return (f"{self.dataset} was made from {self.through.name} {self.through.version}, "
-                f"{self.other} from {self.other_through.name} {self.other_through.version}")
+            return (
+                f"{self.other} was made from {self.dataset.name} {self.other_through.version}, not from {self.dataset}"
+            )
+        return (
+            f"{self.dataset} was made from {self.through.name} {self.through.version}, "
+            f"{self.other} from {self.other_through.name} {self.other_through.version}"
+        )
 
 
 @dataclass
@@ -126,8 +132,9 @@ def _first(versions: dict[str, Ref]) -> Ref:
     return versions[sorted(versions)[-1]]
 
 
-def choose_versions(candidates: Iterable[Candidate], provenance: Provenance | Histories,
-                    accept_mismatch: bool = False) -> Choice:
+def choose_versions(
+    candidates: Iterable[Candidate], provenance: Provenance | Histories, accept_mismatch: bool = False
+) -> Choice:
     """For each input, the newest version that belongs with the versions chosen before it.
 
     Pinned inputs come first, as given; the others follow from the most upstream (the shortest
@@ -182,11 +189,14 @@ def newest_consistent_set(candidates: Sequence[Candidate], provenance: Provenanc
     downstream input that allows one (what ``--load-versions`` can ask for); None if there is none."""
     histories = provenance if isinstance(provenance, Histories) else Histories(provenance)
     usable = [c for c in candidates if c.pinned or c.versions]
-    by_depth = sorted((c for c in usable if not c.pinned and not c.optional),
-                      key=lambda c: -len(histories.of(Ref(c.name, c.key, c.versions[0]))))
+    by_depth = sorted(
+        (c for c in usable if not c.pinned and not c.optional),
+        key=lambda c: -len(histories.of(Ref(c.name, c.key, c.versions[0]))),
+    )
     for anchor in by_depth:
-        trial = [Candidate(c.name, c.key, c.versions, c.versions[0] if c is anchor else c.pinned, c.optional)
-                 for c in usable]
+        trial = [
+            Candidate(c.name, c.key, c.versions, c.versions[0] if c is anchor else c.pinned, c.optional) for c in usable
+        ]
         choice = choose_versions(trial, histories)
         if choice.consistent:
             return {name: version for name, version in choice.versions.items() if version is not None}

@@ -36,8 +36,13 @@ def set_aside_unfinished_runs(project_path: Any) -> list[str]:
     try:
         outcomes = ledger.sweep(active_here=frozenset())
     except OSError as error:  # a read-only copy of the data, say: read on, but say what may be unfinished
-        logger.warning("Could not set aside what unfinished runs wrote under %s (%s): the latest version of a "
-                       "dataset may come from a run that did not finish (see %s).", project_path, error, ledger.root)
+        logger.warning(
+            "Could not set aside what unfinished runs wrote under %s (%s): the latest version of a "
+            "dataset may come from a run that did not finish (see %s).",
+            project_path,
+            error,
+            ledger.root,
+        )
         return []
     for outcome in outcomes:
         logger.warning(describe_set_aside(outcome, outcome.reason))
@@ -45,7 +50,9 @@ def set_aside_unfinished_runs(project_path: Any) -> list[str]:
     return [outcome.run_id for outcome in outcomes]
 
 
-def read_past_running_runs(catalog: Any, project_path: Any, load_versions: dict[str, str] | None = None) -> dict[str, str]:
+def read_past_running_runs(
+    catalog: Any, project_path: Any, load_versions: dict[str, str] | None = None
+) -> dict[str, str]:
     """Pin each dataset a run in progress is writing to its newest version from a finished run.
 
     Returns ``{dataset: version read}``. Datasets the user pinned (``load_versions``) are left as asked.
@@ -65,19 +72,28 @@ def read_past_running_runs(catalog: Any, project_path: Any, load_versions: dict[
         if finished:
             dataset.pin(finished[0])
             pinned[name] = finished[0]
-            logger.info("%s: run %s is still writing a newer version; this session reads %s", name,
-                        output["run_id"], finished[0])
+            logger.info(
+                "%s: run %s is still writing a newer version; this session reads %s",
+                name,
+                output["run_id"],
+                finished[0],
+            )
     return pinned
 
 
 class RunAwareContext(KedroContext):
     """``KedroContext`` whose catalogs never read what an unfinished run wrote (see the module)."""
 
-    def _get_catalog(self, catalog_class: type = DataCatalog, save_version: str | None = None,
-                     load_versions: dict[str, str] | None = None) -> Any:
+    def _get_catalog(
+        self,
+        catalog_class: type = DataCatalog,
+        save_version: str | None = None,
+        load_versions: dict[str, str] | None = None,
+    ) -> Any:
         set_aside_unfinished_runs(self.project_path)
-        catalog = super()._get_catalog(catalog_class=catalog_class, save_version=save_version,
-                                       load_versions=load_versions)
+        catalog = super()._get_catalog(
+            catalog_class=catalog_class, save_version=save_version, load_versions=load_versions
+        )
         if save_version is None:  # a catalog for reading; a run's own inputs are chosen by its hooks
             read_past_running_runs(catalog, self.project_path, load_versions)
         return catalog

@@ -88,9 +88,11 @@ def describe_set_aside(outcome: SetAside, why: str) -> str:
     if not outcome.moved:
         return f"Run {outcome.run_id} did not finish ({why}); it had written nothing."
     where = "; ".join(f"{name} -> {target}" for name, _, target in outcome.moved)
-    return (f"Run {outcome.run_id} did not finish ({why}): what it wrote is set aside and is never read as "
-            f"the latest version ({len(outcome.moved)} dataset(s): {where}). The latest complete versions "
-            "are unchanged.")
+    return (
+        f"Run {outcome.run_id} did not finish ({why}): what it wrote is set aside and is never read as "
+        f"the latest version ({len(outcome.moved)} dataset(s): {where}). The latest complete versions "
+        "are unchanged."
+    )
 
 
 @settings_dataclass
@@ -120,11 +122,22 @@ def _plain(value: Any) -> Any:
 
 
 def _command(run_params: dict[str, Any]) -> dict[str, Any]:
-    keys = ("tags", "from_nodes", "to_nodes", "node_names", "from_inputs", "to_outputs", "namespaces",
-            "load_versions", "runtime_params")
-    return {"pipeline_names": _plain(run_params["pipeline_names"] or ["__default__"]),
-            "env": run_params["env"],
-            **{key: _plain(run_params[key]) for key in keys if run_params[key] not in (None, [], {}, ())}}
+    keys = (
+        "tags",
+        "from_nodes",
+        "to_nodes",
+        "node_names",
+        "from_inputs",
+        "to_outputs",
+        "namespaces",
+        "load_versions",
+        "runtime_params",
+    )
+    return {
+        "pipeline_names": _plain(run_params["pipeline_names"] or ["__default__"]),
+        "env": run_params["env"],
+        **{key: _plain(run_params[key]) for key in keys if run_params[key] not in (None, [], {}, ())},
+    }
 
 
 def _kedro_run(pipelines: list[str] | None, env: str | None, load_versions: dict[str, str] | None = None) -> str:
@@ -134,7 +147,9 @@ def _kedro_run(pipelines: list[str] | None, env: str | None, load_versions: dict
     if env and env != "local":
         parts.append(f"--env {env}")
     if load_versions:
-        parts.append("--load-versions=" + ",".join(f"{name}:{version}" for name, version in sorted(load_versions.items())))
+        parts.append(
+            "--load-versions=" + ",".join(f"{name}:{version}" for name, version in sorted(load_versions.items()))
+        )
     return " ".join(parts)
 
 
@@ -194,8 +209,11 @@ class ConsistentInputsHooks:
             manifest = ledger.manifest(version) if not version.startswith("sha256:") else None
             for output in (manifest or {}).get("outputs", {}).values():
                 if output.get("filepath") == key:
-                    return [Ref(name, item["filepath"], item["version"])
-                            for name, item in output.get("inputs", {}).items() if item.get("version")]
+                    return [
+                        Ref(name, item["filepath"], item["version"])
+                        for name, item in output.get("inputs", {}).items()
+                        if item.get("version")
+                    ]
             return None
 
         choice = choose_versions(candidates, provenance, accept_mismatch=accept)
@@ -209,10 +227,14 @@ class ConsistentInputsHooks:
                 reason = f"it does not belong with this run's other inputs: {clash.explain()}"
                 dataset.leave_out(reason)
                 decisions["left_out"][name] = reason
-                logger.warning("%s is left out of this run: %s. To include it, make it from the same data "
-                               "(e.g. %s).", name, clash.explain(),
-                               _kedro_run(_in_flow_order(_makers({name}) | set(run_params["pipeline_names"] or [])),
-                                          run_params["env"]))
+                logger.warning(
+                    "%s is left out of this run: %s. To include it, make it from the same data (e.g. %s).",
+                    name,
+                    clash.explain(),
+                    _kedro_run(
+                        _in_flow_order(_makers({name}) | set(run_params["pipeline_names"] or [])), run_params["env"]
+                    ),
+                )
             elif dataset.versioned:
                 dataset.pin(version)
                 decisions["chosen"][name] = version
@@ -221,14 +243,29 @@ class ConsistentInputsHooks:
             logger.info("%s: reading %s, not the newer %s (%s)", name, version, newest, clash.explain())
         for clash in choice.clashes:
             decisions["mismatches_accepted"].append(clash.explain())
-            logger.warning("Reading inputs that do not belong together (%s is true): %s", ACCEPT_SWITCH, clash.explain())
+            logger.warning(
+                "Reading inputs that do not belong together (%s is true): %s", ACCEPT_SWITCH, clash.explain()
+            )
         _DECISIONS[run_id] = decisions
-        logger.info("Inputs of run %s: %s", run_id, ", ".join(
-            f"{name} {version}" if version else f"{name} (left out)" for name, version in sorted(choice.versions.items())))
+        logger.info(
+            "Inputs of run %s: %s",
+            run_id,
+            ", ".join(
+                f"{name} {version}" if version else f"{name} (left out)"
+                for name, version in sorted(choice.versions.items())
+            ),
+        )
 
     @staticmethod
-    def _check_pin(name: str, dataset: StoredDataset, pinned: str, on_disk: list[str], readable: list[str],
-                   running: dict[str, str], ledger: RunLedger) -> None:
+    def _check_pin(
+        name: str,
+        dataset: StoredDataset,
+        pinned: str,
+        on_disk: list[str],
+        readable: list[str],
+        running: dict[str, str],
+        ledger: RunLedger,
+    ) -> None:
         newest = ", ".join(readable[:3]) or "none"
         if pinned in readable:
             return
@@ -236,16 +273,19 @@ class ConsistentInputsHooks:
             run_id = running[ledger.relative(dataset.filepath / pinned)]
             raise InputVersionError(
                 f"--load-versions asks for {name} {pinned}, which run {run_id} is still writing; no node was run. "
-                f"Wait for that run to finish, or pick a finished version (newest: {newest}).")
+                f"Wait for that run to finish, or pick a finished version (newest: {newest})."
+            )
         set_aside = ledger.set_aside_version(dataset.filepath, pinned)
         if set_aside is not None:
             raise InputVersionError(
                 f"--load-versions asks for {name} {pinned}, which was written by a run that did not finish; its files "
                 f"are set aside in {ledger.relative(set_aside)} and are not a version. No node was run. Pick a "
-                f"finished version (newest: {newest}).")
+                f"finished version (newest: {newest})."
+            )
         raise InputVersionError(
             f"--load-versions asks for {name} {pinned}, but {ledger.relative(dataset.filepath)} has no such version; "
-            f"no node was run. Versions are the folder names there (newest: {newest}).")
+            f"no node was run. Versions are the folder names there (newest: {newest})."
+        )
 
     @staticmethod
     def _refusal(choice: Choice, candidates: list[Candidate], provenance: Any, run_params: dict[str, Any]) -> str:
@@ -256,18 +296,35 @@ class ConsistentInputsHooks:
         stale = {clash.dataset.name for clash in choice.clashes}
         makers = _makers(stale)
         if makers:
-            lines.append(f"To make them from the same data (the newest {', '.join(sorted({c.other.name for c in choice.clashes}))}): "
-                         f"{_kedro_run(_in_flow_order(makers | set(pipelines)), env)}")
+            lines.append(
+                f"To make them from the same data "
+                f"(the newest {', '.join(sorted({c.other.name for c in choice.clashes}))}): "
+                f"{_kedro_run(_in_flow_order(makers | set(pipelines)), env)}"
+            )
         else:
             lines.append(f"To make them from the same data: run again whatever makes {', '.join(sorted(stale))}.")
         alternative = newest_consistent_set(
-            [Candidate(c.name, c.key, c.versions, None if c.pinned and not c.pinned.startswith("sha256:") else c.pinned,
-                       c.optional) for c in candidates], provenance)
+            [
+                Candidate(
+                    c.name,
+                    c.key,
+                    c.versions,
+                    None if c.pinned and not c.pinned.startswith("sha256:") else c.pinned,
+                    c.optional,
+                )
+                for c in candidates
+            ],
+            provenance,
+        )
         if alternative:
             versioned = {name: version for name, version in alternative.items() if not version.startswith("sha256:")}
-            lines.append(f"To read the newest versions that do belong together: {_kedro_run(pipelines, env, versioned)}")
-        lines.append(f"To run on these versions anyway: add --params {ACCEPT_SWITCH}=true (the mismatch is then "
-                     "logged and recorded in the run's manifest).")
+            lines.append(
+                f"To read the newest versions that do belong together: {_kedro_run(pipelines, env, versioned)}"
+            )
+        lines.append(
+            f"To run on these versions anyway: add --params {ACCEPT_SWITCH}=true (the mismatch is then "
+            "logged and recorded in the run's manifest)."
+        )
         return "\n".join(lines)
 
 
@@ -293,10 +350,16 @@ class RunManifestHooks:
         ledger = RunLedger(project)
         for earlier, state in list(_ACTIVE.items()):  # a run of this process that never ended: abandoned
             _ACTIVE.pop(earlier, None)
-            logger.warning(describe_set_aside(state.ledger.fail(earlier, {"reason": "abandoned in this process"}),
-                                              "abandoned in this process"))
-        outputs = {name: dataset for name in sorted(pipeline.all_outputs())
-                   if (dataset := stored_dataset(catalog, name)) is not None and dataset.filepath is not None}
+            logger.warning(
+                describe_set_aside(
+                    state.ledger.fail(earlier, {"reason": "abandoned in this process"}), "abandoned in this process"
+                )
+            )
+        outputs = {
+            name: dataset
+            for name in sorted(pipeline.all_outputs())
+            if (dataset := stored_dataset(catalog, name)) is not None and dataset.filepath is not None
+        }
         inputs = {}
         for name in sorted(pipeline.inputs()):
             dataset = stored_dataset(catalog, name)
@@ -314,31 +377,56 @@ class RunManifestHooks:
                 where = dataset.version_folder(version) if dataset.versioned and version else dataset.filepath
                 record["files"] = file_fingerprints(where, project) if where is not None else []
             inputs[name] = record
-        parameters = {name: _plain(catalog.get(name).load()) for name in sorted(pipeline.inputs())
-                      if is_parameter(name) and catalog.get(name) is not None}
+        parameters = {
+            name: _plain(catalog.get(name).load())
+            for name in sorted(pipeline.inputs())
+            if is_parameter(name) and catalog.get(name) is not None
+        }
         command = _command(run_params)
-        state = _RunState(run_id, ledger, command, outputs, inputs, parameters,
-                          self._lineage(pipeline, outputs, inputs, run_id, ledger),
-                          _DECISIONS.pop(run_id, {}))
-        ledger.start(run_id, {
-            "command": command,
-            "outputs": {name: {"filepath": ledger.relative(dataset.filepath),
-                               "version_folder": (ledger.relative(dataset.version_folder(run_id))
-                                                  if dataset.versioned else None)}
-                        for name, dataset in outputs.items()},
-        })
+        state = _RunState(
+            run_id,
+            ledger,
+            command,
+            outputs,
+            inputs,
+            parameters,
+            self._lineage(pipeline, outputs, inputs, run_id, ledger),
+            _DECISIONS.pop(run_id, {}),
+        )
+        ledger.start(
+            run_id,
+            {
+                "command": command,
+                "outputs": {
+                    name: {
+                        "filepath": ledger.relative(dataset.filepath),
+                        "version_folder": (
+                            ledger.relative(dataset.version_folder(run_id)) if dataset.versioned else None
+                        ),
+                    }
+                    for name, dataset in outputs.items()
+                },
+            },
+        )
         _ACTIVE[run_id] = state
         if not _EXIT_HANDLER_REGISTERED:
             atexit.register(_finish_interrupted_runs)
             _EXIT_HANDLER_REGISTERED = True
         unversioned = sorted(name for name, dataset in outputs.items() if not dataset.versioned)
         if unversioned:
-            logger.warning("Not versioned, so not protected if this run fails (a failed run may leave them "
-                           "half-written): %s", ", ".join(unversioned))
+            logger.warning(
+                "Not versioned, so not protected if this run fails (a failed run may leave them half-written): %s",
+                ", ".join(unversioned),
+            )
 
     @staticmethod
-    def _lineage(pipeline: Pipeline, outputs: dict[str, StoredDataset], inputs: dict[str, dict[str, Any]],
-                 run_id: str, ledger: RunLedger) -> dict[str, dict[str, Any]]:
+    def _lineage(
+        pipeline: Pipeline,
+        outputs: dict[str, StoredDataset],
+        inputs: dict[str, dict[str, Any]],
+        run_id: str,
+        ledger: RunLedger,
+    ) -> dict[str, dict[str, Any]]:
         """For each persisted output: the nodes that made it (through in-memory datasets), the
         persisted datasets they read, with their versions, and the parameters they used."""
         maker = {output: node for node in pipeline.nodes for output in node.outputs}
@@ -353,14 +441,17 @@ class RunManifestHooks:
                     params.add(source)
                 elif source in outputs:  # persisted by this very run
                     dataset = outputs[source]
-                    reads[source] = {"filepath": ledger.relative(dataset.filepath),
-                                     "version": run_id if dataset.versioned else None}
+                    reads[source] = {
+                        "filepath": ledger.relative(dataset.filepath),
+                        "version": run_id if dataset.versioned else None,
+                    }
                 elif source in maker:  # in memory: made by an earlier node of this run
                     walk(source, nodes, reads, params)
                 elif source in inputs:
                     record = inputs[source]
-                    reads[source] = {key: record[key] for key in ("filepath", "version", "left_out", "dataset")
-                                     if key in record}
+                    reads[source] = {
+                        key: record[key] for key in ("filepath", "version", "left_out", "dataset") if key in record
+                    }
 
         lineage = {}
         for name in outputs:
@@ -368,8 +459,11 @@ class RunManifestHooks:
             reads: dict[str, dict[str, Any]] = {}
             params: set[str] = set()
             walk(name, nodes, reads, params)
-            lineage[name] = {"made_by": sorted(nodes), "inputs": dict(sorted(reads.items())),
-                             "parameters": sorted(params)}
+            lineage[name] = {
+                "made_by": sorted(nodes),
+                "inputs": dict(sorted(reads.items())),
+                "parameters": sorted(params),
+            }
         return lineage
 
     @hook_impl
@@ -384,7 +478,9 @@ class RunManifestHooks:
         if isinstance(data, pd.DataFrame):
             lineage = state.lineage[dataset_name]
             data.attrs[PROVENANCE_ATTR] = {
-                "run_id": state.run_id, "dataset": dataset_name, "made_by": lineage["made_by"],
+                "run_id": state.run_id,
+                "dataset": dataset_name,
+                "made_by": lineage["made_by"],
                 "inputs": {name: read.get("version") for name, read in lineage["inputs"].items()},
                 "parameters": lineage["parameters"],
                 "manifest": state.ledger.relative(state.ledger.folder(state.run_id) / MANIFEST),
@@ -418,7 +514,9 @@ class RunManifestHooks:
                 "filepath": state.ledger.relative(dataset.filepath),
                 "version": run_id if dataset.versioned else dataset.content_version(),
                 "files": file_fingerprints(where, project) if where is not None else [],
-                "made_by": lineage["made_by"], "inputs": inputs, "parameters": lineage["parameters"],
+                "made_by": lineage["made_by"],
+                "inputs": inputs,
+                "parameters": lineage["parameters"],
             }
         from kedro import __version__ as kedro_version
 
@@ -428,12 +526,16 @@ class RunManifestHooks:
             "started_at": (state.ledger.started(run_id) or {}).get("started_at"),
             "command": state.command,
             "software": {"dex_bias": dex_bias_version, "kedro": kedro_version, "python": platform.python_version()},
-            "inputs": state.inputs, "outputs": outputs, "parameters": state.parameters,
+            "inputs": state.inputs,
+            "outputs": outputs,
+            "parameters": state.parameters,
             **({"decisions": state.decisions} if any(state.decisions.values()) else {}),
         }
         path = state.ledger.finish(run_id, manifest)
         _ACTIVE.pop(run_id, None)
-        logger.info("Run %s is complete: %d output(s) recorded in %s", run_id, len(outputs), state.ledger.relative(path))
+        logger.info(
+            "Run %s is complete: %d output(s) recorded in %s", run_id, len(outputs), state.ledger.relative(path)
+        )
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:
@@ -442,9 +544,20 @@ class RunManifestHooks:
         if state is None:
             return
         reason = f"the run failed: {type(error).__name__}: {error}"
-        outcome = state.ledger.fail(run_id, {
-            "reason": reason, "error_type": type(error).__name__, "message": str(error),
-            "traceback": traceback.format_exception(error)[-6:],
-        })
-        logger.warning(describe_set_aside(outcome, f"{type(error).__name__}") + (
-            " Kedro's --from-nodes suggestion reads the latest complete versions, not this run's." if outcome.moved else ""))
+        outcome = state.ledger.fail(
+            run_id,
+            {
+                "reason": reason,
+                "error_type": type(error).__name__,
+                "message": str(error),
+                "traceback": traceback.format_exception(error)[-6:],
+            },
+        )
+        logger.warning(
+            describe_set_aside(outcome, f"{type(error).__name__}")
+            + (
+                " Kedro's --from-nodes suggestion reads the latest complete versions, not this run's."
+                if outcome.moved
+                else ""
+            )
+        )

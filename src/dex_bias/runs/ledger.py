@@ -26,7 +26,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,11 @@ STARTING_GRACE_S = 60
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --- processes --------------------------------------------------------------------------------
+
 
 def _boot_id() -> str | None:
     try:
@@ -64,7 +65,7 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
         return None
     except OSError:
         return ("?", "")
-    fields = text[text.rfind(")") + 2:].split()  # the command name may hold spaces and ')'
+    fields = text[text.rfind(")") + 2 :].split()  # the command name may hold spaces and ')'
     return fields[0], fields[19]
 
 
@@ -72,8 +73,7 @@ def process_identity(pid: int | None = None) -> dict[str, Any]:
     """What tells this process apart from a later one that reuses its pid (or a rebooted host)."""
     pid = os.getpid() if pid is None else pid
     stat = _proc_stat(pid)
-    return {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(),
-            "start_ticks": stat[1] if stat else None}
+    return {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(), "start_ticks": stat[1] if stat else None}
 
 
 def process_state(identity: dict[str, Any]) -> str:
@@ -100,6 +100,7 @@ def process_state(identity: dict[str, Any]) -> str:
 
 
 # --- files ------------------------------------------------------------------------------------
+
 
 def write_json_once(path: Path, data: Any) -> None:
     """Write ``data`` as JSON at ``path`` all at once (a reader sees the whole file or none),
@@ -145,8 +146,9 @@ def file_fingerprints(path: Path, relative_to: Path | None = None) -> list[dict[
         with open(file, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
-        prints.append({"path": display_path(file, relative_to), "sha256": digest.hexdigest(),
-                       "bytes": file.stat().st_size})
+        prints.append(
+            {"path": display_path(file, relative_to), "sha256": digest.hexdigest(), "bytes": file.stat().st_size}
+        )
     return prints
 
 
@@ -165,6 +167,7 @@ def display_path(path: Path | str, project: Path | None) -> str:
 
 
 # --- the ledger -------------------------------------------------------------------------------
+
 
 @dataclass
 class SetAside:
@@ -209,15 +212,24 @@ class RunLedger:
     # -- writing -------------------------------------------------------------------------------
     def start(self, run_id: str, record: dict[str, Any]) -> None:
         """Record that a run starts: its command, its process and the version folders it will write."""
-        write_json_once(self.folder(run_id) / STARTED,
-                        {"format": MANIFEST_FORMAT, "run_id": run_id, "started_at": now_iso(),
-                         "process": process_identity(), **record})
+        write_json_once(
+            self.folder(run_id) / STARTED,
+            {
+                "format": MANIFEST_FORMAT,
+                "run_id": run_id,
+                "started_at": now_iso(),
+                "process": process_identity(),
+                **record,
+            },
+        )
 
     def finish(self, run_id: str, manifest: dict[str, Any]) -> Path:
         """Write the run's manifest: from now on its versions count."""
         path = self.folder(run_id) / MANIFEST
-        write_json_once(path, {"format": MANIFEST_FORMAT, "run_id": run_id, "status": "complete",
-                               "finished_at": now_iso(), **manifest})
+        write_json_once(
+            path,
+            {"format": MANIFEST_FORMAT, "run_id": run_id, "status": "complete", "finished_at": now_iso(), **manifest},
+        )
         self._manifests.pop(run_id, None)
         return path
 
@@ -270,8 +282,9 @@ class RunLedger:
             runs.append(UnfinishedRun(folder.name, started, state))
         return runs
 
-    def running_outputs(self, exclude: str | None = None,
-                        active_here: set[str] | frozenset[str] = frozenset()) -> list[dict[str, str]]:
+    def running_outputs(
+        self, exclude: str | None = None, active_here: set[str] | frozenset[str] = frozenset()
+    ) -> list[dict[str, str]]:
         """The outputs of runs still running (or that may be: on another host), one dict each:
         ``run_id``, ``name``, ``filepath``, ``version_folder`` (relative to the project)."""
         outputs = []
@@ -280,8 +293,14 @@ class RunLedger:
                 continue
             for name, output in sorted((run.started.get("outputs") or {}).items()):
                 if output.get("version_folder"):
-                    outputs.append({"run_id": run.run_id, "name": name, "filepath": output["filepath"],
-                                    "version_folder": output["version_folder"]})
+                    outputs.append(
+                        {
+                            "run_id": run.run_id,
+                            "name": name,
+                            "filepath": output["filepath"],
+                            "version_folder": output["version_folder"],
+                        }
+                    )
         return outputs
 
     def set_aside_version(self, filepath: str | os.PathLike, version: str) -> Path | None:
@@ -313,8 +332,15 @@ class RunLedger:
         if folder.exists():
             note = folder / SET_ASIDE_NOTE
             if not note.exists():
-                write_json_once(note, {"run_id": run_id, "reason": reason, "set_aside_at": now_iso(),
-                                       "moved": [{"dataset": n, "from": a, "to": b} for n, a, b in outcome.moved]})
+                write_json_once(
+                    note,
+                    {
+                        "run_id": run_id,
+                        "reason": reason,
+                        "set_aside_at": now_iso(),
+                        "moved": [{"dataset": n, "from": a, "to": b} for n, a, b in outcome.moved],
+                    },
+                )
             target = _free_name(self.root / INCOMPLETE / run_id)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -326,10 +352,15 @@ class RunLedger:
 
     def sweep(self, active_here: set[str] | frozenset[str] = frozenset()) -> list[SetAside]:
         """Set aside every unfinished run whose process is gone (killed, or ended without its hooks)."""
-        reasons = {"gone": "its process ended before the run finished (killed, or interrupted)",
-                   "failed": "the run failed"}
-        return [self.set_aside(run.run_id, reasons[run.state])
-                for run in self.unfinished(active_here) if run.state in reasons]
+        reasons = {
+            "gone": "its process ended before the run finished (killed, or interrupted)",
+            "failed": "the run failed",
+        }
+        return [
+            self.set_aside(run.run_id, reasons[run.state])
+            for run in self.unfinished(active_here)
+            if run.state in reasons
+        ]
 
 
 def _free_name(path: Path) -> Path:

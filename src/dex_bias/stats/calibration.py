@@ -19,18 +19,18 @@ sqrt(p (1 − p) / n_sim)).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 #: Per race code: (how ages are drawn, share of women). The age mixes differ on purpose.
 GROUP_MIX: dict[int, tuple[str, float]] = {
-    0: ("young", 0.45),     # mostly children and young adults
-    1: ("old", 0.30),       # mostly older adults
-    2: ("middle", 0.75),    # mostly 20-50, mostly women
+    0: ("young", 0.45),  # mostly children and young adults
+    1: ("old", 0.30),  # mostly older adults
+    2: ("middle", 0.75),  # mostly 20-50, mostly women
     3: ("uniform", 0.50),
-    4: ("ends", 0.55),      # children and the elderly
+    4: ("ends", 0.55),  # children and the elderly
 }
 
 
@@ -48,8 +48,9 @@ def _ages(rng: np.random.Generator, kind: str, n: int) -> np.ndarray:
     return np.clip(np.round(ages), 0, 100).astype(int)
 
 
-def simulate_predictions(rng: np.random.Generator, n: int = 600, *, planted_race: int = 3,
-                         planted_scale: float = 0.0) -> pd.DataFrame:
+def simulate_predictions(
+    rng: np.random.Generator, n: int = 600, *, planted_race: int = 3, planted_scale: float = 0.0
+) -> pd.DataFrame:
     """One simulated predictions table (``image_id``, ``age``, ``gender``, ``race``, ``predicted_age``).
 
     Races are equally likely; each race draws ages and genders from its own mix
@@ -91,13 +92,27 @@ def rejection_rates(tables: Iterable[pd.DataFrame], *, alpha: float = 0.05, **te
         tests = significance_tests(table, alpha=alpha, **test_options)
         tested = tests[tests["status"] == "ok"]
         for (family, feature, outcome), part in tested.groupby(["family", "feature", "outcome"], sort=False):
-            rows.append({"family": family, "feature": feature, "outcome": outcome, "tests": len(part),
-                         "rejections": int((part["p_unc"] < alpha).sum()),
-                         "flagged": bool((part["p_corr"] < alpha).any())})
+            rows.append(
+                {
+                    "family": family,
+                    "feature": feature,
+                    "outcome": outcome,
+                    "tests": len(part),
+                    "rejections": int((part["p_unc"] < alpha).sum()),
+                    "flagged": bool((part["p_corr"] < alpha).any()),
+                }
+            )
     frame = pd.DataFrame(rows)
-    summary = frame.groupby(["family", "feature", "outcome"], sort=False).agg(
-        tests=("tests", "sum"), rejections=("rejections", "sum"), flagged=("flagged", "sum"),
-        simulations=("flagged", "size")).reset_index()
+    summary = (
+        frame.groupby(["family", "feature", "outcome"], sort=False)
+        .agg(
+            tests=("tests", "sum"),
+            rejections=("rejections", "sum"),
+            flagged=("flagged", "sum"),
+            simulations=("flagged", "size"),
+        )
+        .reset_index()
+    )
     summary["rejection_rate"] = summary["rejections"] / summary["tests"]
     summary["family_flag_rate"] = summary["flagged"] / count
     return summary

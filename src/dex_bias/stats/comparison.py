@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,8 +69,10 @@ def same_faces(predictions: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, p
         ids = set(table["image_id"].astype(str))
         common = ids if common is None else common & ids
     if not common:
-        raise ValueError("the models' predictions have no face in common: were they made from the same `faces`? "
-                         f"({', '.join(f'{k}: {len(v)} rows' for k, v in predictions.items())})")
+        raise ValueError(
+            "the models' predictions have no face in common: were they made from the same `faces`? "
+            f"({', '.join(f'{k}: {len(v)} rows' for k, v in predictions.items())})"
+        )
     order = sorted(common)
     parts, coverage = [], []
     reference = None
@@ -81,51 +83,108 @@ def same_faces(predictions: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, p
             reference = labels
         elif not labels.equals(reference):
             differing = labels.index[(labels != reference).any(axis=1)][:3].tolist()
-            raise ValueError(f"model {model!r} labels some faces differently from the others (e.g. {differing}): "
-                             "compare predictions made from the same `faces` version")
+            raise ValueError(
+                f"model {model!r} labels some faces differently from the others (e.g. {differing}): "
+                "compare predictions made from the same `faces` version"
+            )
         female = kept["prob_female"] if "prob_female" in kept else pd.Series(np.nan, index=kept.index)
-        parts.append(pd.DataFrame({"model": model, "image_id": order, **{c: labels[c].to_numpy() for c in LABELS},
-                                   "predicted_age": kept["predicted_age"].to_numpy(float),
-                                   "prob_female": female.to_numpy(float)}))
-        coverage.append({"model": model, "predicted": len(table), "compared": len(order),
-                         "left_out": len(table) - len(order)})
+        parts.append(
+            pd.DataFrame(
+                {
+                    "model": model,
+                    "image_id": order,
+                    **{c: labels[c].to_numpy() for c in LABELS},
+                    "predicted_age": kept["predicted_age"].to_numpy(float),
+                    "prob_female": female.to_numpy(float),
+                }
+            )
+        )
+        coverage.append(
+            {"model": model, "predicted": len(table), "compared": len(order), "left_out": len(table) - len(order)}
+        )
     long = pd.concat(parts, ignore_index=True)
     logger.info("model comparison: %d faces predicted by all of %s", len(order), list(predictions))
     return long, pd.DataFrame(coverage)
 
 
-def model_metrics(long: pd.DataFrame, *, features: Sequence[str] = ("race", "gender", "age_band"),
-                  bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS, n_boot: int = 1000, seed: int = 0,
-                  confidence: float = 0.95, min_n: int = 30) -> pd.DataFrame:
+def model_metrics(
+    long: pd.DataFrame,
+    *,
+    features: Sequence[str] = ("race", "gender", "age_band"),
+    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    min_n: int = 30,
+) -> pd.DataFrame:
     """The audit's error metrics per model × group (single features), bootstrap intervals: ``group_metrics``
     with ``model`` as the outer column."""
-    return group_metrics(long, sensitive_features=features, bands=bands, intersections=False, outer="model",
-                         n_boot=n_boot, seed=seed, confidence=confidence, min_n=min_n)
+    return group_metrics(
+        long,
+        sensitive_features=features,
+        bands=bands,
+        intersections=False,
+        outer="model",
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+        min_n=min_n,
+    )
 
 
-def model_gate_metrics(long: pd.DataFrame, *, challenge_ages: Sequence[float] = (18, 21, 25),
-                       features: Sequence[str] = ("race", "gender"), bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
-                       confidence: float = 0.95, min_n: int = 30) -> pd.DataFrame:
+def model_gate_metrics(
+    long: pd.DataFrame,
+    *,
+    challenge_ages: Sequence[float] = (18, 21, 25),
+    features: Sequence[str] = ("race", "gender"),
+    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    confidence: float = 0.95,
+    min_n: int = 30,
+) -> pd.DataFrame:
     """The age-gate rates of ``age_gate_metrics`` per model × group (Wilson intervals)."""
-    return age_gate_metrics(long, challenge_ages, features, intersections=False, outer="model",
-                            confidence=confidence, min_n=min_n, bands=bands)
+    return age_gate_metrics(
+        long,
+        challenge_ages,
+        features,
+        intersections=False,
+        outer="model",
+        confidence=confidence,
+        min_n=min_n,
+        bands=bands,
+    )
 
 
-def model_spread(long: pd.DataFrame, *, features: Sequence[str] = ("race", "gender"),
-                 bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS, gate_measure: str = "minors_accepted",
-                 challenge_age: float = 25, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95,
-                 min_n: int = 30) -> pd.DataFrame:
+def model_spread(
+    long: pd.DataFrame,
+    *,
+    features: Sequence[str] = ("race", "gender"),
+    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    gate_measure: str = "minors_accepted",
+    challenge_age: float = 25,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    min_n: int = 30,
+) -> pd.DataFrame:
     """Per model and feature: the spread across groups of MAE and of one gate rate (``gate_measure`` at
     ``challenge_age``), as ``engine.SPREAD_COLUMNS`` led by ``model``; groups below ``min_n`` left out."""
     table = with_display_columns(long, bands)
     common = dict(outer="model", n_boot=n_boot, seed=seed, confidence=confidence, min_n=min_n)
     counted, event = gate_outcomes(table, challenge_age, gate_measure)
     gate_name = f"{gate_measure} at {challenge_age:g}"
-    return pd.concat([
-        spread_frame(table, {"mae": Metric(mean_absolute_error, ERROR_COLUMNS)}, features, **common),
-        spread_frame(table.assign(event=event.astype(float), counted=counted), {gate_name: RATE}, features,
-                     where="counted", **common),
-    ], ignore_index=True)
+    return pd.concat(
+        [
+            spread_frame(table, {"mae": Metric(mean_absolute_error, ERROR_COLUMNS)}, features, **common),
+            spread_frame(
+                table.assign(event=event.astype(float), counted=counted),
+                {gate_name: RATE},
+                features,
+                where="counted",
+                **common,
+            ),
+        ],
+        ignore_index=True,
+    )
 
 
 def leaderboard(metrics: pd.DataFrame, spread: pd.DataFrame) -> pd.DataFrame:
@@ -134,20 +193,36 @@ def leaderboard(metrics: pd.DataFrame, spread: pd.DataFrame) -> pd.DataFrame:
     overall = metrics[metrics["grouping"] == "overall"].set_index("model")
     rows = []
     for model in overall.index:
-        row = {"model": model, "n": int(overall.loc[model, "n"]), "mae": overall.loc[model, "mae"],
-               "mae_ci_low": overall.loc[model, "mae_ci_low"], "mae_ci_high": overall.loc[model, "mae_ci_high"],
-               "mean_signed_error": overall.loc[model, "mean_signed_error"]}
+        row = {
+            "model": model,
+            "n": int(overall.loc[model, "n"]),
+            "mae": overall.loc[model, "mae"],
+            "mae_ci_low": overall.loc[model, "mae_ci_low"],
+            "mae_ci_high": overall.loc[model, "mae_ci_high"],
+            "mean_signed_error": overall.loc[model, "mean_signed_error"],
+        }
         for item in spread[(spread["model"] == model) & (spread["status"] == "ok")].itertuples(index=False):
             prefix = f"{item.feature}_mae" if item.metric == "mae" else f"{item.feature}_gate"
-            row.update({f"{prefix}_range": item.max_minus_min, f"{prefix}_range_ci_low": item.max_minus_min_ci_low,
-                        f"{prefix}_range_ci_high": item.max_minus_min_ci_high, f"{prefix}_gini": item.gini,
-                        f"{prefix}_worst_group": item.max_group})
+            row.update(
+                {
+                    f"{prefix}_range": item.max_minus_min,
+                    f"{prefix}_range_ci_low": item.max_minus_min_ci_low,
+                    f"{prefix}_range_ci_high": item.max_minus_min_ci_high,
+                    f"{prefix}_gini": item.gini,
+                    f"{prefix}_worst_group": item.max_group,
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows).sort_values("mae", kind="stable").reset_index(drop=True)
 
 
-def region_attention(long: pd.DataFrame, region_attributions: Mapping[str, pd.DataFrame | None], *,
-                     method: str = "regions", bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS) -> pd.DataFrame:
+def region_attention(
+    long: pd.DataFrame,
+    region_attributions: Mapping[str, pd.DataFrame | None],
+    *,
+    method: str = "regions",
+    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+) -> pd.DataFrame:
     """Which facial regions each model's estimate leans on, per race: the mean LIME weight.
 
     Args:
@@ -166,8 +241,11 @@ def region_attention(long: pd.DataFrame, region_attributions: Mapping[str, pd.Da
         if table is None or table.empty:
             continue
         rows = method_weights(table, method).merge(labels, on="image_id")
-        summary = (rows.groupby(["race", "region"], observed=True)
-                   .agg(mean_weight=("weight", "mean"), images=("image_id", "nunique")).reset_index())
+        summary = (
+            rows.groupby(["race", "region"], observed=True)
+            .agg(mean_weight=("weight", "mean"), images=("image_id", "nunique"))
+            .reset_index()
+        )
         frames.append(summary.assign(model=model))
     if not frames:
         return pd.DataFrame(columns=columns)
@@ -192,9 +270,17 @@ def rank_biserial(differences: np.ndarray) -> np.ndarray:
         return np.where(total > 0, (positive - negative) / total, np.nan)
 
 
-def paired_model_tests(long: pd.DataFrame, *, features: Sequence[str] = ("race", "gender", "age_band"),
-                       bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS, min_n: int = 10, n_boot: int = 1000,
-                       seed: int = 0, confidence: float = 0.95, alpha: float = 0.05) -> pd.DataFrame:
+def paired_model_tests(
+    long: pd.DataFrame,
+    *,
+    features: Sequence[str] = ("race", "gender", "age_band"),
+    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    min_n: int = 10,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
     """Wilcoxon signed-rank tests of ``|error_a| − |error_b|`` on the same images, per pair of models × group.
 
     For each pair ``(model_a, model_b)`` (in the order models appear) and each group (overall and
@@ -214,8 +300,9 @@ def paired_model_tests(long: pd.DataFrame, *, features: Sequence[str] = ("race",
     groupings: list[tuple[str, str, np.ndarray]] = [("overall", "all", np.ones(len(wide), bool))]
     for feature in features:
         column = labels[feature]
-        values = (column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype)
-                  else sorted(column.dropna().unique()))
+        values = (
+            column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else sorted(column.dropna().unique())
+        )
         for value in values:
             mask = (column == value).to_numpy()
             if mask.any():
@@ -228,8 +315,14 @@ def paired_model_tests(long: pd.DataFrame, *, features: Sequence[str] = ("race",
             d = differences_all[mask]
             row = {"model_a": model_a, "model_b": model_b, "grouping": grouping, "group": group, "n": int(len(d))}
             if len(d) < min_n or not np.any(d != 0):
-                rows.append(dict(row, status=f"too_small (n={len(d)} < {min_n})" if len(d) < min_n
-                                 else "no_difference (identical errors)"))
+                rows.append(
+                    dict(
+                        row,
+                        status=f"too_small (n={len(d)} < {min_n})"
+                        if len(d) < min_n
+                        else "no_difference (identical errors)",
+                    )
+                )
                 continue
             test = st.wilcoxon(d)
             rng = np.random.default_rng(next(rng_seed))
@@ -241,13 +334,20 @@ def paired_model_tests(long: pd.DataFrame, *, features: Sequence[str] = ("race",
                 effects.append(rank_biserial(sample))
                 means.append(sample.mean(axis=1))
             effects, means = np.concatenate(effects), np.concatenate(means)
-            rows.append(dict(
-                row, statistic=float(test.statistic), p_unc=float(test.pvalue),
-                rank_biserial=float(rank_biserial(d)),
-                rank_biserial_ci_low=float(np.nanquantile(effects, alpha_ci)),
-                rank_biserial_ci_high=float(np.nanquantile(effects, 1 - alpha_ci)),
-                mean_difference=float(d.mean()), mean_difference_ci_low=float(np.quantile(means, alpha_ci)),
-                mean_difference_ci_high=float(np.quantile(means, 1 - alpha_ci)), status="ok"))
+            rows.append(
+                dict(
+                    row,
+                    statistic=float(test.statistic),
+                    p_unc=float(test.pvalue),
+                    rank_biserial=float(rank_biserial(d)),
+                    rank_biserial_ci_low=float(np.nanquantile(effects, alpha_ci)),
+                    rank_biserial_ci_high=float(np.nanquantile(effects, 1 - alpha_ci)),
+                    mean_difference=float(d.mean()),
+                    mean_difference_ci_low=float(np.quantile(means, alpha_ci)),
+                    mean_difference_ci_high=float(np.quantile(means, 1 - alpha_ci)),
+                    status="ok",
+                )
+            )
     result = pd.DataFrame(rows)
     tested = result["status"] == "ok"
     result["p_corr"] = np.nan
@@ -263,7 +363,23 @@ def paired_model_tests(long: pd.DataFrame, *, features: Sequence[str] = ("race",
         return f"{better} has smaller errors"
 
     result["verdict"] = result.apply(verdict, axis=1) if len(result) else []
-    columns = ["model_a", "model_b", "grouping", "group", "n", "statistic", "p_unc", "p_corr", "correction",
-               "rank_biserial", "rank_biserial_ci_low", "rank_biserial_ci_high", "mean_difference",
-               "mean_difference_ci_low", "mean_difference_ci_high", "verdict", "status"]
+    columns = [
+        "model_a",
+        "model_b",
+        "grouping",
+        "group",
+        "n",
+        "statistic",
+        "p_unc",
+        "p_corr",
+        "correction",
+        "rank_biserial",
+        "rank_biserial_ci_low",
+        "rank_biserial_ci_high",
+        "mean_difference",
+        "mean_difference_ci_low",
+        "mean_difference_ci_high",
+        "verdict",
+        "status",
+    ]
     return result.reindex(columns=columns)

@@ -156,17 +156,26 @@ def prepare_predictions(
     def flag(mask: pd.Series, reason: str, detail: pd.Series | str) -> None:
         if mask.any():
             detail_values = detail[mask] if isinstance(detail, pd.Series) else detail
-            problems.append(pd.DataFrame({
-                "row": table.index[mask] + 1, "image_id": table.loc[mask, "image_id"],
-                "reason": reason, "detail": detail_values,
-            }))
+            problems.append(
+                pd.DataFrame(
+                    {
+                        "row": table.index[mask] + 1,
+                        "image_id": table.loc[mask, "image_id"],
+                        "reason": reason,
+                        "detail": detail_values,
+                    }
+                )
+            )
 
     # Labels: the table's own where present, else parsed from the id.
     parsed, parse_failure = _labels_from_ids(table["image_id"])
     label_missing = pd.Series(False, index=table.index)
     for column in LABEL_COLUMNS:
-        given = (pd.to_numeric(table[column], errors="coerce").astype("float64") if column in table
-                 else pd.Series(np.nan, index=table.index))
+        given = (
+            pd.to_numeric(table[column], errors="coerce").astype("float64")
+            if column in table
+            else pd.Series(np.nan, index=table.index)
+        )
         table[column] = given.fillna(parsed[column])
         label_missing |= table[column].isna()
     id_detail = parse_failure.where(parse_failure != "", "no labels in the table and none in the id")
@@ -176,14 +185,19 @@ def prepare_predictions(
     # + 0.0 turns -0.0 into 0.0, so no estimate reads as "-0" further on.
     prediction = pd.to_numeric(table["predicted_age"], errors="coerce").astype("float64") + 0.0
     not_numeric = prediction.isna() | ~np.isfinite(prediction.fillna(0.0))
-    flag(not_numeric, "non_numeric_prediction",
-         "predicted_age is " + written.replace("empty cell", "an empty cell") + ", not a finite number of years")
+    flag(
+        not_numeric,
+        "non_numeric_prediction",
+        "predicted_age is " + written.replace("empty cell", "an empty cell") + ", not a finite number of years",
+    )
     negative = ~not_numeric & (prediction < 0)
     flag(negative, "negative_prediction", "predicted_age " + written + " is below 0")
     implausible = ~not_numeric & ~negative & ~prediction.between(low, high)
-    flag(implausible, "implausible_prediction",
-         "predicted_age " + written + f" is outside the plausible range {low:g}-{high:g} years "
-         f"({age_range_setting})")
+    flag(
+        implausible,
+        "implausible_prediction",
+        "predicted_age " + written + f" is outside the plausible range {low:g}-{high:g} years ({age_range_setting})",
+    )
     table["predicted_age"] = prediction
 
     known = ~label_missing
@@ -192,9 +206,17 @@ def prepare_predictions(
         & table["gender"].isin(list(GENDER_NAMES))
         & table["race"].isin(list(RACE_NAMES))
     )
-    flag(out_of_range, "label_out_of_range",
-         "age " + table["age"].astype(str) + ", gender " + table["gender"].astype(str) + ", race "
-         + table["race"].astype(str) + f" (need age {AGE_MIN}-{AGE_MAX}, gender 0/1, race 0-4)")
+    flag(
+        out_of_range,
+        "label_out_of_range",
+        "age "
+        + table["age"].astype(str)
+        + ", gender "
+        + table["gender"].astype(str)
+        + ", race "
+        + table["race"].astype(str)
+        + f" (need age {AGE_MIN}-{AGE_MAX}, gender 0/1, race 0-4)",
+    )
 
     duplicated = table["image_id"].duplicated(keep=False) & ~id_missing
     counts = table["image_id"].map(table["image_id"].value_counts())
@@ -202,7 +224,8 @@ def prepare_predictions(
 
     quarantine = (
         pd.concat(problems, ignore_index=True).sort_values(["row", "reason"], kind="stable").reset_index(drop=True)
-        if problems else pd.DataFrame({c: pd.Series(dtype=object if c != "row" else int) for c in QUARANTINE_COLUMNS})
+        if problems
+        else pd.DataFrame({c: pd.Series(dtype=object if c != "row" else int) for c in QUARANTINE_COLUMNS})
     )
     if len(quarantine) and not allow_quarantine:
         raise PredictionsContractError(_describe(quarantine, len(table), source, quarantine_switch))
@@ -210,19 +233,30 @@ def prepare_predictions(
     valid = table.loc[~table.index.isin(bad_rows)].reset_index(drop=True)
     if valid.empty:
         raise PredictionsContractError(
-            _describe(quarantine, len(table), source, quarantine_switch, ending=(
-                "No row is left to audit. Fix those rows (rows are numbered from 1 after the header).")))
+            _describe(
+                quarantine,
+                len(table),
+                source,
+                quarantine_switch,
+                ending=("No row is left to audit. Fix those rows (rows are numbered from 1 after the header)."),
+            )
+        )
     for column in LABEL_COLUMNS:
         valid[column] = valid[column].astype(int)
     logger.info(
-        "%s: %d rows in, %d valid, %d set aside (%s)", source, len(table), len(valid), len(bad_rows),
+        "%s: %d rows in, %d valid, %d set aside (%s)",
+        source,
+        len(table),
+        len(valid),
+        len(bad_rows),
         quarantine["reason"].value_counts().to_dict() if len(quarantine) else "none",
     )
     return valid, quarantine
 
 
-def audited_splits(predictions: pd.DataFrame, splits: Sequence[str] | None, *, source: str,
-                   setting: str) -> pd.DataFrame:
+def audited_splits(
+    predictions: pd.DataFrame, splits: Sequence[str] | None, *, source: str, setting: str
+) -> pd.DataFrame:
     """The rows of the audited ``splits`` (index reset): rows of other splits, e.g. the training
     split, on which a model looks better than it is, are left out, counted and logged.
 
@@ -235,8 +269,13 @@ def audited_splits(predictions: pd.DataFrame, splits: Sequence[str] | None, *, s
     if predictions.empty or not splits or "split" not in predictions.columns:
         return predictions
     kept = predictions["split"].astype(str).isin([str(s) for s in splits])
-    logger.info("report: auditing %d rows of split(s) %s; %d rows of other splits left out (%s)",
-                kept.sum(), list(splits), (~kept).sum(), predictions.loc[~kept, "split"].value_counts().to_dict())
+    logger.info(
+        "report: auditing %d rows of split(s) %s; %d rows of other splits left out (%s)",
+        kept.sum(),
+        list(splits),
+        (~kept).sum(),
+        predictions.loc[~kept, "split"].value_counts().to_dict(),
+    )
     if not kept.any():
         raise ValueError(
             f"{source}: no row has split in {list(splits)} (splits present: "
@@ -246,18 +285,20 @@ def audited_splits(predictions: pd.DataFrame, splits: Sequence[str] | None, *, s
     return predictions[kept].reset_index(drop=True)
 
 
-def _describe(quarantine: pd.DataFrame, total: int, source: str, quarantine_switch: str,
-              ending: str | None = None) -> str:
+def _describe(
+    quarantine: pd.DataFrame, total: int, source: str, quarantine_switch: str, ending: str | None = None
+) -> str:
     lines = [f"{source}: {quarantine['row'].nunique()} of {total} rows cannot be audited."]
     for reason, rows in quarantine.groupby("reason", sort=False):
-        shown = "; ".join(
-            f"row {r.row} ({r.image_id!r}): {r.detail}" for r in rows.head(SHOWN_ROWS).itertuples()
-        )
+        shown = "; ".join(f"row {r.row} ({r.image_id!r}): {r.detail}" for r in rows.head(SHOWN_ROWS).itertuples())
         more = f" … and {len(rows) - SHOWN_ROWS} more" if len(rows) > SHOWN_ROWS else ""
         lines.append(f"  - {reason}: {len(rows)} rows, e.g. {shown}{more}")
-    lines.append(ending or (
-        "Fix those rows (rows are numbered from 1 after the header), or set "
-        f"`{quarantine_switch}: true` (or `--params {quarantine_switch}=true`) to go on with the "
-        "other rows; the set-aside rows are then listed with their reason."
-    ))
+    lines.append(
+        ending
+        or (
+            "Fix those rows (rows are numbered from 1 after the header), or set "
+            f"`{quarantine_switch}: true` (or `--params {quarantine_switch}=true`) to go on with the "
+            "other rows; the set-aside rows are then listed with their reason."
+        )
+    )
     return "\n".join(lines)

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import itertools
 import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -117,8 +117,9 @@ def groupings(features: Sequence[str], intersections: bool = True) -> list[tuple
     return out
 
 
-def iter_groups(table: pd.DataFrame, features: Sequence[str], *, intersections: bool = True,
-                outer: str | None = None) -> Iterator[Group]:
+def iter_groups(
+    table: pd.DataFrame, features: Sequence[str], *, intersections: bool = True, outer: str | None = None
+) -> Iterator[Group]:
     """Every group of ``table``: overall, per feature and per intersection, inside each outer value.
 
     Groups are the combinations present in the table (categorical columns keep their category
@@ -151,8 +152,9 @@ def row_seed(seed: int, *parts: object) -> np.random.Generator:
     return np.random.default_rng([int(seed) % (2**32), zlib.crc32("|".join(map(str, parts)).encode("utf-8"))])
 
 
-def bootstrap_indices(n: int, replicates: int, rng: np.random.Generator,
-                      strata: np.ndarray | None = None) -> np.ndarray:
+def bootstrap_indices(
+    n: int, replicates: int, rng: np.random.Generator, strata: np.ndarray | None = None
+) -> np.ndarray:
     """``(replicates, n)`` row indices drawn with replacement, within strata when given.
 
     With ``strata`` (length-``n`` labels) every replicate keeps each stratum's row count: the
@@ -168,9 +170,15 @@ def bootstrap_indices(n: int, replicates: int, rng: np.random.Generator,
     return out
 
 
-def bootstrap_replicates(arrays: Sequence[np.ndarray], function: Callable[..., np.ndarray], n_boot: int,
-                         rng: np.random.Generator, *, strata: np.ndarray | None = None,
-                         replicate_arrays: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
+def bootstrap_replicates(
+    arrays: Sequence[np.ndarray],
+    function: Callable[..., np.ndarray],
+    n_boot: int,
+    rng: np.random.Generator,
+    *,
+    strata: np.ndarray | None = None,
+    replicate_arrays: Mapping[int, np.ndarray] | None = None,
+) -> np.ndarray:
     """``(n_boot,)`` values of ``function`` on bootstrap resamples of the rows of ``arrays``.
 
     The arrays (each ``(n,)``) are resampled jointly (the same rows for each), in blocks of
@@ -277,8 +285,10 @@ def metric_frame(
     replicate_columns = dict(replicate_columns or {})
     for name, values in replicate_columns.items():
         if np.shape(values) != (n_boot, len(table)):
-            raise ValueError(f"replicate column {name!r} must have shape (n_boot, rows) = {(n_boot, len(table))}, "
-                             f"not {np.shape(values)}")
+            raise ValueError(
+                f"replicate column {name!r} must have shape (n_boot, rows) = {(n_boot, len(table))}, "
+                f"not {np.shape(values)}"
+            )
     needed = {column for metric in metrics.values() for column in metric.columns}
     needed |= {metric.strata for metric in metrics.values() if metric.strata}
     missing = sorted(needed - set(table.columns))
@@ -291,12 +301,17 @@ def metric_frame(
         rows = group.rows if selected is None else group.rows[selected[group.rows]]
         n = len(rows)
         row: dict[str, object] = {} if outer is None else {outer: group.outer}
-        row.update({
-            "grouping": group.grouping_label, "group": group.label,
-            **{feature: (str(group.key[group.grouping.index(feature)]) if feature in group.grouping else "")
-               for feature in sensitive_features},
-            "n": n,
-        })
+        row.update(
+            {
+                "grouping": group.grouping_label,
+                "group": group.label,
+                **{
+                    feature: (str(group.key[group.grouping.index(feature)]) if feature in group.grouping else "")
+                    for feature in sensitive_features
+                },
+                "n": n,
+            }
+        )
         notes = []
         for name, metric in metrics.items():
             arrays = [columns[column][rows].astype(float) for column in metric.columns]
@@ -316,12 +331,15 @@ def metric_frame(
                 low = high = float("nan")
                 if n >= max(min_n_interval, 1) and np.isfinite(value):
                     rng = row_seed(seed, group.outer, group.grouping_label, group.label, name)
-                    replicate_arrays = {position: replicate_columns[column][:, rows]
-                                        for position, column in enumerate(metric.columns)
-                                        if column in replicate_columns}
+                    replicate_arrays = {
+                        position: replicate_columns[column][:, rows]
+                        for position, column in enumerate(metric.columns)
+                        if column in replicate_columns
+                    }
                     strata = columns[metric.strata][rows] if metric.strata else None
-                    replicates = bootstrap_replicates(arrays, metric.function, n_boot, rng, strata=strata,
-                                                      replicate_arrays=replicate_arrays)
+                    replicates = bootstrap_replicates(
+                        arrays, metric.function, n_boot, rng, strata=strata, replicate_arrays=replicate_arrays
+                    )
                     low, high = percentile_interval(replicates, confidence)
                 elif 0 < n < min_n_interval:
                     notes.append(f"{name}: no interval (n={n} < {min_n_interval})")
@@ -380,9 +398,22 @@ def spread(values: np.ndarray, axis: int = -1) -> dict[str, np.ndarray]:
 
 
 SPREAD_COLUMNS = (
-    "feature", "metric", "groups", "groups_left_out", "max_group", "max_value", "min_group", "min_value",
-    "max_minus_min", "max_minus_min_ci_low", "max_minus_min_ci_high", "max_over_min",
-    "gini", "gini_ci_low", "gini_ci_high", "status",
+    "feature",
+    "metric",
+    "groups",
+    "groups_left_out",
+    "max_group",
+    "max_value",
+    "min_group",
+    "min_value",
+    "max_minus_min",
+    "max_minus_min_ci_low",
+    "max_minus_min_ci_high",
+    "max_over_min",
+    "gini",
+    "gini_ci_low",
+    "gini_ci_high",
+    "status",
 )
 
 
@@ -419,7 +450,7 @@ def spread_frame(
             by_outer.setdefault(group.outer, []).append(group)
         if outer is not None and not by_outer:
             continue
-        for outer_value, members in (by_outer.items() if by_outer else [(None, [])]):
+        for outer_value, members in by_outer.items() if by_outer else [(None, [])]:
             for name, metric in metrics.items():
                 kept, values, replicates, left_out = [], [], [], []
                 for group in members:
@@ -436,8 +467,9 @@ def spread_frame(
                     values.append(value)
                     replicates.append(bootstrap_replicates(arrays, metric.function, n_boot, rng, strata=strata))
                 row: dict[str, object] = {} if outer is None else {outer: outer_value}
-                row.update({"feature": feature, "metric": name, "groups": len(kept),
-                            "groups_left_out": ", ".join(left_out)})
+                row.update(
+                    {"feature": feature, "metric": name, "groups": len(kept), "groups_left_out": ", ".join(left_out)}
+                )
                 if len(kept) < 2:
                     row["status"] = f"too_few_groups ({len(kept)} with n >= {min_n} and a defined {name})"
                     rows_out.append(row)
@@ -445,14 +477,21 @@ def spread_frame(
                 value_array = np.asarray(values)
                 point = spread(value_array)
                 boot = spread(np.vstack(replicates), axis=0)
-                row.update({
-                    "max_group": kept[int(np.argmax(value_array))], "max_value": float(value_array.max()),
-                    "min_group": kept[int(np.argmin(value_array))], "min_value": float(value_array.min()),
-                    "max_minus_min": float(point["max_minus_min"]), "max_over_min": float(point["max_over_min"]),
-                    "gini": float(point["gini"]), "status": STATUS_OK,
-                })
+                row.update(
+                    {
+                        "max_group": kept[int(np.argmax(value_array))],
+                        "max_value": float(value_array.max()),
+                        "min_group": kept[int(np.argmin(value_array))],
+                        "min_value": float(value_array.min()),
+                        "max_minus_min": float(point["max_minus_min"]),
+                        "max_over_min": float(point["max_over_min"]),
+                        "gini": float(point["gini"]),
+                        "status": STATUS_OK,
+                    }
+                )
                 row["max_minus_min_ci_low"], row["max_minus_min_ci_high"] = percentile_interval(
-                    boot["max_minus_min"], confidence)
+                    boot["max_minus_min"], confidence
+                )
                 row["gini_ci_low"], row["gini_ci_high"] = percentile_interval(boot["gini"], confidence)
                 rows_out.append(row)
     columns = ([outer] if outer else []) + list(SPREAD_COLUMNS)

@@ -15,7 +15,7 @@ challenge-age false positive rates; intervals after Wilson (1927).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,8 +32,7 @@ GATE_MEASURES: dict[str, tuple] = {
     "adults_challenged": (lambda age: (age >= LEGAL_AGE) & (age <= 24), False),
     "adults_refused": (lambda age: age >= LEGAL_AGE, False),
 }
-GATE_COLUMNS = ("grouping", "group", "challenge_age", "measure", "events", "n", "rate", "ci_low", "ci_high",
-                "status")
+GATE_COLUMNS = ("grouping", "group", "challenge_age", "measure", "events", "n", "rate", "ci_low", "ci_high", "status")
 
 
 def _mean(values: np.ndarray) -> np.ndarray:
@@ -54,16 +53,32 @@ def gate_outcomes(df: pd.DataFrame, challenge_age: float, measure: str) -> tuple
     return counted, event
 
 
-def rate_frame(table: pd.DataFrame, counted: np.ndarray, event: np.ndarray, by: Sequence[str], *,
-               intersections: bool, confidence: float, min_n: int, outer: str | None = None) -> pd.DataFrame:
+def rate_frame(
+    table: pd.DataFrame,
+    counted: np.ndarray,
+    event: np.ndarray,
+    by: Sequence[str],
+    *,
+    intersections: bool,
+    confidence: float,
+    min_n: int,
+    outer: str | None = None,
+) -> pd.DataFrame:
     """Rates of ``event`` among ``counted`` rows per group (engine, Wilson), as ``events``/``n``/``rate``/CI.
 
     Groups are those of the whole table; a group none of whose rows is counted reads
     ``no_cases`` with rate and bounds NaN (never 0 %).
     """
-    frame = metric_frame(table.assign(event=np.asarray(event, float), counted=np.asarray(counted, bool)),
-                         {"rate": RATE}, by, outer=outer, intersections=intersections, where="counted",
-                         confidence=confidence, min_n=min_n)
+    frame = metric_frame(
+        table.assign(event=np.asarray(event, float), counted=np.asarray(counted, bool)),
+        {"rate": RATE},
+        by,
+        outer=outer,
+        intersections=intersections,
+        where="counted",
+        confidence=confidence,
+        min_n=min_n,
+    )
     return frame.rename(columns={"rate_events": "events", "rate_ci_low": "ci_low", "rate_ci_high": "ci_high"})
 
 
@@ -99,8 +114,16 @@ def age_gate_metrics(
         ages = [LEGAL_AGE] if measure == "adults_refused" else challenge_ages
         for challenge_age in ages:
             counted, event = gate_outcomes(table, challenge_age, measure)
-            frame = rate_frame(table, counted.to_numpy(), event.to_numpy(), by, intersections=intersections,
-                               confidence=confidence, min_n=min_n, outer=outer)
+            frame = rate_frame(
+                table,
+                counted.to_numpy(),
+                event.to_numpy(),
+                by,
+                intersections=intersections,
+                confidence=confidence,
+                min_n=min_n,
+                outer=outer,
+            )
             frames.append(frame.assign(challenge_age=float(challenge_age), measure=measure))
     result = pd.concat(frames, ignore_index=True)
     leading = [outer] if outer else []
@@ -122,7 +145,8 @@ def challenge_age_buffers(
     The buffer is ``buffer_challenge_age − 18``: how far above the legal age the gate must sit
     for that group. Candidates are whole years (``candidate_ages``); a group whose minors are
     still accepted too often at the last candidate gets status ``not_reached`` and the last
-    candidate's rate; a group with no minors gets ``no_minors`` and no buffer (NaN, not 0). Rates use the unrounded estimate.
+    candidate's rate; a group with no minors gets ``no_minors`` and no buffer (NaN, not 0).
+    Rates use the unrounded estimate.
 
     Returns columns ``grouping``, ``group``, ``target_rate``, ``minors``, ``buffer_challenge_age``,
     ``buffer_years``, ``rate_at_buffer``, ``status`` (``ok``, ``small_group``, ``not_reached``,
@@ -136,9 +160,15 @@ def challenge_age_buffers(
         minors = estimates[group.rows][ages[group.rows] < LEGAL_AGE]
         rates = (minors[None, :] >= candidates[:, None]).mean(axis=1) if len(minors) else None
         for target in targets:
-            row = {"grouping": group.grouping_label, "group": group.label, "target_rate": float(target),
-                   "minors": len(minors), "buffer_challenge_age": np.nan, "buffer_years": np.nan,
-                   "rate_at_buffer": np.nan}
+            row = {
+                "grouping": group.grouping_label,
+                "group": group.label,
+                "target_rate": float(target),
+                "minors": len(minors),
+                "buffer_challenge_age": np.nan,
+                "buffer_years": np.nan,
+                "rate_at_buffer": np.nan,
+            }
             if rates is None:  # nobody to protect: no buffer can be read, and none is 0
                 out.append(dict(row, status="no_minors"))
                 continue
@@ -148,8 +178,25 @@ def challenge_age_buffers(
                 status = "not_reached"
             else:
                 status = "small_group" if len(minors) < min_n else "ok"
-            out.append(dict(row, buffer_challenge_age=float(candidates[index]),
-                            buffer_years=float(candidates[index] - LEGAL_AGE), rate_at_buffer=float(rates[index]),
-                            status=status))
-    return pd.DataFrame(out, columns=["grouping", "group", "target_rate", "minors", "buffer_challenge_age",
-                                      "buffer_years", "rate_at_buffer", "status"])
+            out.append(
+                dict(
+                    row,
+                    buffer_challenge_age=float(candidates[index]),
+                    buffer_years=float(candidates[index] - LEGAL_AGE),
+                    rate_at_buffer=float(rates[index]),
+                    status=status,
+                )
+            )
+    return pd.DataFrame(
+        out,
+        columns=[
+            "grouping",
+            "group",
+            "target_rate",
+            "minors",
+            "buffer_challenge_age",
+            "buffer_years",
+            "rate_at_buffer",
+            "status",
+        ],
+    )

@@ -10,7 +10,7 @@ and Indian faces for a Wiki-trained model.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,11 +25,27 @@ FEMALE_THRESHOLD = 0.5
 MALE, FEMALE = 0, 1
 
 GENDER_METRIC_COLUMNS: tuple[str, ...] = (
-    "grouping", "group", "race", "age_band", "n", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
-    "n_male", "n_female", "male_read_as_male", "male_read_as_female", "female_read_as_male",
-    "female_read_as_female", "male_read_as_female_rate", "male_read_as_female_ci_low",
-    "male_read_as_female_ci_high", "female_read_as_male_rate", "female_read_as_male_ci_low",
-    "female_read_as_male_ci_high", "status",
+    "grouping",
+    "group",
+    "race",
+    "age_band",
+    "n",
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "n_male",
+    "n_female",
+    "male_read_as_male",
+    "male_read_as_female",
+    "female_read_as_male",
+    "female_read_as_female",
+    "male_read_as_female_rate",
+    "male_read_as_female_ci_low",
+    "male_read_as_female_ci_high",
+    "female_read_as_male_rate",
+    "female_read_as_male_ci_low",
+    "female_read_as_male_ci_high",
+    "status",
 )
 
 
@@ -46,8 +62,9 @@ def _mean(values: np.ndarray) -> np.ndarray:
     return np.mean(values, axis=-1)
 
 
-def gender_metrics(df: pd.DataFrame, *, bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
-                   min_n: int = 30, confidence: float = 0.95) -> pd.DataFrame:
+def gender_metrics(
+    df: pd.DataFrame, *, bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS, min_n: int = 30, confidence: float = 0.95
+) -> pd.DataFrame:
     """Accuracy, confusion matrix and both error rates of the gender head, by race × age band.
 
     Args:
@@ -79,31 +96,51 @@ def gender_metrics(df: pd.DataFrame, *, bands: Sequence[Sequence[int]] = DEFAULT
         logger.info("Gender metrics skipped: 'prob_female' is empty on all %d rows (no gender head)", len(df))
         return empty
     if (~usable).any():
-        logger.warning("Gender metrics: %d of %d rows have no prob_female and are left out",
-                       int((~usable).sum()), len(df))
+        logger.warning(
+            "Gender metrics: %d of %d rows have no prob_female and are left out", int((~usable).sum()), len(df)
+        )
     true_gender = df.loc[usable, "gender"].astype(int).to_numpy()
     guessed = predicted_gender(probability[usable])
-    table = pd.DataFrame({
-        "race": pd.Categorical(df.loc[usable, "race"].astype(int).map(RACE_NAMES).to_numpy(),
-                               categories=[RACE_NAMES[code] for code in sorted(RACE_NAMES)]),
-        "age_band": age_bands(df.loc[usable, "age"].to_numpy(), bands).to_numpy(),
-        "correct": (guessed == true_gender).astype(float),
-        "male": true_gender == MALE, "female": true_gender == FEMALE,
-        "read_female": (guessed == FEMALE).astype(float), "read_male": (guessed == MALE).astype(float),
-    })
+    table = pd.DataFrame(
+        {
+            "race": pd.Categorical(
+                df.loc[usable, "race"].astype(int).map(RACE_NAMES).to_numpy(),
+                categories=[RACE_NAMES[code] for code in sorted(RACE_NAMES)],
+            ),
+            "age_band": age_bands(df.loc[usable, "age"].to_numpy(), bands).to_numpy(),
+            "correct": (guessed == true_gender).astype(float),
+            "male": true_gender == MALE,
+            "female": true_gender == FEMALE,
+            "read_female": (guessed == FEMALE).astype(float),
+            "read_male": (guessed == MALE).astype(float),
+        }
+    )
     for true_name, true_mask in (("male", true_gender == MALE), ("female", true_gender == FEMALE)):
         for read_name, read_code in (("male", MALE), ("female", FEMALE)):
             table[f"{true_name}_read_as_{read_name}"] = (true_mask & (guessed == read_code)).astype(float)
     features = ("race", "age_band")
     common = dict(intersections=True, confidence=confidence, min_n=min_n)
-    counts = {name: Metric(_indicator_sum, (name,), interval="none") for name in
-              ("male_read_as_male", "male_read_as_female", "female_read_as_male", "female_read_as_female")}
-    frame = metric_frame(table, {"accuracy": Metric(_mean, ("correct",), interval="wilson"), **counts},
-                         features, **common)
-    male = metric_frame(table, {"male_read_as_female_rate": Metric(_mean, ("read_female",), interval="wilson")},
-                        features, where="male", **common)
-    female = metric_frame(table, {"female_read_as_male_rate": Metric(_mean, ("read_male",), interval="wilson")},
-                          features, where="female", **common)
+    counts = {
+        name: Metric(_indicator_sum, (name,), interval="none")
+        for name in ("male_read_as_male", "male_read_as_female", "female_read_as_male", "female_read_as_female")
+    }
+    frame = metric_frame(
+        table, {"accuracy": Metric(_mean, ("correct",), interval="wilson"), **counts}, features, **common
+    )
+    male = metric_frame(
+        table,
+        {"male_read_as_female_rate": Metric(_mean, ("read_female",), interval="wilson")},
+        features,
+        where="male",
+        **common,
+    )
+    female = metric_frame(
+        table,
+        {"female_read_as_male_rate": Metric(_mean, ("read_male",), interval="wilson")},
+        features,
+        where="female",
+        **common,
+    )
     frame["n_male"] = male["n"].to_numpy()
     frame["n_female"] = female["n"].to_numpy()
     for source, name in ((male, "male_read_as_female"), (female, "female_read_as_male")):
@@ -112,8 +149,11 @@ def gender_metrics(df: pd.DataFrame, *, bands: Sequence[Sequence[int]] = DEFAULT
             frame[name + suffix] = source[f"{name}_rate{suffix}"].to_numpy()
     status = []
     for row in frame.itertuples(index=False):
-        flags = [] if row.status == "ok" else [f"{row.status} ({row.n} < {min_n}: wide interval)"
-                                                if row.status == "small_group" else row.status]
+        flags = (
+            []
+            if row.status == "ok"
+            else [f"{row.status} ({row.n} < {min_n}: wide interval)" if row.status == "small_group" else row.status]
+        )
         if row.n_male == 0:
             flags.append("no_male_faces (male error rate undefined)")
         if row.n_female == 0:
@@ -124,7 +164,12 @@ def gender_metrics(df: pd.DataFrame, *, bands: Sequence[Sequence[int]] = DEFAULT
         frame[name] = frame[name].astype(int)
     result = frame[list(GENDER_METRIC_COLUMNS)]
     overall = result.iloc[0]
-    logger.info("Gender accuracy on %d faces: %.3f [%.3f, %.3f]; %d groups",
-                int(overall["n"]), overall["accuracy"], overall["accuracy_ci_low"],
-                overall["accuracy_ci_high"], len(result))
+    logger.info(
+        "Gender accuracy on %d faces: %.3f [%.3f, %.3f]; %d groups",
+        int(overall["n"]),
+        overall["accuracy"],
+        overall["accuracy_ci_low"],
+        overall["accuracy_ci_high"],
+        len(result),
+    )
     return result

@@ -6,7 +6,7 @@ plain arrays rather than a table.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

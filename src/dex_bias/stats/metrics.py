@@ -14,13 +14,18 @@ bootstrap intervals; Acc(x); a balanced MAE that weighs fixed age × sex cells e
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from dex_bias.stats.engine import (
-    Metric, bootstrap_replicates, iter_groups, metric_frame, percentile_interval, row_seed,
+    Metric,
+    bootstrap_replicates,
+    iter_groups,
+    metric_frame,
+    percentile_interval,
+    row_seed,
 )
 from dex_bias.utkface import DEFAULT_AGE_BANDS, GENDER_NAMES, RACE_NAMES, age_bands
 
@@ -53,8 +58,10 @@ def root_mean_squared_error(y_true, y_pred) -> np.ndarray:
 
 def share_within(years: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Acc(x): the share (0-1) of estimates with |predicted − true| ≤ ``years`` (NIST IR 8525)."""
+
     def metric(y_true, y_pred) -> np.ndarray:
         return np.mean(np.abs(_error(y_true, y_pred)) <= years, axis=-1)
+
     metric.__name__ = f"share_within_{years:g}"
     return metric
 
@@ -80,8 +87,9 @@ def error_metrics(accuracy_within: Sequence[float] = (5, 10)) -> dict[str, Metri
 STANDARD_METRICS: dict[str, Callable] = {name: metric.function for name, metric in error_metrics().items()}
 
 
-def with_display_columns(df: pd.DataFrame, bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
-                         band_column: str = "age_band") -> pd.DataFrame:
+def with_display_columns(
+    df: pd.DataFrame, bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS, band_column: str = "age_band"
+) -> pd.DataFrame:
     """Copy of ``df`` with readable ``race``/``gender`` names and ``age_band`` from true age.
 
     Codes become their UTKFace names (0 White … 4 Others; 0 male, 1 female) so that tables and
@@ -131,8 +139,9 @@ def balanced_mean(values: np.ndarray, cells: np.ndarray, required: Sequence[int]
     return np.mean(means, axis=0) if means else np.full(values.shape[:-1], np.nan)
 
 
-def balanced_mae(y_true, y_pred, gender, bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
-                 required: Sequence[int] | None = None) -> float:
+def balanced_mae(
+    y_true, y_pred, gender, bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS, required: Sequence[int] | None = None
+) -> float:
     """NIST-style balanced MAE: the mean over fixed age band × gender reference cells of each cell's MAE.
 
     A group with many easy ages (say, young adults) no longer looks better than one with many
@@ -193,16 +202,22 @@ def group_metrics(
     table = with_display_columns(df, bands)
     balanced_bands = tuple(balanced_bands or bands)
     frame = metric_frame(
-        table, error_metrics(accuracy_within), sensitive_features, outer=outer, intersections=intersections,
-        n_boot=n_boot, seed=seed, confidence=confidence, min_n=min_n,
+        table,
+        error_metrics(accuracy_within),
+        sensitive_features,
+        outer=outer,
+        intersections=intersections,
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+        min_n=min_n,
     )
     truth = table["age"].to_numpy(float)
     absolute = np.abs(table["predicted_age"].to_numpy(float) - truth)
     cells = reference_cells(truth, table["gender"].astype(object).to_numpy(), balanced_bands)
     names = cell_names(balanced_bands)
     values, lows, highs, notes = [], [], [], list(frame["notes"]) if len(frame) else []
-    for position, group in enumerate(iter_groups(table, sensitive_features, intersections=intersections,
-                                                 outer=outer)):
+    for position, group in enumerate(iter_groups(table, sensitive_features, intersections=intersections, outer=outer)):
         required = _required_cells(group.grouping, group.key, balanced_bands)
         rows = group.rows
         value = low = high = float("nan")
@@ -218,8 +233,12 @@ def group_metrics(
                 value = float(balanced_mean(absolute[rows], cells[rows], required))
                 rng = row_seed(seed, group.outer, group.grouping_label, group.label, "balanced_mae")
                 replicates = bootstrap_replicates(
-                    [absolute[rows], cells[rows]], lambda v, c, r=tuple(required): balanced_mean(v, c, r),
-                    n_boot, rng, strata=cells[rows])
+                    [absolute[rows], cells[rows]],
+                    lambda v, c, r=tuple(required): balanced_mean(v, c, r),
+                    n_boot,
+                    rng,
+                    strata=cells[rows],
+                )
                 low, high = percentile_interval(replicates, confidence)
         if reason:
             notes[position] = "; ".join(filter(None, [notes[position], reason]))

@@ -47,7 +47,7 @@ index of dispersion; Ribeiro, Singh & Guestrin (2016), "Why should I trust you?"
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -64,8 +64,15 @@ NORMALTEST_MIN_N = 8
 CORRELATION_MIN_N = 3
 #: The nine inner regions whose mean share is the article's ``face`` feature.
 INNER_REGIONS: tuple[str, ...] = (
-    "nose", "left_eye_area", "right_eye_area", "left_inner_eye", "right_inner_eye",
-    "left_cheek", "right_cheek", "mouth", "chin",
+    "nose",
+    "left_eye_area",
+    "right_eye_area",
+    "left_inner_eye",
+    "right_inner_eye",
+    "left_cheek",
+    "right_cheek",
+    "mouth",
+    "chin",
 )
 #: The article's outer features and our bands: its left and right are the image's, ours the subject's.
 OUTER_FEATURES: dict[str, str] = {
@@ -76,8 +83,18 @@ OUTER_FEATURES: dict[str, str] = {
 }
 ARTICLE_FEATURES: tuple[str, ...] = ("face", *OUTER_FEATURES)
 NORMALITY_COLUMNS = (
-    "race", "gender", "age_band", "n", "mean_predicted_age", "sd_predicted_age", "k2", "k2_p",
-    "dispersion_chi2", "dispersion_dof", "dispersion_p", "status",
+    "race",
+    "gender",
+    "age_band",
+    "n",
+    "mean_predicted_age",
+    "sd_predicted_age",
+    "k2",
+    "k2_p",
+    "dispersion_chi2",
+    "dispersion_dof",
+    "dispersion_p",
+    "status",
 )
 CORRELATION_COLUMNS = ("race", "age_band", "subset", "feature", "n", "pearson_r", "p", "p_fdr", "status")
 REGION_CORRELATION_COLUMNS = ("race", "age_band", "subset", "region", "n", "pearson_r", "p", "p_fdr", "status")
@@ -114,13 +131,23 @@ def paper_normality_table(df: pd.DataFrame, bands: Sequence[Sequence[int]] = PAP
     for race in table["race"].cat.categories:
         for gender in table["gender"].cat.categories:
             for band in table["age_band"].cat.categories:
-                values = table.loc[(table["race"] == race) & (table["gender"] == gender)
-                                   & (table["age_band"] == band), "rounded_prediction"].to_numpy()
-                row = {"race": race, "gender": gender, "age_band": band, "n": len(values),
-                       "mean_predicted_age": float(values.mean()) if len(values) else np.nan,
-                       "sd_predicted_age": float(values.std(ddof=0)) if len(values) else np.nan,
-                       "k2": np.nan, "k2_p": np.nan, "dispersion_chi2": np.nan,
-                       "dispersion_dof": max(len(values) - 1, 0), "dispersion_p": np.nan}
+                values = table.loc[
+                    (table["race"] == race) & (table["gender"] == gender) & (table["age_band"] == band),
+                    "rounded_prediction",
+                ].to_numpy()
+                row = {
+                    "race": race,
+                    "gender": gender,
+                    "age_band": band,
+                    "n": len(values),
+                    "mean_predicted_age": float(values.mean()) if len(values) else np.nan,
+                    "sd_predicted_age": float(values.std(ddof=0)) if len(values) else np.nan,
+                    "k2": np.nan,
+                    "k2_p": np.nan,
+                    "dispersion_chi2": np.nan,
+                    "dispersion_dof": max(len(values) - 1, 0),
+                    "dispersion_p": np.nan,
+                }
                 notes = []
                 if len(values) == 0:
                     notes.append("no cases")
@@ -235,8 +262,12 @@ def paper_correlation_table(
     features = article_features(complete, renormalisation)
     dropped = len(activations) - len(features)
     if dropped:
-        logger.info("paper_correlation_table: %d of %d explained images left out (a region missing, or no "
-                    "positively weighted pixel at all)", dropped, len(activations))
+        logger.info(
+            "paper_correlation_table: %d of %d explained images left out (a region missing, or no "
+            "positively weighted pixel at all)",
+            dropped,
+            len(activations),
+        )
     long = features.reset_index().melt(id_vars="image_id", var_name="feature", value_name="share")
     merged = long.merge(_accuracy_table(predictions, bands, accurate_above), on="image_id", how="inner")
     merged["feature"] = pd.Categorical(merged["feature"], categories=list(ARTICLE_FEATURES), ordered=True)
@@ -261,6 +292,7 @@ def region_weight_correlations(
     rows = method_weights(region_attributions, method)
     if rows.empty:
         return empty
-    merged = rows.merge(_accuracy_table(predictions, bands, accurate_above), on="image_id", how="inner",
-                        validate="many_to_one")
+    merged = rows.merge(
+        _accuracy_table(predictions, bands, accurate_above), on="image_id", how="inner", validate="many_to_one"
+    )
     return _correlations(merged, ["race", "age_band", "subset", "region"], "weight", REGION_CORRELATION_COLUMNS)

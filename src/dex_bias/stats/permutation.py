@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dex_bias.stats.engine import BLOCK_ENTRIES, bootstrap_indices, percentile_interval
+from dex_bias.stats.engine import BLOCK_ENTRIES, percentile_interval
 
 #: Relative tolerance under which a permuted statistic counts as equal to the observed one
 #: (discrete values, such as gate events, give exact ties that floating point must not break).
@@ -85,8 +85,14 @@ def standardised_contrast(in_group: np.ndarray, in_other: np.ndarray, strata: np
             group_coef = np.where(usable, weight / n_g, 0.0)
             other_coef = np.where(usable, weight / n_o, 0.0)
         coefficient = np.where(in_group, group_coef[stratum], 0.0) - np.where(in_other, other_coef[stratum], 0.0)
-    return Contrast(coefficient, int(in_group.sum()), int(in_other.sum()), int(n_g[usable].sum()),
-                    int(n_o[usable].sum()), int(usable.sum()))
+    return Contrast(
+        coefficient,
+        int(in_group.sum()),
+        int(in_other.sum()),
+        int(n_g[usable].sum()),
+        int(n_o[usable].sum()),
+        int(usable.sum()),
+    )
 
 
 def _within_strata_permutations(order_rank: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -104,15 +110,22 @@ def _within_strata_permutations(order_rank: np.ndarray, count: int, rng: np.rand
 class PermutationResult:
     """Observed effects, their permutation p-values and the permutation null of every contrast."""
 
-    effects: np.ndarray        # (k,)
-    p_values: np.ndarray       # (k,) two-sided
-    null: np.ndarray           # (n_perm, k)
-    omnibus_statistic: float   # Σ ω_k effect_k², ω ∝ rows used
+    effects: np.ndarray  # (k,)
+    p_values: np.ndarray  # (k,) two-sided
+    null: np.ndarray  # (n_perm, k)
+    omnibus_statistic: float  # Σ ω_k effect_k², ω ∝ rows used
     omnibus_p: float
 
 
-def permutation_test(values: np.ndarray, strata: np.ndarray, coefficients: np.ndarray, *, n_perm: int,
-                     rng: np.random.Generator, omnibus_weights: np.ndarray | None = None) -> PermutationResult:
+def permutation_test(
+    values: np.ndarray,
+    strata: np.ndarray,
+    coefficients: np.ndarray,
+    *,
+    n_perm: int,
+    rng: np.random.Generator,
+    omnibus_weights: np.ndarray | None = None,
+) -> PermutationResult:
     """Permutation test of linear statistics ``T_k = Σᵢ coefficients[i, k] · values[i]``.
 
     Values are permuted within strata (``n_perm`` random permutations, in blocks). Rows whose
@@ -155,16 +168,35 @@ def permutation_test(values: np.ndarray, strata: np.ndarray, coefficients: np.nd
     return PermutationResult(effects, p_values, null, omnibus, omnibus_p)
 
 
-def standardised_difference(values: np.ndarray, in_group: np.ndarray, in_other: np.ndarray,
-                            strata: np.ndarray) -> float:
+def standardised_difference(
+    values: np.ndarray, in_group: np.ndarray, in_other: np.ndarray, strata: np.ndarray
+) -> float:
     """The stratum-standardised difference of ``values`` between two sets of rows (NaN when no stratum has both)."""
     contrast = standardised_contrast(in_group, in_other, strata)
     return float(np.asarray(values, float) @ contrast.coefficient) if contrast.usable else float("nan")
 
 
-def bootstrap_difference_interval(values: np.ndarray, in_group: np.ndarray, in_other: np.ndarray,
-                                  strata: np.ndarray, *, n_boot: int, rng: np.random.Generator,
-                                  confidence: float = 0.95) -> tuple[float, float]:
+def _resampled_cell_sums(
+    rows: np.ndarray, count: int, values: np.ndarray, stratum: np.ndarray, n_strata: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` bootstrap resamples of ``rows``: per replicate and stratum, the sum of ``values`` and the row count."""
+    drawn = rows[rng.integers(0, len(rows), (count, len(rows)))]
+    cells = ((np.arange(count) * n_strata)[:, None] + stratum[drawn]).ravel()
+    total = np.bincount(cells, weights=values[drawn].ravel(), minlength=count * n_strata)
+    size = np.bincount(cells, minlength=count * n_strata)
+    return total.reshape(count, n_strata), size.reshape(count, n_strata).astype(float)
+
+
+def bootstrap_difference_interval(
+    values: np.ndarray,
+    in_group: np.ndarray,
+    in_other: np.ndarray,
+    strata: np.ndarray,
+    *,
+    n_boot: int,
+    rng: np.random.Generator,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the stratum-standardised difference.
 
     Each side is resampled as a whole (its row count kept) and the standardised difference is
@@ -186,22 +218,18 @@ def bootstrap_difference_interval(values: np.ndarray, in_group: np.ndarray, in_o
     block = max(1, min(n_boot, BLOCK_ENTRIES // max(len(group_rows) + len(other_rows), 1)))
     for start in range(0, n_boot, block):
         count = min(n_boot, start + block) - start
-        offset = (np.arange(count) * n_strata)[:, None]
-
-        def cell_sums(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            drawn = rows[rng.integers(0, len(rows), (count, len(rows)))]
-            cells = (offset + stratum[drawn]).ravel()
-            total = np.bincount(cells, weights=values[drawn].ravel(), minlength=count * n_strata)
-            size = np.bincount(cells, minlength=count * n_strata)
-            return total.reshape(count, n_strata), size.reshape(count, n_strata).astype(float)
-
-        group_sum, group_n = cell_sums(group_rows)
-        other_sum, other_n = cell_sums(other_rows)
+        group_sum, group_n = _resampled_cell_sums(group_rows, count, values, stratum, n_strata, rng)
+        other_sum, other_n = _resampled_cell_sums(other_rows, count, values, stratum, n_strata, rng)
         usable = (group_n > 0) & (other_n > 0)
         weight = np.where(usable, group_n, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             weight = weight / weight.sum(axis=1, keepdims=True)
-            difference = np.where(usable, group_sum / np.where(group_n > 0, group_n, 1.0)
-                                  - other_sum / np.where(other_n > 0, other_n, 1.0), 0.0)
-            replicates[start:start + count] = np.where(usable.any(axis=1), np.sum(weight * difference, axis=1), np.nan)
+            difference = np.where(
+                usable,
+                group_sum / np.where(group_n > 0, group_n, 1.0) - other_sum / np.where(other_n > 0, other_n, 1.0),
+                0.0,
+            )
+            replicates[start : start + count] = np.where(
+                usable.any(axis=1), np.sum(weight * difference, axis=1), np.nan
+            )
     return percentile_interval(replicates, confidence)

@@ -24,7 +24,7 @@ Reference: dlib's 68-point iBUG 300-W markup (Sagonas et al. 2016, IVC 47); NIST
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,8 +37,19 @@ logger = logging.getLogger(__name__)
 
 RIGHT_EYE, LEFT_EYE = range(36, 42), range(42, 48)  # the subject's right eye is on the image's left
 NOSE_TIP, RIGHT_CHEEK_EDGE, LEFT_CHEEK_EDGE = 30, 2, 14
-QUALITY_COLUMNS = ("covariate", "bin", "grouping", "group", "n", "mae", "mae_ci_low", "mae_ci_high",
-                   "small_group", "status", "notes")
+QUALITY_COLUMNS = (
+    "covariate",
+    "bin",
+    "grouping",
+    "group",
+    "n",
+    "mae",
+    "mae_ci_low",
+    "mae_ci_high",
+    "small_group",
+    "status",
+    "notes",
+)
 
 
 def _points(landmarks: pd.DataFrame, axis: str, indices) -> np.ndarray:
@@ -50,8 +61,9 @@ def quality_covariates(landmarks: pd.DataFrame) -> pd.DataFrame:
 
     Rows without usable landmarks (missing points, both cheek distances 0) get NaN.
     """
-    needed = [f"{axis}_{i:02d}" for axis in "xy" for i in (*RIGHT_EYE, *LEFT_EYE, NOSE_TIP, RIGHT_CHEEK_EDGE,
-                                                          LEFT_CHEEK_EDGE)]
+    needed = [
+        f"{axis}_{i:02d}" for axis in "xy" for i in (*RIGHT_EYE, *LEFT_EYE, NOSE_TIP, RIGHT_CHEEK_EDGE, LEFT_CHEEK_EDGE)
+    ]
     missing = [c for c in ["image_id", *needed] if c not in landmarks.columns]
     if missing:
         raise KeyError(f"landmarks lack column(s) {missing[:6]}{' …' if len(missing) > 6 else ''}")
@@ -63,8 +75,13 @@ def quality_covariates(landmarks: pd.DataFrame) -> pd.DataFrame:
     to_left = np.abs(landmarks[f"x_{LEFT_CHEEK_EDGE:02d}"].to_numpy(float) - nose)
     with np.errstate(invalid="ignore", divide="ignore"):
         yaw = np.where(to_right + to_left > 0, (to_right - to_left) / (to_right + to_left), np.nan)
-    return pd.DataFrame({"image_id": landmarks["image_id"].astype(str).to_numpy(),
-                         "interocular_distance": interocular, "yaw_index": yaw})
+    return pd.DataFrame(
+        {
+            "image_id": landmarks["image_id"].astype(str).to_numpy(),
+            "interocular_distance": interocular,
+            "yaw_index": yaw,
+        }
+    )
 
 
 def _quantile_bins(values: pd.Series, count: int) -> pd.Series:
@@ -132,27 +149,54 @@ def quality_metrics(
         column = f"{covariate}_bin"
         labelled = table.assign(**{column: table[column].astype(object).where(table[column].notna(), "not measured")})
         labelled[column] = pd.Categorical(
-            labelled[column], categories=[*map(str, table[column].cat.categories), "not measured"], ordered=True)
-        frame = metric_frame(labelled, metrics, by, outer=column, intersections=False, n_boot=n_boot, seed=seed,
-                             confidence=confidence, min_n=min_n)
+            labelled[column], categories=[*map(str, table[column].cat.categories), "not measured"], ordered=True
+        )
+        frame = metric_frame(
+            labelled,
+            metrics,
+            by,
+            outer=column,
+            intersections=False,
+            n_boot=n_boot,
+            seed=seed,
+            confidence=confidence,
+            min_n=min_n,
+        )
         frames.append(frame.rename(columns={column: "bin"}).assign(covariate=covariate))
     result = pd.concat(frames, ignore_index=True)
     result["bin"] = result["bin"].astype(str)
     return result[list(QUALITY_COLUMNS)]
 
 
-def quality_summary(predictions: pd.DataFrame, landmarks: pd.DataFrame, *, by: Sequence[str] = ("race", "gender"),
-                    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS) -> pd.DataFrame:
+def quality_summary(
+    predictions: pd.DataFrame,
+    landmarks: pd.DataFrame,
+    *,
+    by: Sequence[str] = ("race", "gender"),
+    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+) -> pd.DataFrame:
     """Median interocular distance and median |yaw index| per group: does a group's imaging differ?"""
     if landmarks is None or landmarks.empty or predictions.empty:
         return pd.DataFrame(columns=["grouping", "group", "n", "median_interocular_distance", "median_abs_yaw_index"])
     table = with_display_columns(predictions, bands).merge(quality_covariates(landmarks), on="image_id", how="inner")
-    rows = [{"grouping": "overall", "group": "all", "n": len(table),
-             "median_interocular_distance": table["interocular_distance"].median(),
-             "median_abs_yaw_index": table["yaw_index"].abs().median()}]
+    rows = [
+        {
+            "grouping": "overall",
+            "group": "all",
+            "n": len(table),
+            "median_interocular_distance": table["interocular_distance"].median(),
+            "median_abs_yaw_index": table["yaw_index"].abs().median(),
+        }
+    ]
     for feature in by:
         for value, part in table.groupby(feature, observed=True, sort=True):
-            rows.append({"grouping": feature, "group": str(value), "n": len(part),
-                         "median_interocular_distance": part["interocular_distance"].median(),
-                         "median_abs_yaw_index": part["yaw_index"].abs().median()})
+            rows.append(
+                {
+                    "grouping": feature,
+                    "group": str(value),
+                    "n": len(part),
+                    "median_interocular_distance": part["interocular_distance"].median(),
+                    "median_abs_yaw_index": part["yaw_index"].abs().median(),
+                }
+            )
     return pd.DataFrame(rows)

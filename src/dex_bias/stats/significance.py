@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,17 +51,41 @@ from dex_bias.stats.engine import row_seed
 from dex_bias.stats.gates import gate_outcomes
 from dex_bias.stats.metrics import with_display_columns
 from dex_bias.stats.permutation import (
-    Contrast, bootstrap_difference_interval, permutation_test, standardised_contrast,
+    Contrast,
+    bootstrap_difference_interval,
+    permutation_test,
+    standardised_contrast,
 )
 from dex_bias.utkface import DEFAULT_AGE_BANDS
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = (
-    "family", "test", "feature", "outcome", "challenge_age", "measure", "group", "group_b",
-    "n", "n_b", "n_used", "n_b_used", "strata_used", "statistic", "p_unc", "p_corr", "correction",
-    "holm_family", "holm_family_size", "difference", "difference_ci_low", "difference_ci_high",
-    "direction", "worse", "status",
+    "family",
+    "test",
+    "feature",
+    "outcome",
+    "challenge_age",
+    "measure",
+    "group",
+    "group_b",
+    "n",
+    "n_b",
+    "n_used",
+    "n_b_used",
+    "strata_used",
+    "statistic",
+    "p_unc",
+    "p_corr",
+    "correction",
+    "holm_family",
+    "holm_family_size",
+    "difference",
+    "difference_ci_low",
+    "difference_ci_high",
+    "direction",
+    "worse",
+    "status",
 )
 OUTCOMES = ("absolute_error", "signed_error")
 GATE_TEST_MEASURES = ("minors_accepted", "adults_challenged")
@@ -94,14 +118,28 @@ def strata_for(table: pd.DataFrame, feature: str, years: int) -> np.ndarray:
 def _describe_effect(contrast: Contrast, min_n: int) -> str | None:
     """Why a contrast cannot be tested, or None when it can."""
     if contrast.n_group_used < min_n or contrast.n_other_used < min_n:
-        return (f"too_small (n={contrast.n_group_used} vs {contrast.n_other_used} rows in strata both sides "
-                f"have, need {min_n}; {contrast.n_group} vs {contrast.n_other} in all)")
+        return (
+            f"too_small (n={contrast.n_group_used} vs {contrast.n_other_used} rows in strata both sides "
+            f"have, need {min_n}; {contrast.n_group} vs {contrast.n_other} in all)"
+        )
     return None
 
 
-def _contrast_rows(values: np.ndarray, strata: np.ndarray, labels: np.ndarray, groups: Sequence[str],
-                   pairs: Sequence[tuple[str, str | None]], *, min_n: int, n_perm: int, n_boot: int,
-                   seed: int, confidence: float, base: dict, family: str) -> tuple[list[dict], float, float, int]:
+def _contrast_rows(
+    values: np.ndarray,
+    strata: np.ndarray,
+    labels: np.ndarray,
+    groups: Sequence[str],
+    pairs: Sequence[tuple[str, str | None]],
+    *,
+    min_n: int,
+    n_perm: int,
+    n_boot: int,
+    seed: int,
+    confidence: float,
+    base: dict,
+    family: str,
+) -> tuple[list[dict], float, float, int]:
     """Test each (group, comparison) pair (comparison None = the rest) on one shared permutation set.
 
     Returns the rows, the omnibus statistic and p over the group-vs-rest contrasts, and the rows used.
@@ -112,9 +150,18 @@ def _contrast_rows(values: np.ndarray, strata: np.ndarray, labels: np.ndarray, g
         in_group = (labels == group) & finite
         in_other = ((labels == other) if other is not None else (labels != group)) & finite
         contrast = standardised_contrast(in_group, in_other, strata)
-        row = dict(base, family=family, test=TEST_NAME, group=group, group_b=other or "rest",
-                   n=contrast.n_group, n_b=contrast.n_other, n_used=contrast.n_group_used,
-                   n_b_used=contrast.n_other_used, strata_used=contrast.strata_used)
+        row = dict(
+            base,
+            family=family,
+            test=TEST_NAME,
+            group=group,
+            group_b=other or "rest",
+            n=contrast.n_group,
+            n_b=contrast.n_other,
+            n_used=contrast.n_group_used,
+            n_b_used=contrast.n_other_used,
+            strata_used=contrast.strata_used,
+        )
         reason = _describe_effect(contrast, min_n)
         if reason is None and np.ptp(values[(contrast.coefficient != 0)]) == 0:
             reason = "no_variation (every value in the compared strata is the same)"
@@ -129,23 +176,37 @@ def _contrast_rows(values: np.ndarray, strata: np.ndarray, labels: np.ndarray, g
     if contrasts:
         coefficients = np.column_stack([c.coefficient for c in contrasts])
         weights = np.array([c.n_group_used for c in contrasts], float)
-        rng = row_seed(seed, base.get("feature"), base.get("outcome"), base.get("measure"), base.get("challenge_age"),
-                       family, *itertools.chain.from_iterable(pairs))
+        rng = row_seed(
+            seed,
+            base.get("feature"),
+            base.get("outcome"),
+            base.get("measure"),
+            base.get("challenge_age"),
+            family,
+            *itertools.chain.from_iterable(pairs),
+        )
         safe = np.where(finite, values, 0.0)
-        result = permutation_test(safe, strata, coefficients, n_perm=n_perm, rng=rng,
-                                  omnibus_weights=weights / weights.sum())
+        result = permutation_test(
+            safe, strata, coefficients, n_perm=n_perm, rng=rng, omnibus_weights=weights / weights.sum()
+        )
         omnibus_statistic, omnibus_p = result.omnibus_statistic, result.omnibus_p
         used = int(np.any(coefficients != 0, axis=1).sum())
         for position, (in_group, in_other), effect, p in zip(testable, sides, result.effects, result.p_values):
-            low, high = bootstrap_difference_interval(safe, in_group, in_other, strata, n_boot=n_boot, rng=rng,
-                                                      confidence=confidence)
-            rows[position].update(statistic=float(effect), p_unc=float(p), difference=float(effect),
-                                  difference_ci_low=low, difference_ci_high=high, status="ok")
+            low, high = bootstrap_difference_interval(
+                safe, in_group, in_other, strata, n_boot=n_boot, rng=rng, confidence=confidence
+            )
+            rows[position].update(
+                statistic=float(effect),
+                p_unc=float(p),
+                difference=float(effect),
+                difference_ci_low=low,
+                difference_ci_high=high,
+                status="ok",
+            )
     return rows, omnibus_statistic, omnibus_p, used
 
 
-def _apply_holm(rows: list[dict], indices: Sequence[int], family_name: str, alpha: float,
-                flag_worse: bool) -> None:
+def _apply_holm(rows: list[dict], indices: Sequence[int], family_name: str, alpha: float, flag_worse: bool) -> None:
     tested = [i for i in indices if rows[i].get("status") == "ok"]
     adjusted = holm([rows[i]["p_unc"] for i in tested])
     for i, p in zip(tested, adjusted):
@@ -157,8 +218,14 @@ def _apply_holm(rows: list[dict], indices: Sequence[int], family_name: str, alph
             direction = "higher" if difference > 0 else "lower"
         else:  # an omnibus test says that groups differ, not which way
             direction = "groups_differ"
-        rows[i].update(p_corr=float(p), correction="holm", holm_family=family_name, holm_family_size=len(tested),
-                       direction=direction, worse=bool(flag_worse and significant and difference > 0))
+        rows[i].update(
+            p_corr=float(p),
+            correction="holm",
+            holm_family=family_name,
+            holm_family_size=len(tested),
+            direction=direction,
+            worse=bool(flag_worse and significant and difference > 0),
+        )
     for i in indices:
         if rows[i].get("status") != "ok":
             rows[i].update(holm_family=family_name, holm_family_size=len(tested))
@@ -209,14 +276,27 @@ def significance_tests(
         ``holm_family`` (``holm_family_size`` tests); ``direction`` is ``higher``/``lower``
         (significant, read from ``difference``) or ``no_difference_found``.
     """
-    options = dict(features=features, outcomes=outcomes, bands=bands, challenge_ages=challenge_ages,
-                   stratum_years=stratum_years, gate_stratum_years=gate_stratum_years, pairwise=pairwise, min_n=min_n,
-                   n_perm=n_perm, n_boot=n_boot, confidence=confidence, alpha=alpha)
+    options = dict(
+        features=features,
+        outcomes=outcomes,
+        bands=bands,
+        challenge_ages=challenge_ages,
+        stratum_years=stratum_years,
+        gate_stratum_years=gate_stratum_years,
+        pairwise=pairwise,
+        min_n=min_n,
+        n_perm=n_perm,
+        n_boot=n_boot,
+        confidence=confidence,
+        alpha=alpha,
+    )
     if outer is not None:
         if outer not in df.columns:
             raise KeyError(f"outer grouping column {outer!r} is not in the table")
-        parts = [significance_tests(part, seed=seed, **options).assign(**{outer: value})
-                 for value, part in df.groupby(outer, sort=True)]
+        parts = [
+            significance_tests(part, seed=seed, **options).assign(**{outer: value})
+            for value, part in df.groupby(outer, sort=True)
+        ]
         result = pd.concat(parts, ignore_index=True) if parts else significance_tests(df.iloc[:0], seed=seed, **options)
         return result[[outer, *[c for c in result.columns if c != outer]]] if outer in result else result
     table = with_display_columns(df, bands)
@@ -230,27 +310,60 @@ def significance_tests(
     omnibus_rows: dict[str, list[int]] = {outcome: [] for outcome in outcomes}
     for feature in features:
         labels = table[feature].astype(object).where(table[feature].notna(), None).astype(str).to_numpy()
-        present = [str(g) for g in (table[feature].cat.categories if hasattr(table[feature], "cat")
-                                    else sorted(table[feature].dropna().unique())) if (labels == str(g)).any()]
+        present = [
+            str(g)
+            for g in (
+                table[feature].cat.categories
+                if hasattr(table[feature], "cat")
+                else sorted(table[feature].dropna().unique())
+            )
+            if (labels == str(g)).any()
+        ]
         strata = strata_for(table, feature, stratum_years)
         for outcome in outcomes:
             base = {"feature": feature, "outcome": outcome}
             start = len(rows)
             if len(present) < 2:
-                rows.append(dict(base, family="group_vs_rest", test=TEST_NAME,
-                                 status=f"too_few_groups ({len(present)} group(s) of {feature} present)"))
+                rows.append(
+                    dict(
+                        base,
+                        family="group_vs_rest",
+                        test=TEST_NAME,
+                        status=f"too_few_groups ({len(present)} group(s) of {feature} present)",
+                    )
+                )
                 _apply_holm(rows, [start], f"{feature} groups vs rest, {outcome}", alpha, outcome == "absolute_error")
                 omnibus_rows[outcome].append(len(rows))
                 rows.append(dict(base, family="omnibus", test=TEST_NAME, status="too_few_groups"))
                 continue
-            new, statistic, p, used = _contrast_rows(values_of[outcome], strata, labels, present,
-                                                     [(g, None) for g in present], base=base,
-                                                     family="group_vs_rest", **common)
+            new, statistic, p, used = _contrast_rows(
+                values_of[outcome],
+                strata,
+                labels,
+                present,
+                [(g, None) for g in present],
+                base=base,
+                family="group_vs_rest",
+                **common,
+            )
             rows += new
-            _apply_holm(rows, range(start, len(rows)), f"{feature} groups vs rest, {outcome}", alpha,
-                        outcome == "absolute_error")
-            omnibus = dict(base, family="omnibus", test=TEST_NAME, group="all", n=len(table), n_used=used,
-                           statistic=statistic, p_unc=p)
+            _apply_holm(
+                rows,
+                range(start, len(rows)),
+                f"{feature} groups vs rest, {outcome}",
+                alpha,
+                outcome == "absolute_error",
+            )
+            omnibus = dict(
+                base,
+                family="omnibus",
+                test=TEST_NAME,
+                group="all",
+                n=len(table),
+                n_used=used,
+                statistic=statistic,
+                p_unc=p,
+            )
             tested = sum(1 for r in new if r.get("status") == "ok")
             omnibus["status"] = "ok" if tested >= 2 and np.isfinite(p) else f"too_few_groups ({tested} testable)"
             if omnibus["status"] != "ok":
@@ -261,9 +374,16 @@ def significance_tests(
             start = len(rows)
             pairs = list(itertools.combinations(present, 2))
             for a, b in pairs:
-                new, *_ = _contrast_rows(values_of["absolute_error"], strata, labels, present, [(a, b)],
-                                         base={"feature": feature, "outcome": "absolute_error"},
-                                         family="pairwise", **common)
+                new, *_ = _contrast_rows(
+                    values_of["absolute_error"],
+                    strata,
+                    labels,
+                    present,
+                    [(a, b)],
+                    base={"feature": feature, "outcome": "absolute_error"},
+                    family="pairwise",
+                    **common,
+                )
                 rows += new
             _apply_holm(rows, range(start, len(rows)), f"pairs of {feature} groups, absolute_error", alpha, False)
         start = len(rows)
@@ -272,16 +392,29 @@ def significance_tests(
             for challenge_age in challenge_ages:
                 counted, event = gate_outcomes(table, challenge_age, measure)
                 values = np.where(counted.to_numpy(), event.to_numpy(float), np.nan)
-                base = {"feature": feature, "outcome": "gate_event", "measure": measure,
-                        "challenge_age": float(challenge_age)}
+                base = {
+                    "feature": feature,
+                    "outcome": "gate_event",
+                    "measure": measure,
+                    "challenge_age": float(challenge_age),
+                }
                 if len(present) < 2:
                     rows.append(dict(base, family="gate_vs_rest", test=TEST_NAME, status="too_few_groups"))
                     continue
-                new, *_ = _contrast_rows(values, gate_strata, labels, present, [(g, None) for g in present],
-                                         base=base, family="gate_vs_rest", **common)
+                new, *_ = _contrast_rows(
+                    values,
+                    gate_strata,
+                    labels,
+                    present,
+                    [(g, None) for g in present],
+                    base=base,
+                    family="gate_vs_rest",
+                    **common,
+                )
                 rows += new
-        _apply_holm(rows, range(start, len(rows)), f"{feature} groups vs rest × challenge ages × gate measures",
-                    alpha, False)
+        _apply_holm(
+            rows, range(start, len(rows)), f"{feature} groups vs rest × challenge ages × gate measures", alpha, False
+        )
     for outcome, indices in omnibus_rows.items():
         _apply_holm(rows, indices, f"features, omnibus, {outcome}", alpha, False)
     result = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
@@ -289,14 +422,23 @@ def significance_tests(
     for column in ("outcome", "measure", "group", "group_b", "correction", "holm_family", "direction"):
         result[column] = result[column].astype(object).fillna("").astype(str)
     result["status"] = result["status"].astype(object).fillna("not_tested").astype(str)
-    logger.info("significance_tests: %d rows, %d tested, %d groups flagged worse (stratified permutation, "
-                "%d permutations per family)", len(result), (result["status"] == "ok").sum(),
-                result["worse"].sum(), n_perm)
+    logger.info(
+        "significance_tests: %d rows, %d tested, %d groups flagged worse (stratified permutation, "
+        "%d permutations per family)",
+        len(result),
+        (result["status"] == "ok").sum(),
+        result["worse"].sum(),
+        n_perm,
+    )
     return result
 
 
 def flagged_groups(tests: pd.DataFrame, feature: str = "race", alpha: float = 0.05) -> list[str]:
     """Groups of ``feature`` whose absolute error is significantly larger than the rest's (Holm p < alpha)."""
-    rows = tests[(tests["family"] == "group_vs_rest") & (tests["feature"] == feature)
-                 & (tests["outcome"] == "absolute_error") & (tests["status"] == "ok")]
+    rows = tests[
+        (tests["family"] == "group_vs_rest")
+        & (tests["feature"] == feature)
+        & (tests["outcome"] == "absolute_error")
+        & (tests["status"] == "ok")
+    ]
     return sorted(rows.loc[(rows["p_corr"] < alpha) & (rows["difference"] > 0), "group"])

@@ -29,26 +29,41 @@ Evaluation: Age Estimation and Verification; Wilson (1927), JASA 22(158).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from dex_bias.schema import settings_dataclass
 from dex_bias.stats.engine import Metric, spread_frame
 from dex_bias.stats.gates import RATE, rate_frame
 from dex_bias.stats.metrics import (
-    ERROR_COLUMNS, balanced_mean, cell_names, mean_absolute_error, reference_cells, share_within,
+    ERROR_COLUMNS,
+    balanced_mean,
+    cell_names,
+    mean_absolute_error,
+    reference_cells,
+    share_within,
     with_display_columns,
 )
-from dex_bias.schema import settings_dataclass
 from dex_bias.utkface import DEFAULT_AGE_BANDS
 
 logger = logging.getLogger(__name__)
 
 VERIFICATION_COLUMNS = (
-    "metric", "parameters", "threshold", "grouping", "group", "events", "n", "rate", "ci_low", "ci_high",
-    "status", "notes",
+    "metric",
+    "parameters",
+    "threshold",
+    "grouping",
+    "group",
+    "events",
+    "n",
+    "rate",
+    "ci_low",
+    "ci_high",
+    "status",
+    "notes",
 )
 
 #: An age in years, or an inclusive ``[low, high]`` range of ages (``high`` None: no upper end).
@@ -57,7 +72,10 @@ AgeOrRange = int | float | tuple[int | float, int | float | None]
 
 @settings_dataclass
 class ChallengeSettings:
-    """Challenge-age false positives: people of each of ``true_ages`` estimated at or above each of ``challenge_ages``."""
+    """Challenge-age false positives.
+
+    People of each of ``true_ages`` estimated at or above each of ``challenge_ages``.
+    """
 
     challenge_ages: list[int | float]
     true_ages: list[AgeOrRange]
@@ -113,8 +131,9 @@ def _estimated_in(estimate: np.ndarray, low: float, high: float) -> np.ndarray:
     return (estimate >= low) & (estimate < high + 1)
 
 
-def verification_threshold(table: pd.DataFrame, reference: Mapping[str, object], minor_ages: Sequence[float],
-                           pass_share: float) -> tuple[float, int, str]:
+def verification_threshold(
+    table: pd.DataFrame, reference: Mapping[str, object], minor_ages: Sequence[float], pass_share: float
+) -> tuple[float, int, str]:
     """The threshold at which at most ``pass_share`` of the reference group's minors pass, their count, a note.
 
     With n reference minors and k = ⌊pass_share · n⌋, the threshold is the (n − k)-th smallest of
@@ -133,8 +152,14 @@ def verification_threshold(table: pd.DataFrame, reference: Mapping[str, object],
     passing = int(np.floor(pass_share * len(estimates)))
     threshold = float(np.quantile(estimates, 1.0 - passing / len(estimates), method="inverted_cdf"))
     realised = float(np.mean(estimates > threshold))
-    return threshold, len(estimates), (f"threshold {threshold:.2f} years: {100 * realised:.1f}% of {len(estimates)} "
-                                       f"reference minors ({who}, true age {_range_text(low, high)}) pass")
+    return (
+        threshold,
+        len(estimates),
+        (
+            f"threshold {threshold:.2f} years: {100 * realised:.1f}% of {len(estimates)} "
+            f"reference minors ({who}, true age {_range_text(low, high)}) pass"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -159,37 +184,68 @@ def rate_definitions(table: pd.DataFrame, settings: AgeVerificationSettings) -> 
     for challenge_age in challenge.challenge_ages:
         for true_age in challenge.true_ages:
             low, high = _range(true_age)
-            out.append(RateDefinition(
-                "challenge_false_positive",
-                f"true age {_range_text(low, high)} estimated at or above {float(challenge_age):g}",
-                (age >= low) & (age <= high), estimate >= float(challenge_age)))
+            out.append(
+                RateDefinition(
+                    "challenge_false_positive",
+                    f"true age {_range_text(low, high)} estimated at or above {float(challenge_age):g}",
+                    (age >= low) & (age <= high),
+                    estimate >= float(challenge_age),
+                )
+            )
     age_range = settings.age_range
     target_low, target_high = _range(age_range.target)
     in_target = (age >= target_low) & (age <= target_high)
     for band in age_range.estimate_bands:
         low, high = _range(band)
-        out.append(RateDefinition(
-            "age_range_estimate", f"true age {_range_text(target_low, target_high)} estimated {_range_text(low, high)}",
-            in_target, _estimated_in(estimate, low, high)))
+        out.append(
+            RateDefinition(
+                "age_range_estimate",
+                f"true age {_range_text(target_low, target_high)} estimated {_range_text(low, high)}",
+                in_target,
+                _estimated_in(estimate, low, high),
+            )
+        )
     for band in age_range.neighbours:
         low, high = _range(band)
-        out.append(RateDefinition(
-            "age_range_estimate", f"true age {_range_text(low, high)} estimated {_range_text(target_low, target_high)}",
-            (age >= low) & (age <= high), _estimated_in(estimate, target_low, target_high)))
+        out.append(
+            RateDefinition(
+                "age_range_estimate",
+                f"true age {_range_text(low, high)} estimated {_range_text(target_low, target_high)}",
+                (age >= low) & (age <= high),
+                _estimated_in(estimate, target_low, target_high),
+            )
+        )
     verification = settings.verification
-    threshold, _, note = verification_threshold(table, verification.reference, verification.minor_ages,
-                                                verification.pass_share)
+    threshold, _, note = verification_threshold(
+        table, verification.reference, verification.minor_ages, verification.pass_share
+    )
     defined = bool(np.isfinite(threshold))
     minor_low, minor_high = _range(verification.minor_ages)
     adult_low, adult_high = _range(verification.adult_ages)
     label = f"verification at {float(verification.legal_age):g}, threshold set on reference minors"
     passes = estimate > threshold if defined else np.zeros(len(estimate), bool)
-    out.append(RateDefinition("verification_minors_pass",
-                              f"{label}: true age {_range_text(minor_low, minor_high)} passing",
-                              (age >= minor_low) & (age <= minor_high), passes, threshold, note, defined))
-    out.append(RateDefinition("verification_adults_fail",
-                              f"{label}: true age {_range_text(adult_low, adult_high)} failing",
-                              (age >= adult_low) & (age <= adult_high), ~passes, threshold, note, defined))
+    out.append(
+        RateDefinition(
+            "verification_minors_pass",
+            f"{label}: true age {_range_text(minor_low, minor_high)} passing",
+            (age >= minor_low) & (age <= minor_high),
+            passes,
+            threshold,
+            note,
+            defined,
+        )
+    )
+    out.append(
+        RateDefinition(
+            "verification_adults_fail",
+            f"{label}: true age {_range_text(adult_low, adult_high)} failing",
+            (age >= adult_low) & (age <= adult_high),
+            ~passes,
+            threshold,
+            note,
+            defined,
+        )
+    )
     return out
 
 
@@ -225,10 +281,17 @@ def age_verification_metrics(
     table = with_display_columns(df, bands)
     frames = []
     for definition in rate_definitions(table, settings):
-        frame = rate_frame(table, definition.counted, definition.event, by, intersections=intersections,
-                           confidence=confidence, min_n=min_n, outer=outer)
-        frame = frame.assign(metric=definition.metric, parameters=definition.parameters,
-                             threshold=definition.threshold)
+        frame = rate_frame(
+            table,
+            definition.counted,
+            definition.event,
+            by,
+            intersections=intersections,
+            confidence=confidence,
+            min_n=min_n,
+            outer=outer,
+        )
+        frame = frame.assign(metric=definition.metric, parameters=definition.parameters, threshold=definition.threshold)
         if definition.note:
             frame["notes"] = ["; ".join(filter(None, [n, definition.note])) for n in frame["notes"]]
         if not definition.defined:
@@ -285,21 +348,32 @@ def group_spread(
     errors = {"mae": Metric(mean_absolute_error, ERROR_COLUMNS)}
     for years in accuracy_within:
         errors[f"within_{years:g}"] = Metric(share_within(float(years)), ERROR_COLUMNS)
-    balanced = {"balanced_mae": Metric(lambda v, c: balanced_mean(v, c, required),
-                                       ("absolute_error", "reference_cell"), strata="reference_cell",
-                                       undefined=lacking)}
+    balanced = {
+        "balanced_mae": Metric(
+            lambda v, c: balanced_mean(v, c, required),
+            ("absolute_error", "reference_cell"),
+            strata="reference_cell",
+            undefined=lacking,
+        )
+    }
     common = dict(outer=outer, n_boot=n_boot, seed=seed, confidence=confidence, min_n=min_n)
     frames = [spread_frame(table, errors, features, **common).assign(parameters="")]
     without_gender = [f for f in features if "gender" not in f]
     if without_gender:
-        frames.append(spread_frame(table, balanced, without_gender, **common)
-                      .assign(parameters="over every age band × gender reference cell"))
+        frames.append(
+            spread_frame(table, balanced, without_gender, **common).assign(
+                parameters="over every age band × gender reference cell"
+            )
+        )
     for definition in rate_definitions(table, settings):
         if not definition.defined:
             continue
         scored = table.assign(event=definition.event.astype(float), counted=definition.counted)
-        frames.append(spread_frame(scored, {definition.metric: RATE}, features, where="counted", **common)
-                      .assign(parameters=definition.parameters))
+        frames.append(
+            spread_frame(scored, {definition.metric: RATE}, features, where="counted", **common).assign(
+                parameters=definition.parameters
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 

@@ -1,4 +1,7 @@
-"""Nodes of the ``compare`` pipeline: thin wrappers over ``dex_bias.stats.comparison`` and ``dex_bias.report.comparison``."""
+"""Nodes of the ``compare`` pipeline.
+
+Thin wrappers over ``dex_bias.stats.comparison`` and ``dex_bias.report.comparison``.
+"""
 
 from __future__ import annotations
 
@@ -40,36 +43,64 @@ class CompareSettings:
         return [feature for feature in self.features if feature != "age_band"]
 
 
-def collect_predictions(report_params: ReportSettings, **predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect_predictions(
+    report_params: ReportSettings, **predictions: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every model's contract-checked predictions on the faces all models predicted: ``(long table, coverage)``."""
     contract = report_params.input
-    checked = {model: prepare_predictions(table, allow_quarantine=contract.allow_quarantine,
-                                          source=f"{model} predictions", age_range=contract.predicted_age_range)[0]
-               for model, table in predictions.items()}
+    checked = {
+        model: prepare_predictions(
+            table,
+            allow_quarantine=contract.allow_quarantine,
+            source=f"{model} predictions",
+            age_range=contract.predicted_age_range,
+        )[0]
+        for model, table in predictions.items()
+    }
     return comparison.same_faces(checked)
 
 
-def compare_metrics(compared: pd.DataFrame, report_params: ReportSettings,
-                    compare_params: CompareSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compare_metrics(
+    compared: pd.DataFrame, report_params: ReportSettings, compare_params: CompareSettings
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """MAE and mean signed error (bootstrap CIs) and gate rates (Wilson CIs) per model and group."""
     bootstrap = report_params.bootstrap
-    metrics = comparison.model_metrics(compared, features=compare_params.features, bands=report_params.age_bands,
-                                       n_boot=bootstrap.n_boot, seed=bootstrap.seed,
-                                       confidence=report_params.confidence, min_n=report_params.min_n)
-    gates = comparison.model_gate_metrics(compared, challenge_ages=report_params.challenge_ages,
-                                          features=compare_params.gate_features, bands=report_params.age_bands,
-                                          confidence=report_params.confidence, min_n=report_params.min_n)
+    metrics = comparison.model_metrics(
+        compared,
+        features=compare_params.features,
+        bands=report_params.age_bands,
+        n_boot=bootstrap.n_boot,
+        seed=bootstrap.seed,
+        confidence=report_params.confidence,
+        min_n=report_params.min_n,
+    )
+    gates = comparison.model_gate_metrics(
+        compared,
+        challenge_ages=report_params.challenge_ages,
+        features=compare_params.gate_features,
+        bands=report_params.age_bands,
+        confidence=report_params.confidence,
+        min_n=report_params.min_n,
+    )
     return metrics, gates
 
 
-def measure_spread(compared: pd.DataFrame, report_params: ReportSettings,
-                   compare_params: CompareSettings) -> pd.DataFrame:
+def measure_spread(
+    compared: pd.DataFrame, report_params: ReportSettings, compare_params: CompareSettings
+) -> pd.DataFrame:
     """Per model and feature: the spread across groups of MAE and of the leaderboard's gate rate (CIs)."""
     board, bootstrap = compare_params.leaderboard, report_params.bootstrap
-    return comparison.model_spread(compared, features=compare_params.gate_features, bands=report_params.age_bands,
-                                   gate_measure=board.gate_measure, challenge_age=float(board.challenge_age),
-                                   n_boot=bootstrap.n_boot, seed=bootstrap.seed, confidence=report_params.confidence,
-                                   min_n=report_params.min_n)
+    return comparison.model_spread(
+        compared,
+        features=compare_params.gate_features,
+        bands=report_params.age_bands,
+        gate_measure=board.gate_measure,
+        challenge_age=float(board.challenge_age),
+        n_boot=bootstrap.n_boot,
+        seed=bootstrap.seed,
+        confidence=report_params.confidence,
+        min_n=report_params.min_n,
+    )
 
 
 def rank_models(metrics: pd.DataFrame, spread: pd.DataFrame) -> pd.DataFrame:
@@ -77,37 +108,55 @@ def rank_models(metrics: pd.DataFrame, spread: pd.DataFrame) -> pd.DataFrame:
     return comparison.leaderboard(metrics, spread)
 
 
-def test_model_pairs(compared: pd.DataFrame, report_params: ReportSettings,
-                     compare_params: CompareSettings) -> pd.DataFrame:
+def test_model_pairs(
+    compared: pd.DataFrame, report_params: ReportSettings, compare_params: CompareSettings
+) -> pd.DataFrame:
     """Wilcoxon signed-rank tests between models per group, Holm-corrected, with effects and intervals."""
     bootstrap = report_params.bootstrap
-    return comparison.paired_model_tests(compared, features=compare_params.features, bands=report_params.age_bands,
-                                         min_n=report_params.tests.min_n, n_boot=bootstrap.n_boot, seed=bootstrap.seed,
-                                         confidence=report_params.confidence, alpha=report_params.alpha)
+    return comparison.paired_model_tests(
+        compared,
+        features=compare_params.features,
+        bands=report_params.age_bands,
+        min_n=report_params.tests.min_n,
+        n_boot=bootstrap.n_boot,
+        seed=bootstrap.seed,
+        confidence=report_params.confidence,
+        alpha=report_params.alpha,
+    )
 
 
-def compare_region_attention(compared: pd.DataFrame, report_params: ReportSettings,
-                             **region_attributions: pd.DataFrame) -> pd.DataFrame:
+def compare_region_attention(
+    compared: pd.DataFrame, report_params: ReportSettings, **region_attributions: pd.DataFrame
+) -> pd.DataFrame:
     """Mean LIME region weight per model × race × region (``regions`` rows), where explanations exist."""
-    return comparison.region_attention(compared, region_attributions, method=report_params.explanation_method,
-                                       bands=report_params.age_bands)
+    return comparison.region_attention(
+        compared, region_attributions, method=report_params.explanation_method, bands=report_params.age_bands
+    )
 
 
-def draw_comparison_figures(metrics: pd.DataFrame, gates: pd.DataFrame, attention: pd.DataFrame,
-                            compare_params: CompareSettings) -> tuple[Image.Image, Image.Image, Image.Image]:
+def draw_comparison_figures(
+    metrics: pd.DataFrame, gates: pd.DataFrame, attention: pd.DataFrame, compare_params: CompareSettings
+) -> tuple[Image.Image, Image.Image, Image.Image]:
     """MAE by race per model, the leaderboard's gate rate by race per model, region weights per model."""
     from dex_bias.report.figures import message_figure
 
     board = compare_params.leaderboard
-    drawn = [report.metric_by_group_figure(metrics, "race"),
-             report.gate_by_group_figure(gates, "race", board.gate_measure, float(board.challenge_age)),
-             report.region_attention_figure(attention) if len(attention) else
-             message_figure("Region weights by model", "No region attributions for these models in this run.")]
+    drawn = [
+        report.metric_by_group_figure(metrics, "race"),
+        report.gate_by_group_figure(gates, "race", board.gate_measure, float(board.challenge_age)),
+        report.region_attention_figure(attention)
+        if len(attention)
+        else message_figure("Region weights by model", "No region attributions for these models in this run."),
+    ]
     return tuple(figure_to_image(figure) for figure in drawn)
 
 
-def build_comparison_report(report_params: ReportSettings, compare_params: CompareSettings,
-                            models_params: ModelsSettings, **outputs: pd.DataFrame | Image.Image) -> str:
+def build_comparison_report(
+    report_params: ReportSettings,
+    compare_params: CompareSettings,
+    models_params: ModelsSettings,
+    **outputs: pd.DataFrame | Image.Image,
+) -> str:
     """The self-contained HTML comparison of the audited models.
 
     ``outputs``: the compare tables by their ``ComparisonTables`` field names (``coverage``,
@@ -116,13 +165,21 @@ def build_comparison_report(report_params: ReportSettings, compare_params: Compa
     board = compare_params.leaderboard
     tables = report.ComparisonTables(
         **{name: outputs[name] for name in report.ComparisonTables.__dataclass_fields__ if name != "declarations"},
-        declarations=report.model_declarations(outputs["coverage"]["model"], models_params))
-    figures = [outputs["figure_mae"], outputs["figure_gates"],
-               outputs["figure_regions"] if len(tables.attention) else None]
+        declarations=report.model_declarations(outputs["coverage"]["model"], models_params),
+    )
+    figures = [
+        outputs["figure_mae"],
+        outputs["figure_gates"],
+        outputs["figure_regions"] if len(tables.attention) else None,
+    ]
     settings = report.ComparisonSettings(
-        features=tuple(compare_params.gate_features), gate_measure=board.gate_measure,
-        challenge_age=float(board.challenge_age), alpha=report_params.alpha, confidence=report_params.confidence,
-        min_n=report_params.min_n)
+        features=tuple(compare_params.gate_features),
+        gate_measure=board.gate_measure,
+        challenge_age=float(board.challenge_age),
+        alpha=report_params.alpha,
+        confidence=report_params.confidence,
+        min_n=report_params.min_n,
+    )
     document = report.render_comparison_report(report.comparison_report_context(tables, figures, settings))
     logger.info("model_comparison_report: %d models, %.1f kB", len(tables.leaderboard), len(document) / 1024)
     return document

@@ -11,17 +11,30 @@ from kedro.pipeline import Node, Pipeline
 
 from dex_bias.model_audit import audited, dataset_name
 from dex_bias.pipelines.compare.nodes import (
-    build_comparison_report, collect_predictions, compare_metrics, compare_region_attention, draw_comparison_figures,
-    measure_spread, rank_models, test_model_pairs,
+    build_comparison_report,
+    collect_predictions,
+    compare_metrics,
+    compare_region_attention,
+    draw_comparison_figures,
+    measure_spread,
+    rank_models,
+    test_model_pairs,
 )
 
 FIGURES = ["figure_model_mae", "figure_model_gates", "figure_model_regions"]
 #: The comparison report's inputs: its argument names and their datasets.
-REPORT_INPUTS = {"coverage": "model_coverage", "leaderboard": "model_leaderboard", "spread": "model_group_spread",
-                 "metrics": "model_comparison_metrics", "gates": "model_comparison_gates",
-                 "paired": "model_paired_tests", "attention": "model_region_attention",
-                 "figure_mae": "figure_model_mae", "figure_gates": "figure_model_gates",
-                 "figure_regions": "figure_model_regions"}
+REPORT_INPUTS = {
+    "coverage": "model_coverage",
+    "leaderboard": "model_leaderboard",
+    "spread": "model_group_spread",
+    "metrics": "model_comparison_metrics",
+    "gates": "model_comparison_gates",
+    "paired": "model_paired_tests",
+    "attention": "model_region_attention",
+    "figure_mae": "figure_model_mae",
+    "figure_gates": "figure_model_gates",
+    "figure_regions": "figure_model_regions",
+}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -41,25 +54,56 @@ def create_pipeline(**kwargs) -> Pipeline:
 def _pipeline(predictions: dict[str, str], attributions: dict[str, str]) -> Pipeline:
     return Pipeline(
         [
-            Node(collect_predictions, {"report_params": "params:report", **predictions},
-                 ["compared_predictions", "model_coverage"], name="collect_predictions"),
-            Node(compare_metrics, ["compared_predictions", "params:report", "params:compare"],
-                 ["model_comparison_metrics", "model_comparison_gates"], name="compare_metrics"),
-            Node(measure_spread, ["compared_predictions", "params:report", "params:compare"], "model_group_spread",
-                 name="measure_spread"),
-            Node(rank_models, ["model_comparison_metrics", "model_group_spread"], "model_leaderboard",
-                 name="rank_models"),
-            Node(test_model_pairs, ["compared_predictions", "params:report", "params:compare"], "model_paired_tests",
-                 name="test_model_pairs"),
-            Node(compare_region_attention, {"compared": "compared_predictions", "report_params": "params:report",
-                                            **attributions}, "model_region_attention", name="compare_region_attention"),
-            Node(draw_comparison_figures, ["model_comparison_metrics", "model_comparison_gates",
-                                           "model_region_attention", "params:compare"], FIGURES,
-                 name="draw_comparison_figures"),
-            Node(build_comparison_report,
-                 {"report_params": "params:report", "compare_params": "params:compare",
-                  "models_params": "params:models", **REPORT_INPUTS},
-                 "model_comparison_report", name="build_comparison_report"),
+            Node(
+                collect_predictions,
+                {"report_params": "params:report", **predictions},
+                ["compared_predictions", "model_coverage"],
+                name="collect_predictions",
+            ),
+            Node(
+                compare_metrics,
+                ["compared_predictions", "params:report", "params:compare"],
+                ["model_comparison_metrics", "model_comparison_gates"],
+                name="compare_metrics",
+            ),
+            Node(
+                measure_spread,
+                ["compared_predictions", "params:report", "params:compare"],
+                "model_group_spread",
+                name="measure_spread",
+            ),
+            Node(
+                rank_models, ["model_comparison_metrics", "model_group_spread"], "model_leaderboard", name="rank_models"
+            ),
+            Node(
+                test_model_pairs,
+                ["compared_predictions", "params:report", "params:compare"],
+                "model_paired_tests",
+                name="test_model_pairs",
+            ),
+            Node(
+                compare_region_attention,
+                {"compared": "compared_predictions", "report_params": "params:report", **attributions},
+                "model_region_attention",
+                name="compare_region_attention",
+            ),
+            Node(
+                draw_comparison_figures,
+                ["model_comparison_metrics", "model_comparison_gates", "model_region_attention", "params:compare"],
+                FIGURES,
+                name="draw_comparison_figures",
+            ),
+            Node(
+                build_comparison_report,
+                {
+                    "report_params": "params:report",
+                    "compare_params": "params:compare",
+                    "models_params": "params:models",
+                    **REPORT_INPUTS,
+                },
+                "model_comparison_report",
+                name="build_comparison_report",
+            ),
         ],
         namespace="compare",
         prefix_datasets_with_namespace=False,

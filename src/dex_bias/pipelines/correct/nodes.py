@@ -26,17 +26,24 @@ def prepare_correction_input(predictions: pd.DataFrame, params: CorrectionSettin
     """Contract-checked predictions (labels from columns or UTKFace ids); bad rows stop or are logged."""
     try:
         prepared, quarantine = prepare_predictions(
-            predictions, allow_quarantine=params.input.allow_quarantine,
+            predictions,
+            allow_quarantine=params.input.allow_quarantine,
             source=predictions.attrs.get("source", "predictions (correct)"),
-            age_range=params.input.predicted_age_range, age_range_setting="correct.input.predicted_age_range")
+            age_range=params.input.predicted_age_range,
+            age_range_setting="correct.input.predicted_age_range",
+        )
     except PredictionsContractError as error:
         # The shared message names the report's switch; this pipeline has its own.
         raise PredictionsContractError(
             f"{error}\nIn the correct pipeline the switch is `correct.input.allow_quarantine` "
-            "(conf/base/parameters_correct.yml).") from error
+            "(conf/base/parameters_correct.yml)."
+        ) from error
     if len(quarantine):
-        logger.warning("correct: %d predictions rows set aside by the input contract: %s",
-                       quarantine["row"].nunique(), quarantine["reason"].value_counts().to_dict())
+        logger.warning(
+            "correct: %d predictions rows set aside by the input contract: %s",
+            quarantine["row"].nunique(),
+            quarantine["reason"].value_counts().to_dict(),
+        )
     return prepared
 
 
@@ -45,17 +52,25 @@ def split_calibration(prepared: pd.DataFrame, params: CorrectionSettings) -> pd.
     return calibration_split(prepared, params.split.calibration_fraction, params.split.seed, params.age_bands)
 
 
-def fit_corrections(prepared: pd.DataFrame, correction_split: pd.DataFrame,
-                    params: CorrectionSettings) -> tuple[dict[str, AgeCorrection], AgeCorrection, pd.DataFrame]:
+def fit_corrections(
+    prepared: pd.DataFrame, correction_split: pd.DataFrame, params: CorrectionSettings
+) -> tuple[dict[str, AgeCorrection], AgeCorrection, pd.DataFrame]:
     """Fit the candidates on calibration rows only; return them, the chosen one (``none`` when nothing
     helps, said in the table's ``decision`` and logged), and the selection table."""
     calibration = _part(prepared, correction_split, CALIBRATION)
     cross_validation, guard = params.cross_validation, params.guard
     models, chosen, cv_table = select_correction(
-        calibration, max_degree=params.regression.max_degree, folds=cross_validation.folds,
-        seed=cross_validation.seed, method=params.method, edges=tuple(params.bin_rule.predicted_age_edges),
-        min_cell_n=params.min_cell_n, race_slopes=params.regression.race_slopes,
-        guard_features=tuple(guard.features), guard_min_n=guard.min_group_n, guard_z=guard.z,
+        calibration,
+        max_degree=params.regression.max_degree,
+        folds=cross_validation.folds,
+        seed=cross_validation.seed,
+        method=params.method,
+        edges=tuple(params.bin_rule.predicted_age_edges),
+        min_cell_n=params.min_cell_n,
+        race_slopes=params.regression.race_slopes,
+        guard_features=tuple(guard.features),
+        guard_min_n=guard.min_group_n,
+        guard_z=guard.z,
         nested=cross_validation.nested,
     )
     if chosen == "none":
@@ -63,31 +78,49 @@ def fit_corrections(prepared: pd.DataFrame, correction_split: pd.DataFrame,
     return models, models[chosen], cv_table
 
 
-def evaluate_corrections(prepared: pd.DataFrame, correction_split: pd.DataFrame,
-                         correction_candidates: dict[str, AgeCorrection], correction_model: AgeCorrection,
-                         params: CorrectionSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_corrections(
+    prepared: pd.DataFrame,
+    correction_split: pd.DataFrame,
+    correction_candidates: dict[str, AgeCorrection],
+    correction_model: AgeCorrection,
+    params: CorrectionSettings,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Before/after errors and age-gate rates of every kept candidate, scored on held-out rows only
     (intervals refit each correction on bootstrap samples of the calibration rows)."""
     held_out = _part(prepared, correction_split, HELD_OUT)
     calibration = _part(prepared, correction_split, CALIBRATION)
     evaluation = params.evaluation
     metrics = correction_effects(
-        held_out, correction_candidates, calibration=calibration, chosen=correction_model.name,
-        sensitive_features=tuple(evaluation.sensitive_features), intersections=evaluation.intersections,
-        bands=params.age_bands, n_boot=evaluation.n_boot, seed=evaluation.seed, confidence=evaluation.confidence,
-        min_n=evaluation.min_n, min_n_ci=evaluation.min_n_ci,
+        held_out,
+        correction_candidates,
+        calibration=calibration,
+        chosen=correction_model.name,
+        sensitive_features=tuple(evaluation.sensitive_features),
+        intersections=evaluation.intersections,
+        bands=params.age_bands,
+        n_boot=evaluation.n_boot,
+        seed=evaluation.seed,
+        confidence=evaluation.confidence,
+        min_n=evaluation.min_n,
+        min_n_ci=evaluation.min_n_ci,
     )
     gates = gate_effects(
-        held_out, correction_candidates, chosen=correction_model.name,
-        challenge_ages=tuple(evaluation.challenge_ages), by=tuple(evaluation.gate_groups),
-        intersections=evaluation.intersections, confidence=evaluation.confidence, min_n=evaluation.min_n,
+        held_out,
+        correction_candidates,
+        chosen=correction_model.name,
+        challenge_ages=tuple(evaluation.challenge_ages),
+        by=tuple(evaluation.gate_groups),
+        intersections=evaluation.intersections,
+        confidence=evaluation.confidence,
+        min_n=evaluation.min_n,
         bands=params.age_bands,
     )
     return metrics, gates
 
 
-def correct_predictions(prepared: pd.DataFrame, correction_split: pd.DataFrame,
-                        correction_model: AgeCorrection) -> pd.DataFrame:
+def correct_predictions(
+    prepared: pd.DataFrame, correction_split: pd.DataFrame, correction_model: AgeCorrection
+) -> pd.DataFrame:
     """Held-out predictions with the chosen correction applied, in the ``predictions`` contract."""
     return corrected_predictions_table(prepared, correction_split, correction_model)
 

@@ -28,8 +28,14 @@ class InferParameters:
     chunk_size: int
 
 
-def predict_ages(faces: pd.DataFrame, landmarks: pd.DataFrame, age_model, infer_chunks: ChunkStore,
-                 params: InferParameters, dask: FanOut) -> tuple[pd.DataFrame, pd.DataFrame]:
+def predict_ages(
+    faces: pd.DataFrame,
+    landmarks: pd.DataFrame,
+    age_model,
+    infer_chunks: ChunkStore,
+    params: InferParameters,
+    dask: FanOut,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict the faces of the chosen splits: ``(predictions, inference_failures)``; counts reconcile in the log.
 
     ``age_model``: the Keras model trained here, or a declared model (an ``AgeEstimator``). The
@@ -42,17 +48,38 @@ def predict_ages(faces: pd.DataFrame, landmarks: pd.DataFrame, age_model, infer_
     in_scope = faces[faces["split"].isin(splits)]
     table, without_landmarks = join_faces_and_landmarks(in_scope, landmarks)
     version = estimator.version
-    logger.info("Model %s (version %s, %s; trained on split(s) %s): predicting split(s) %s.",
-                estimator.name, version, card.get("source", "unknown source"),
-                card.get("trained_splits") or "none here", splits)
+    logger.info(
+        "Model %s (version %s, %s; trained on split(s) %s): predicting split(s) %s.",
+        estimator.name,
+        version,
+        card.get("source", "unknown source"),
+        card.get("trained_splits") or "none here",
+        splits,
+    )
     predictions, unreadable = predict_table(
-        estimator, table, dask, batch_size=params.batch_size, chunk_size=params.chunk_size,
-        padding=params.crop_padding, workers=params.crop_workers, model_version=version, store=infer_chunks,
+        estimator,
+        table,
+        dask,
+        batch_size=params.batch_size,
+        chunk_size=params.chunk_size,
+        padding=params.crop_padding,
+        workers=params.crop_workers,
+        model_version=version,
+        store=infer_chunks,
     )
     failures = pd.concat([without_landmarks, unreadable], ignore_index=True)[FAILURE_COLUMNS]
-    logger.info("Faces: %d in all; %d in split(s) %s = %d predicted + %d without landmarks + %d unreadable.",
-                len(faces), len(in_scope), splits, len(predictions), len(without_landmarks), len(unreadable))
+    logger.info(
+        "Faces: %d in all; %d in split(s) %s = %d predicted + %d without landmarks + %d unreadable.",
+        len(faces),
+        len(in_scope),
+        splits,
+        len(predictions),
+        len(without_landmarks),
+        len(unreadable),
+    )
     if len(predictions) + len(failures) != len(in_scope):
-        raise RuntimeError(f"counts do not reconcile: {len(in_scope)} faces in scope, {len(predictions)} predicted, "
-                           f"{len(failures)} failed")
+        raise RuntimeError(
+            f"counts do not reconcile: {len(in_scope)} faces in scope, {len(predictions)} predicted, "
+            f"{len(failures)} failed"
+        )
     return predictions, failures

@@ -9,8 +9,12 @@ def create_pipeline(**kwargs) -> Pipeline:
     """One node: the faces the model may be audited on, predicted in chunks fanned out on Dask (resumable)."""
     return Pipeline(
         [
-            Node(predict_ages, ["faces", "landmarks", "age_model", "infer_chunks", "params:infer", "params:dask"],
-                 ["predictions", "inference_failures"], name="predict_ages"),
+            Node(
+                predict_ages,
+                ["faces", "landmarks", "age_model", "infer_chunks", "params:infer", "params:dask"],
+                ["predictions", "inference_failures"],
+                name="predict_ages",
+            ),
         ],
         namespace="infer",
         prefix_datasets_with_namespace=False,

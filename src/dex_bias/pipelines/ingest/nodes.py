@@ -63,21 +63,28 @@ def screen_images(image_folder: str, decode: DecodeSettings) -> tuple[pd.DataFra
     """Scan ``image_folder``; returns (decodable, well-labelled, unique files; quarantine rows
     with a reason: bad name, label out of range, undecodable, duplicate id). The log line counts
     every file found: faces + quarantined + files skipped for their extension (by extension)."""
-    unique, quarantine, skipped = screen_image_folder(image_folder, min_side=decode.min_side,
-                                                      max_pixels=decode.max_pixels, workers=decode.workers)
+    unique, quarantine, skipped = screen_image_folder(
+        image_folder, min_side=decode.min_side, max_pixels=decode.max_pixels, workers=decode.workers
+    )
     n_skipped = sum(skipped.values())
-    logger.info("found %d files = %d faces + %d quarantined (%s) + %d skipped for their extension (%s)",
-                len(unique) + len(quarantine) + n_skipped, len(unique), len(quarantine),
-                ", ".join(f"{reason}: {n}" for reason, n in quarantine["reason"].value_counts().sort_index().items())
-                or "none", n_skipped, (describe_skipped(skipped) + "; only .jpg files are read") if skipped else "none")
+    logger.info(
+        "found %d files = %d faces + %d quarantined (%s) + %d skipped for their extension (%s)",
+        len(unique) + len(quarantine) + n_skipped,
+        len(unique),
+        len(quarantine),
+        ", ".join(f"{reason}: {n}" for reason, n in quarantine["reason"].value_counts().sort_index().items()) or "none",
+        n_skipped,
+        (describe_skipped(skipped) + "; only .jpg files are read") if skipped else "none",
+    )
     return unique, quarantine
 
 
 def split_faces(screened: pd.DataFrame, split: SplitSettings, age_bands: AgeBands) -> pd.DataFrame:
     """The ``faces`` table: labels, age band (``age_bands``, inclusive years) and a seeded
     train/test split stratified by race × gender × age band."""
-    faces = build_faces(screened, test_share=split.test_share, seed=split.seed,
-                        bands=[tuple(band) for band in age_bands])
+    faces = build_faces(
+        screened, test_share=split.test_share, seed=split.seed, bands=[tuple(band) for band in age_bands]
+    )
     counts = faces["split"].value_counts()
     logger.info("faces split: %d train, %d test", counts.get("train", 0), counts.get("test", 0))
     return faces

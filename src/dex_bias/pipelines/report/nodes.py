@@ -9,7 +9,11 @@ from PIL import Image
 
 from dex_bias.report import figures
 from dex_bias.report.context import (
-    AuditFigures, AuditSettings, AuditTables, audit_report_context, render_audit_report,
+    AuditFigures,
+    AuditSettings,
+    AuditTables,
+    audit_report_context,
+    render_audit_report,
 )
 from dex_bias.report.settings import ReportSettings
 from dex_bias.stats.contract import audited_splits, prepare_predictions
@@ -40,9 +44,13 @@ def prepare_report_input(predictions: pd.DataFrame, params: ReportSettings) -> t
     are left out, counted and logged; a table without ``split`` is audited whole.
     """
     source = predictions.attrs.get("source", "predictions")
-    valid, quarantine = prepare_predictions(predictions, allow_quarantine=params.input.allow_quarantine,
-                                            source=source, age_range=params.input.predicted_age_range,
-                                            age_range_setting="report.input.predicted_age_range")
+    valid, quarantine = prepare_predictions(
+        predictions,
+        allow_quarantine=params.input.allow_quarantine,
+        source=source,
+        age_range=params.input.predicted_age_range,
+        age_range_setting="report.input.predicted_age_range",
+    )
     if valid.empty:
         logger.warning("%s: no rows to audit; the report says what could not be computed", source)
     return audited_splits(valid, params.input.splits, source=source, setting="report.input.splits"), quarantine
@@ -50,12 +58,20 @@ def prepare_report_input(predictions: pd.DataFrame, params: ReportSettings) -> t
 
 def compute_group_metrics(predictions: pd.DataFrame, params: ReportSettings) -> pd.DataFrame:
     """Metric table for the audit bands and, for the age-band groupings, the article's bands."""
-    common = dict(n_boot=params.bootstrap.n_boot, seed=params.bootstrap.seed, confidence=params.confidence,
-                  min_n=params.min_n, intersections=params.intersections, accuracy_within=params.accuracy_within,
-                  outer=_outer(params, predictions), balanced_bands=params.balanced_mae_bands)
+    common = dict(
+        n_boot=params.bootstrap.n_boot,
+        seed=params.bootstrap.seed,
+        confidence=params.confidence,
+        min_n=params.min_n,
+        intersections=params.intersections,
+        accuracy_within=params.accuracy_within,
+        outer=_outer(params, predictions),
+        balanced_bands=params.balanced_mae_bands,
+    )
     audit = group_metrics(predictions, sensitive_features=params.sensitive_features, bands=params.age_bands, **common)
-    article = group_metrics(predictions, sensitive_features=params.sensitive_features, bands=params.paper_age_bands,
-                            **common)
+    article = group_metrics(
+        predictions, sensitive_features=params.sensitive_features, bands=params.paper_age_bands, **common
+    )
     article = article[article["grouping"].str.contains("age_band")]
     return pd.concat([audit.assign(band_scheme="audit"), article.assign(band_scheme="article")], ignore_index=True)
 
@@ -64,43 +80,86 @@ def compute_significance_tests(predictions: pd.DataFrame, params: ReportSettings
     """Stratified permutation tests across races and genders (see ``dex_bias.stats.significance``)."""
     tests = params.tests
     return significance_tests(
-        predictions, features=params.test_features, outcomes=tests.outcomes, bands=params.age_bands,
-        challenge_ages=params.challenge_ages, stratum_years=tests.stratum_years,
-        gate_stratum_years=tests.gate_stratum_years, pairwise=tests.pairwise, min_n=tests.min_n,
-        n_perm=tests.n_perm, n_boot=params.bootstrap.n_boot, seed=tests.seed, confidence=params.confidence,
-        alpha=params.alpha, outer=_outer(params, predictions),
+        predictions,
+        features=params.test_features,
+        outcomes=tests.outcomes,
+        bands=params.age_bands,
+        challenge_ages=params.challenge_ages,
+        stratum_years=tests.stratum_years,
+        gate_stratum_years=tests.gate_stratum_years,
+        pairwise=tests.pairwise,
+        min_n=tests.min_n,
+        n_perm=tests.n_perm,
+        n_boot=params.bootstrap.n_boot,
+        seed=tests.seed,
+        confidence=params.confidence,
+        alpha=params.alpha,
+        outer=_outer(params, predictions),
     )
 
 
 def compute_age_gates(predictions: pd.DataFrame, params: ReportSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Challenge-age rates per group with Wilson CIs, and the buffer each group needs."""
-    rates = age_gate_metrics(predictions, challenge_ages=params.challenge_ages, by=params.gate_features,
-                             intersections=params.intersections, confidence=params.confidence,
-                             min_n=params.min_n, bands=params.age_bands, outer=_outer(params, predictions))
-    buffers = challenge_age_buffers(predictions, by=params.gate_features, targets=params.buffer_targets,
-                                    min_n=params.min_n, bands=params.age_bands)
+    rates = age_gate_metrics(
+        predictions,
+        challenge_ages=params.challenge_ages,
+        by=params.gate_features,
+        intersections=params.intersections,
+        confidence=params.confidence,
+        min_n=params.min_n,
+        bands=params.age_bands,
+        outer=_outer(params, predictions),
+    )
+    buffers = challenge_age_buffers(
+        predictions, by=params.gate_features, targets=params.buffer_targets, min_n=params.min_n, bands=params.age_bands
+    )
     return rates, buffers
 
 
 def compute_age_verification(predictions: pd.DataFrame, params: ReportSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """NIST's age-verification rates per group, and the spread of every metric across groups."""
     outer = _outer(params, predictions)
-    rates = age_verification_metrics(predictions, params.age_verification, by=params.gate_features,
-                                     intersections=params.intersections, confidence=params.confidence,
-                                     min_n=params.min_n, bands=params.age_bands, outer=outer)
-    spread = group_spread(predictions, params.age_verification, features=params.spread_features,
-                          accuracy_within=params.accuracy_within, outer=outer, balanced_bands=params.balanced_bands,
-                          n_boot=params.bootstrap.n_boot, seed=params.bootstrap.seed, confidence=params.confidence,
-                          min_n=params.min_n, bands=params.age_bands)
+    rates = age_verification_metrics(
+        predictions,
+        params.age_verification,
+        by=params.gate_features,
+        intersections=params.intersections,
+        confidence=params.confidence,
+        min_n=params.min_n,
+        bands=params.age_bands,
+        outer=outer,
+    )
+    spread = group_spread(
+        predictions,
+        params.age_verification,
+        features=params.spread_features,
+        accuracy_within=params.accuracy_within,
+        outer=outer,
+        balanced_bands=params.balanced_bands,
+        n_boot=params.bootstrap.n_boot,
+        seed=params.bootstrap.seed,
+        confidence=params.confidence,
+        min_n=params.min_n,
+        bands=params.age_bands,
+    )
     return rates, spread
 
 
 def compute_image_quality(predictions: pd.DataFrame, landmarks: pd.DataFrame, params: ReportSettings) -> pd.DataFrame:
     """MAE by interocular-distance and head-yaw bins per group; empty when there are no landmarks."""
     quality = params.image_quality
-    return quality_metrics(predictions, landmarks, by=params.gate_features, interocular_bins=quality.interocular_bins,
-                           yaw_edges=quality.yaw_edges, bands=params.age_bands, n_boot=params.bootstrap.n_boot,
-                           seed=params.bootstrap.seed, confidence=params.confidence, min_n=params.min_n)
+    return quality_metrics(
+        predictions,
+        landmarks,
+        by=params.gate_features,
+        interocular_bins=quality.interocular_bins,
+        yaw_edges=quality.yaw_edges,
+        bands=params.age_bands,
+        n_boot=params.bootstrap.n_boot,
+        seed=params.bootstrap.seed,
+        confidence=params.confidence,
+        min_n=params.min_n,
+    )
 
 
 def make_paper_normality_table(predictions: pd.DataFrame, params: ReportSettings) -> pd.DataFrame:
@@ -108,24 +167,37 @@ def make_paper_normality_table(predictions: pd.DataFrame, params: ReportSettings
     return paper_normality_table(predictions, bands=params.paper_age_bands)
 
 
-def make_paper_correlation_table(predictions: pd.DataFrame, region_attributions: pd.DataFrame,
-                                 params: ReportSettings) -> pd.DataFrame:
+def make_paper_correlation_table(
+    predictions: pd.DataFrame, region_attributions: pd.DataFrame, params: ReportSettings
+) -> pd.DataFrame:
     """The article's Appendix B from its own method (quickshift rows); empty without such explanations."""
     article = params.article
-    return paper_correlation_table(predictions, region_attributions, bands=params.paper_age_bands,
-                                   accurate_above=article.accurate_above, renormalisation=article.renormalisation,
-                                   method=article.explanation_method)
+    return paper_correlation_table(
+        predictions,
+        region_attributions,
+        bands=params.paper_age_bands,
+        accurate_above=article.accurate_above,
+        renormalisation=article.renormalisation,
+        method=article.explanation_method,
+    )
 
 
-def make_region_weight_correlations(predictions: pd.DataFrame, region_attributions: pd.DataFrame,
-                                    params: ReportSettings) -> pd.DataFrame:
+def make_region_weight_correlations(
+    predictions: pd.DataFrame, region_attributions: pd.DataFrame, params: ReportSettings
+) -> pd.DataFrame:
     """Our correlations of each region's LIME weight with accuracy (not the article's table)."""
-    return region_weight_correlations(predictions, region_attributions, method=params.explanation_method,
-                                      bands=params.paper_age_bands, accurate_above=params.article.accurate_above)
+    return region_weight_correlations(
+        predictions,
+        region_attributions,
+        method=params.explanation_method,
+        bands=params.paper_age_bands,
+        accurate_above=params.article.accurate_above,
+    )
 
 
-def draw_figures(predictions: pd.DataFrame, age_gates: pd.DataFrame, region_attributions: pd.DataFrame,
-                 params: ReportSettings) -> tuple[Image.Image, ...]:
+def draw_figures(
+    predictions: pd.DataFrame, age_gates: pd.DataFrame, region_attributions: pd.DataFrame, params: ReportSettings
+) -> tuple[Image.Image, ...]:
     """Figures 4-5 (error and accuracy by race, by gender), gate rates, predicted vs true, heat map."""
     bands = params.paper_age_bands
     drawn = [
@@ -135,28 +207,44 @@ def draw_figures(predictions: pd.DataFrame, age_gates: pd.DataFrame, region_attr
         figures.predicted_vs_true(predictions, "race"),
     ]
     has_attributions = region_attributions is not None and not region_attributions.empty
-    weights = (figures.mean_region_weights(predictions, region_attributions, params.explanation_method, "race")
-               if has_attributions else pd.DataFrame())
+    weights = (
+        figures.mean_region_weights(predictions, region_attributions, params.explanation_method, "race")
+        if has_attributions
+        else pd.DataFrame()
+    )
     if weights.empty:
-        drawn.append(figures.message_figure("Group attribution heat map",
-                                            "No region attributions in this run (run the explain pipeline)."))
+        drawn.append(
+            figures.message_figure(
+                "Group attribution heat map", "No region attributions in this run (run the explain pipeline)."
+            )
+        )
     else:
         drawn.append(figures.attribution_heatmap(weights, "Mean LIME weight of each facial region, by race"))
     return tuple(figures.figure_to_image(figure) for figure in drawn)
 
 
-def build_audit_report(predictions: pd.DataFrame, quarantine: pd.DataFrame, landmarks: pd.DataFrame,
-                       params: ReportSettings, **outputs: pd.DataFrame | Image.Image) -> str:
+def build_audit_report(
+    predictions: pd.DataFrame,
+    quarantine: pd.DataFrame,
+    landmarks: pd.DataFrame,
+    params: ReportSettings,
+    **outputs: pd.DataFrame | Image.Image,
+) -> str:
     """The self-contained HTML audit report: a report card, findings in words, every table and figure,
     and what could not be computed.
 
     ``outputs``: the pipeline's ``TABLES`` and ``FIGURES`` by their catalog names.
     """
-    tables = AuditTables(predictions=predictions, quarantine=quarantine, landmarks=landmarks,
-                         **{name: outputs[name] for name in AuditTables.__dataclass_fields__ if name in outputs})
+    tables = AuditTables(
+        predictions=predictions,
+        quarantine=quarantine,
+        landmarks=landmarks,
+        **{name: outputs[name] for name in AuditTables.__dataclass_fields__ if name in outputs},
+    )
     figures = AuditFigures(**{name: outputs[f"figure_{name}"] for name in AuditFigures.__dataclass_fields__})
     report = audit_report_context(tables, figures, AuditSettings.from_settings(params))
     document = render_audit_report(report)
-    logger.info("audit_report: %d findings, %d tables, %.1f kB", len(report.findings), len(report.tables),
-                len(document) / 1024)
+    logger.info(
+        "audit_report: %d findings, %d tables, %.1f kB", len(report.findings), len(report.tables), len(document) / 1024
+    )
     return document

@@ -11,7 +11,11 @@ from matplotlib.figure import Figure
 from dex_bias.models.inference import join_faces_and_landmarks
 from dex_bias.models.spec import spec_for
 from dex_bias.models.training import (
-    TrainingSettings, learning_curve_figure, record_training, train_dex_model, training_crops,
+    TrainingSettings,
+    learning_curve_figure,
+    record_training,
+    train_dex_model,
+    training_crops,
 )
 from dex_bias.models.weights import StartingModel, load_model_from_config, model_card
 from dex_bias.schema import settings_dataclass
@@ -40,9 +44,13 @@ def load_starting_model(params: TrainParameters):
     """
     model = load_model_from_config(params.model, seed=params.seed)
     card = model_card(model)
-    logger.info("Starting model: %s (%s, %s parameters)%s.", model.name, card.get("source"),
-                f"{model.count_params():,}",
-                f" from {card['weights_file']} [{card['weights_match']}]" if "weights_file" in card else "")
+    logger.info(
+        "Starting model: %s (%s, %s parameters)%s.",
+        model.name,
+        card.get("source"),
+        f"{model.count_params():,}",
+        f" from {card['weights_file']} [{card['weights_match']}]" if "weights_file" in card else "",
+    )
     return model
 
 
@@ -51,17 +59,30 @@ def select_training_faces(faces: pd.DataFrame, landmarks: pd.DataFrame, params: 
     splits = list(params.splits)
     in_splits = faces[faces["split"].isin(splits)]
     joined, without = join_faces_and_landmarks(in_splits, landmarks)
-    logger.info("Training faces: %d of %d faces are in split(s) %s; %d have landmarks, %d have none "
-                "(excluded: align found no face).", len(in_splits), len(faces), splits, len(joined), len(without))
+    logger.info(
+        "Training faces: %d of %d faces are in split(s) %s; %d have landmarks, %d have none "
+        "(excluded: align found no face).",
+        len(in_splits),
+        len(faces),
+        splits,
+        len(joined),
+        len(without),
+    )
     max_faces = params.max_faces
     if max_faces is not None and len(joined) > max_faces:
         keep = np.sort(np.random.default_rng(params.seed).choice(len(joined), max_faces, replace=False))
-        logger.info("max_faces=%d: training on a seeded sample of %d of the %d usable faces.",
-                    int(max_faces), int(max_faces), len(joined))
+        logger.info(
+            "max_faces=%d: training on a seeded sample of %d of the %d usable faces.",
+            int(max_faces),
+            int(max_faces),
+            len(joined),
+        )
         joined = joined.iloc[keep].reset_index(drop=True)
     if len(joined) < 2:
-        raise ValueError(f"only {len(joined)} face(s) of split(s) {splits} have landmarks: need at least 2 to train. "
-                         "Check the `split` column of faces and the alignment_failures table.")
+        raise ValueError(
+            f"only {len(joined)} face(s) of split(s) {splits} have landmarks: need at least 2 to train. "
+            "Check the `split` column of faces and the alignment_failures table."
+        )
     return joined
 
 
@@ -69,13 +90,26 @@ def train_age_model(starting_model, training_faces: pd.DataFrame, params: TrainP
     """Cut the training crops at the model's input size and fit the model (``params`` are its
     :class:`~dex_bias.models.training.TrainingSettings`): ``(age_model, training_history)``."""
     spec = spec_for(starting_model)
-    rows, crops, unreadable = training_crops(training_faces, spec, batch_size=params.crop_batch_size,
-                                             padding=params.crop_padding, workers=params.crop_workers)
+    rows, crops, unreadable = training_crops(
+        training_faces,
+        spec,
+        batch_size=params.crop_batch_size,
+        padding=params.crop_padding,
+        workers=params.crop_workers,
+    )
     if unreadable:
-        logger.warning("%d training image(s) could not be decoded and were left out: %s",
-                       len(unreadable), "; ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else ""))
-    logger.info("Cut %d training crops of %d px (%.1f MB); %d unreadable.", len(crops), spec.input_size,
-                crops.nbytes / 1e6, len(unreadable))
+        logger.warning(
+            "%d training image(s) could not be decoded and were left out: %s",
+            len(unreadable),
+            "; ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else ""),
+        )
+    logger.info(
+        "Cut %d training crops of %d px (%.1f MB); %d unreadable.",
+        len(crops),
+        spec.input_size,
+        crops.nbytes / 1e6,
+        len(unreadable),
+    )
     result = train_dex_model(starting_model, crops, rows["age"].to_numpy(), rows["gender"].to_numpy(), params)
     record_training(starting_model, result, params.splits, len(rows), len(unreadable))
     return result.model, result.history

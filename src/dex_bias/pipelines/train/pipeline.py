@@ -15,10 +15,18 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(load_starting_model, "params:train", "starting_model", name="load_starting_model"),
-            Node(select_training_faces, ["faces", "landmarks", "params:train"], "training_faces",
-                 name="select_training_faces"),
-            Node(train_age_model, ["starting_model", "training_faces", "params:train"],
-                 ["age_model", "training_history"], name="train_age_model"),
+            Node(
+                select_training_faces,
+                ["faces", "landmarks", "params:train"],
+                "training_faces",
+                name="select_training_faces",
+            ),
+            Node(
+                train_age_model,
+                ["starting_model", "training_faces", "params:train"],
+                ["age_model", "training_history"],
+                name="train_age_model",
+            ),
             Node(plot_learning_curve, "training_history", "learning_curve", name="plot_learning_curve"),
         ],
         namespace="train",
