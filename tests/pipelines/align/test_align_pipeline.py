@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,7 @@ from PIL import Image
 from dex_bias.faces.detect import AlignSettings
 from dex_bias.parameters import ParameterError
 from dex_bias.pipelines.align.nodes import align_faces, draw_contact_sheet
-from tests.conftest import base_parameters, run_kedro
+from tests.conftest import base_parameters, latest, run_kedro
 
 PARAMS = base_parameters().align
 DASK = base_parameters().dask
@@ -108,12 +107,6 @@ def test_no_faces_give_empty_tables_with_the_contract_types():
     assert isinstance(contact(faces, landmarks), Figure)
 
 
-def _latest(project: Path, relative: str) -> Path:
-    versions = sorted((project / relative).iterdir())
-    assert versions, f"no version of {relative} was written"
-    return versions[-1] / Path(relative).name
-
-
 @pytest.mark.real_data
 def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, project_factory, tmp_path):
     chips = sorted(p for p in utkface_dir.iterdir() if p.name.endswith(".jpg.chip.jpg"))
@@ -125,10 +118,10 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
                                                        "align.chunk_size": 16})
     done = run_kedro(project, "--pipelines=ingest,align")
 
-    faces = pd.read_parquet(_latest(project, "data/02_intermediate/faces.parquet"))
-    landmarks = pd.read_parquet(_latest(project, "data/03_primary/landmarks.parquet"))
-    failures = pd.read_parquet(_latest(project, "data/03_primary/alignment_failures.parquet"))
-    sheet = _latest(project, "data/08_reporting/align_contact_sheet.png")
+    faces = pd.read_parquet(latest(project, "data/02_intermediate/faces.parquet"))
+    landmarks = pd.read_parquet(latest(project, "data/03_primary/landmarks.parquet"))
+    failures = pd.read_parquet(latest(project, "data/03_primary/alignment_failures.parquet"))
+    sheet = latest(project, "data/08_reporting/align_contact_sheet.png")
 
     assert len(faces) == 220
     assert len(faces) == len(landmarks) + len(failures)
@@ -138,8 +131,8 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
     assert len(landmarks) / len(faces) >= 0.97
     assert "faces = landmarks + alignment_failures" in " ".join((done.stdout + done.stderr).split())
     # One run, one stamp: the three align outputs share the version folder name.
-    assert len({path.parent.name for path in (sheet, _latest(project, "data/03_primary/landmarks.parquet"),
-                                               _latest(project, "data/03_primary/alignment_failures.parquet"))}) == 1
+    assert len({path.parent.name for path in (sheet, latest(project, "data/03_primary/landmarks.parquet"),
+                                               latest(project, "data/03_primary/alignment_failures.parquet"))}) == 1
     assert Image.open(sheet).size[0] > 400
     # Landmarks sit inside their crops: the 40 % margin keeps the face well inside.
     from dex_bias.faces import landmarks_in_crop
@@ -153,9 +146,9 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
 def test_ingest_and_align_on_demo_faces_then_align_alone_reads_the_latest_faces(project_factory):
     project = project_factory("align_demo", {"ingest.demo.count": 40, "align.contact_sheet.count": 12})
     run_kedro(project, "--pipelines=ingest,align")
-    faces = pd.read_parquet(_latest(project, "data/02_intermediate/faces.parquet"))
-    landmarks = pd.read_parquet(_latest(project, "data/03_primary/landmarks.parquet"))
-    failures = pd.read_parquet(_latest(project, "data/03_primary/alignment_failures.parquet"))
+    faces = pd.read_parquet(latest(project, "data/02_intermediate/faces.parquet"))
+    landmarks = pd.read_parquet(latest(project, "data/03_primary/landmarks.parquet"))
+    failures = pd.read_parquet(latest(project, "data/03_primary/alignment_failures.parquet"))
     assert len(faces) == len(landmarks) + len(failures) == 40
     assert len(landmarks) >= 36  # the demo is drawn so that HOG finds about 9 in 10
 

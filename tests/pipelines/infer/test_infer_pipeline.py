@@ -1,6 +1,5 @@
 """The infer pipeline on the demo run: no leakage, counts reconcile, and the compact model learns."""
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,12 +7,7 @@ import pytest
 
 from dex_bias.models.inference import PROBABILITY_COLUMNS
 from dex_bias.pipelines.infer.nodes import splits_to_predict
-
-
-def _latest(project: Path, relative: str) -> Path:
-    versions = sorted((project / relative).iterdir())
-    assert versions, f"no version of {relative} was written"
-    return versions[-1] / Path(relative).name
+from tests.conftest import latest
 
 
 def test_auto_splits_keep_the_trained_split_out():
@@ -28,9 +22,9 @@ def test_auto_splits_keep_the_trained_split_out():
 @pytest.fixture(scope="module")
 def demo_outputs(demo_run):
     return {
-        "faces": pd.read_parquet(_latest(demo_run, "data/02_intermediate/faces.parquet")),
-        "predictions": pd.read_parquet(_latest(demo_run, "data/07_model_output/predictions.parquet")),
-        "failures": pd.read_csv(_latest(demo_run, "data/07_model_output/inference_failures.csv")),
+        "faces": pd.read_parquet(latest(demo_run, "data/02_intermediate/faces.parquet")),
+        "predictions": pd.read_parquet(latest(demo_run, "data/07_model_output/predictions.parquet")),
+        "failures": pd.read_csv(latest(demo_run, "data/07_model_output/inference_failures.csv")),
         "model_version": sorted((demo_run / "data/06_models/age_model.keras").iterdir())[-1].name,
     }
 

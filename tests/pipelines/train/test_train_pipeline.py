@@ -11,18 +11,12 @@ from kedro.runner import SequentialRunner
 from dex_bias.datasets import KerasModelDataset
 from dex_bias.models.weights import WeightsFileError, model_card
 from dex_bias.pipelines.train.pipeline import create_pipeline
-from tests.conftest import base_parameters
+from tests.conftest import base_parameters, latest
 
 
 def train_params(weights_file: Path):
     return base_parameters({"train.model.source": "weights_file", "train.model.backbone": "compact",
                             "train.model.weights_file": str(weights_file), "train.epochs": 1, "train.seed": 1}).train
-
-
-def _latest(project: Path, relative: str) -> Path:
-    versions = sorted((project / relative).iterdir())
-    assert versions, f"no version of {relative} was written"
-    return versions[-1] / Path(relative).name
 
 
 @pytest.mark.parametrize("problem", ["missing", "lfs_pointer"])
@@ -50,14 +44,14 @@ def test_a_wrong_weights_file_stops_the_run_before_any_image_is_read(tmp_path, p
 def test_demo_run_trains_on_the_train_split_and_records_it(demo_run):
     model = KerasModelDataset(filepath=str(demo_run / "data/06_models/age_model.keras"), version=Version(None, None)).load()
     card = model_card(model)
-    faces = pd.read_parquet(_latest(demo_run, "data/02_intermediate/faces.parquet"))
+    faces = pd.read_parquet(latest(demo_run, "data/02_intermediate/faces.parquet"))
     assert model.name == "compact" and card["source"] == "trained_here" and card["trained_splits"] == ["train"]
     # Every training face is a train-split face with landmarks (minus the validation slice it was split into).
     training = card["training"]
     assert training["n_train"] + training["n_validation"] == card["n_training_faces"]
     assert card["n_training_faces"] <= int((faces["split"] == "train").sum())
-    history = pd.read_csv(_latest(demo_run, "data/07_model_output/training_history.csv"))
+    history = pd.read_csv(latest(demo_run, "data/07_model_output/training_history.csv"))
     assert list(history.columns[:5]) == ["epoch", "loss", "val_loss", "age_mae", "val_age_mae"]
     assert len(history) == training["epochs_run"] and history["val_age_mae"].min() == pytest.approx(
         training["best_val_age_mae"], rel=1e-4)
-    assert _latest(demo_run, "data/08_reporting/learning_curve.png").stat().st_size > 10_000
+    assert latest(demo_run, "data/08_reporting/learning_curve.png").stat().st_size > 10_000
