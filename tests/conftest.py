@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import shutil
 import subprocess
@@ -47,9 +48,15 @@ DATA_LAYERS = (
 
 #: The demo used by end-to-end tests: small enough for CI, large enough for the statistics.
 TEST_DEMO_PARAMS: dict[str, object] = {}
+#: Dotted overrides for in-process pipeline tests: Dask tasks run one after another in this
+#: process (a cluster gives the same tables: tests/fanout).
+SYNCHRONOUS_DASK = {"dask.synchronous": True, "dask.progress": False}
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Kedro sets up its logging when kedro.framework.project is first imported, replacing the root
+# logger's handlers; done here, before any test, so it cannot drop a test's caplog handler midway.
+importlib.import_module("kedro.framework.project")
 
 
 def base_parameters(overrides: dict[str, object] | None = None):
