@@ -3,6 +3,7 @@ and ingest + align end to end on real UTKFace chips (counts reconcile, ≥ 97 % 
 
 from __future__ import annotations
 
+import logging
 import random
 import shutil
 from dataclasses import replace
@@ -16,7 +17,7 @@ from PIL import Image
 from dex_bias.faces.detect import AlignSettings
 from dex_bias.parameters import ParameterError
 from dex_bias.pipelines.align.nodes import align_faces, draw_contact_sheet
-from tests.conftest import base_parameters, latest, run_kedro
+from tests.conftest import SYNCHRONOUS_DASK, base_parameters, latest, run_in_process, run_kedro
 
 PARAMS = base_parameters().align
 DASK = base_parameters().dask
@@ -105,6 +106,23 @@ def test_no_faces_give_empty_tables_with_the_contract_types():
     assert landmarks["x_00"].dtype == np.float64 and landmarks["face_count"].dtype == np.int64
     assert list(failures.columns) == ["image_id", "path", "reason", "detail"]
     assert isinstance(contact(faces, landmarks), Figure)
+
+
+def test_ingest_then_align_in_process_accounts_for_every_demo_face(tmp_path, monkeypatch, caplog):
+    from dex_bias.pipelines.align.pipeline import create_pipeline as align_pipeline
+    from dex_bias.pipelines.ingest.pipeline import create_pipeline as ingest_pipeline
+
+    pipeline = (ingest_pipeline() + align_pipeline()).to_nodes("align.align_faces")
+    monkeypatch.chdir(tmp_path)  # the demo folder is relative to the project, as in a run
+    with caplog.at_level(logging.INFO):
+        made = run_in_process(pipeline, parameters=base_parameters({"ingest.demo.count": 40, **SYNCHRONOUS_DASK}))
+    faces, landmarks, failures = made["faces"], made["landmarks"], made["alignment_failures"]
+    assert len(faces) == len(landmarks) + len(failures) == 40
+    assert len(landmarks) >= 36  # the demo is drawn so that HOG finds about 9 in 10
+    assert set(landmarks["image_id"]).isdisjoint(failures["image_id"])
+    assert set(landmarks["image_id"]) | set(failures["image_id"]) == set(faces["image_id"])
+    assert set(failures["reason"]) <= {"no_face_found"}
+    assert "faces = landmarks + alignment_failures" in caplog.text
 
 
 @pytest.mark.real_data
