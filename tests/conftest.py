@@ -256,6 +256,16 @@ def project_factory(tmp_path_factory) -> Callable[..., Path]:
     return factory
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Every test that needs ``demo_run`` (minutes of ``kedro run``), even through another fixture,
+    must be marked ``slow``, so ``pytest -m "not slow"`` never starts it."""
+    unmarked = [item.nodeid for item in items
+                if "demo_run" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests use demo_run (a full kedro run of the demo) but are not marked "
+                                "@pytest.mark.slow: " + ", ".join(unmarked))
+
+
 @pytest.fixture(scope="session")
 def demo_run(project_factory) -> Path:
     """A project where the full ``kedro run`` on the default demo has completed."""

@@ -56,6 +56,7 @@ def run_explain(inputs, store, dask=CLUSTER):
     return run_flow(["explain"], {**inputs, "explain_chunks": store}, dask, store.root)
 
 
+@pytest.mark.slow  # on a LocalCluster, three explain runs
 def test_an_explain_run_stopped_after_some_chunks_resumes_with_only_the_missing_images(explain_inputs, tmp_path):
     whole = run_explain(explain_inputs, ChunkStore(tmp_path / "uninterrupted"))
 
@@ -104,6 +105,7 @@ def test_other_parameters_or_another_model_never_reuse_a_chunk(explain_inputs, t
     assert len(other.written["regions"]) == chunks  # another model's weights: everything again
 
 
+@pytest.mark.slow  # on a LocalCluster
 def test_a_worker_killed_midway_is_replaced_and_the_run_ends_with_the_same_tables(explain_inputs, tmp_path):
     from dex_bias.explain import tasks
     from dex_bias.fanout.engine import _ACTIVE

@@ -17,6 +17,8 @@ from PIL import Image
 from dex_bias.faces.detect import AlignSettings
 from dex_bias.parameters import ParameterError
 from dex_bias.pipelines.align.nodes import align_faces, draw_contact_sheet
+from dex_bias.pipelines.align.pipeline import create_pipeline as align_pipeline
+from dex_bias.pipelines.ingest.pipeline import create_pipeline as ingest_pipeline
 from tests.conftest import SYNCHRONOUS_DASK, base_parameters, latest, run_in_process, run_kedro
 
 PARAMS = base_parameters().align
@@ -78,17 +80,21 @@ def awkward_faces(tmp_path_factory) -> pd.DataFrame:
     return pd.DataFrame({"image_id": names, "path": [str(folder / n) for n in names]})
 
 
-def test_a_local_dask_cluster_gives_the_synchronous_tables(awkward_faces):
-    serial = align(awkward_faces, with_dask(synchronous=True), chunk_size=2)
-    fanned = align(awkward_faces, with_dask(workers=2), chunk_size=2)
-    for ours, reference in zip(fanned, serial):
-        pd.testing.assert_frame_equal(ours, reference)
-    landmarks, failures = serial
+def test_awkward_layouts_are_converted_and_aligned_and_the_rest_fail_with_their_reason(awkward_faces):
+    landmarks, failures = align(awkward_faces, with_dask(synchronous=True), chunk_size=2)
     # Every awkward layout is converted and aligned; only the blank and the emptied file fail.
     assert len(landmarks) + len(failures) == len(awkward_faces)
     assert dict(zip(failures["image_id"], failures["reason"])) == {
         "blank.jpg": "no_face_found", "deleted_after_ingest.jpg": "image_unreadable"}
     assert landmarks["image_id"].tolist() == [n for n in awkward_faces["image_id"] if n not in set(failures["image_id"])]
+
+
+@pytest.mark.slow  # starts a LocalCluster of 2 workers
+def test_a_local_dask_cluster_gives_the_synchronous_tables(awkward_faces):
+    serial = align(awkward_faces, with_dask(synchronous=True), chunk_size=2)
+    fanned = align(awkward_faces, with_dask(workers=2), chunk_size=2)
+    for ours, reference in zip(fanned, serial):
+        pd.testing.assert_frame_equal(ours, reference)
 
 
 def test_contact_sheet_is_a_figure_even_with_nothing_aligned(awkward_faces):
@@ -109,9 +115,6 @@ def test_no_faces_give_empty_tables_with_the_contract_types():
 
 
 def test_ingest_then_align_in_process_accounts_for_every_demo_face(tmp_path, monkeypatch, caplog):
-    from dex_bias.pipelines.align.pipeline import create_pipeline as align_pipeline
-    from dex_bias.pipelines.ingest.pipeline import create_pipeline as ingest_pipeline
-
     pipeline = (ingest_pipeline() + align_pipeline()).to_nodes("align.align_faces")
     monkeypatch.chdir(tmp_path)  # the demo folder is relative to the project, as in a run
     with caplog.at_level(logging.INFO):
@@ -125,6 +128,7 @@ def test_ingest_then_align_in_process_accounts_for_every_demo_face(tmp_path, mon
     assert "faces = landmarks + alignment_failures" in caplog.text
 
 
+@pytest.mark.slow  # a kedro run of ingest and align on 220 real chips
 @pytest.mark.real_data
 def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, project_factory, tmp_path):
     chips = sorted(p for p in utkface_dir.iterdir() if p.name.endswith(".jpg.chip.jpg"))
