@@ -14,6 +14,11 @@ import pytest
 from dex_bias.fanout import ChunkStore
 from tests.fanout.conftest import CLUSTER, SYNCHRONOUS, fan_out, run_flow, small_params
 
+#: Each test aligns, predicts and explains 24 faces, then explains them again two or three times
+#: (two of them on a LocalCluster). The chunk store's own rules are tested fast in test_store.py
+#: and test_engine.py.
+pytestmark = pytest.mark.slow
+
 
 class StoppingStore(ChunkStore):
     """A real chunk store whose ``regions`` stage stops the run (as Ctrl-C would) once ``after`` chunks
@@ -56,7 +61,6 @@ def run_explain(inputs, store, dask=CLUSTER):
     return run_flow(["explain"], {**inputs, "explain_chunks": store}, dask, store.root)
 
 
-@pytest.mark.slow  # on a LocalCluster, three explain runs
 def test_an_explain_run_stopped_after_some_chunks_resumes_with_only_the_missing_images(explain_inputs, tmp_path):
     whole = run_explain(explain_inputs, ChunkStore(tmp_path / "uninterrupted"))
 
@@ -105,7 +109,6 @@ def test_other_parameters_or_another_model_never_reuse_a_chunk(explain_inputs, t
     assert len(other.written["regions"]) == chunks  # another model's weights: everything again
 
 
-@pytest.mark.slow  # on a LocalCluster
 def test_a_worker_killed_midway_is_replaced_and_the_run_ends_with_the_same_tables(explain_inputs, tmp_path):
     from dex_bias.explain import tasks
     from dex_bias.fanout.engine import _ACTIVE
