@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.conftest import REPO_ROOT, base_parameters, run_in_process
 from tests.stats.conftest import synthetic_predictions
@@ -36,6 +37,25 @@ def test_each_declared_model_gets_its_own_branch_sharing_faces_and_landmarks(aud
     assert not {"age_model", "correction_model", "model_comparison_report", "predictions"} & \
         alone["__default__"].all_outputs()
     assert "compare" not in alone and "train" in alone  # train stays runnable on its own
+
+
+def test_a_declared_models_branch_runs_on_its_own_predictions_with_the_shared_parameters(audited_models_config):
+    from dex_bias.pipeline_registry import register_pipelines
+
+    audited_models_config(audit=["trained", "dlib_age_v1"])
+    branch = register_pipelines()["dlib_age_v1"]
+    metrics_slice = branch.from_nodes("dlib_age_v1.report.prepare_report_input").to_nodes(
+        "dlib_age_v1.report.compute_group_metrics")
+    assert metrics_slice.inputs() == {"dlib_age_v1.predictions", "params:report"}
+    predictions = synthetic_predictions(300, seed=4)
+    made = run_in_process(metrics_slice, {"dlib_age_v1.predictions": predictions},
+                          base_parameters({"report.bootstrap.n_boot": 100}))
+    assert set(made) == {"dlib_age_v1.report_predictions", "dlib_age_v1.report_input_quarantine",
+                         "dlib_age_v1.group_metrics"}
+    metrics = made["dlib_age_v1.group_metrics"]
+    overall = metrics[(metrics.grouping == "overall") & (metrics.band_scheme == "audit")].iloc[0]
+    assert overall.n == len(predictions)
+    assert overall.mae == pytest.approx((predictions.predicted_age - predictions.age).abs().mean())
 
 
 def test_the_compare_pipeline_puts_the_models_side_by_side(audited_models_config):
