@@ -28,6 +28,9 @@ SMALL = {"ingest.demo.count": 24, "dask.synchronous": True, "dask.progress": Fal
 FACES, LANDMARKS = "data/02_intermediate/faces.parquet", "data/03_primary/landmarks.parquet"
 TRAIN_READS = ["train.select_training_faces"]
 
+#: Every test runs ingest, align and the start of train in Kedro sessions of project copies.
+pytestmark = pytest.mark.slow
+
 
 def _read_by_train(project: Path, monkeypatch, **kwargs) -> dict:
     """Run train up to where it reads faces and landmarks; the versions it read, from its manifest."""
@@ -63,7 +66,6 @@ def _copy(aligned, tmp_path) -> tuple[Path, str]:
     return copy, first
 
 
-@pytest.mark.slow  # ingest, align and train runs in a Kedro session
 def test_newer_faces_than_the_landmarks_stop_the_run_naming_both_versions_and_the_fixes(aligned, tmp_path, monkeypatch):
     project, first = _copy(aligned, tmp_path)
     newer = session_run(project, monkeypatch, ["ingest"], params={"ingest": {"image_dir": "data/01_raw/other_faces"}})
@@ -93,7 +95,6 @@ def test_newer_faces_than_the_landmarks_stop_the_run_naming_both_versions_and_th
                                     "params:align.five_point", "params:dask"]
 
 
-@pytest.mark.slow  # ingest, align and train runs in a Kedro session
 def test_a_mismatch_asked_for_with_load_versions_is_refused_unless_accepted(aligned, tmp_path, monkeypatch):
     project, first = _copy(aligned, tmp_path)
     newer = session_run(project, monkeypatch, ["ingest"], params={"ingest": {"image_dir": "data/01_raw/other_faces"}})
@@ -135,7 +136,6 @@ def test_an_ingest_and_align_that_failed_during_align_leaves_the_last_consistent
         _read_by_train(project, monkeypatch, load_versions={"faces": "2001-01-01T00.00.00.000Z"})
 
 
-@pytest.mark.slow  # three align runs in a Kedro session on two project copies
 def test_the_missing_dataset_hint_says_what_works(project_factory, monkeypatch):
     """Before: 'put the file at …/faces.parquet' (a file there is never read). After: a version folder."""
     from dex_bias.pipelines.ingest.nodes import prepare_image_folder, screen_images, split_faces
