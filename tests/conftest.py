@@ -7,11 +7,15 @@
 - ``project_catalog(root, env)``: the project's own catalog (conf/base + ``env``) with its files
   under ``root``, for a test that persists or reads a dataset as a run does.
 - ``latest(project, relative)``: the newest version of a versioned output.
+- ``rendered_faces(folder, count, seed)``: demo faces drawn into ``folder`` with their own 68
+  landmarks, ``(faces, landmarks)``, for pipelines after align; ``SYNCHRONOUS_DASK``: the
+  ``dask`` overrides that keep the per-image work in this process.
 - ``project_factory(name, params=None)``: a fresh Kedro project folder (conf copied, ``src``
   linked, empty data layers) under a temporary folder; ``params`` (a dict of dotted keys) is
   written to that copy's ``conf/local/parameters_test.yml``, so a test can shrink the demo.
 - ``run_kedro(project, *args, env=None)``: ``kedro run`` there in a subprocess (telemetry off);
-  on failure the assertion shows the output. Only end-to-end tests, marked ``slow``, use it.
+  on failure the assertion shows the output. For end-to-end tests (marked ``slow``) and the few
+  that check a run stops before its first node.
 - ``demo_run``: a project in which the full ``kedro run`` on a small demo set has completed once
   (shared by every slow test of the session that needs the whole flow).
 - ``utkface_dir``: ``crop_part1`` of UTKFace unpacked from ``../shared/data`` (skipped, with the
@@ -172,7 +176,8 @@ def project_catalog(root: Path, env: str | None = None, conf: Path = REPO_ROOT /
 def latest(project: Path, relative: str) -> Path:
     """The newest version of a versioned output (``data/.../name.ext/<stamp>/name.ext``)."""
     folder = project / relative
-    stamps = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+    stamps = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
     assert stamps, f"no version of {relative} was written in {project}"
     return stamps[-1] / folder.name
 
