@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import KeptDataset, base_parameters, parameter_inputs
+from tests.conftest import base_parameters, run_in_process
 
 #: Changes to the base ``dask`` parameters.
 SYNCHRONOUS = {"synchronous": True, "progress": False}
@@ -35,20 +35,12 @@ def small_params(changes: dict | None = None):
 @pytest.fixture(scope="module")
 def demo_faces(tmp_path_factory) -> pd.DataFrame:
     """24 demo faces, made and screened by the ingest pipeline."""
-    from kedro.io import DataCatalog
-    from kedro.runner import SequentialRunner
-
     from dex_bias.pipelines.ingest.pipeline import create_pipeline
 
     folder = tmp_path_factory.mktemp("cluster_demo") / "demo_faces"
     parameters = base_parameters({"ingest.image_dir": str(folder), "ingest.demo.output_dir": str(folder),
                                   "ingest.demo.count": 24})
-    pipeline = create_pipeline()
-    catalog = DataCatalog({name: KeptDataset(copy_mode="assign") for name in pipeline.datasets()})
-    for name, value in parameter_inputs(pipeline, parameters).items():
-        catalog[name] = KeptDataset(value, copy_mode="assign")
-    SequentialRunner().run(pipeline, catalog)
-    return catalog.load("faces")
+    return run_in_process(create_pipeline(), parameters=parameters)["faces"]
 
 
 @pytest.fixture(scope="module")
@@ -68,23 +60,16 @@ def compact_model():
 def run_flow(pipelines: list[str], inputs: dict, dask: dict, stores: Path) -> dict[str, object]:
     """Run the named pipelines in-process with :func:`small_params` (``dask``: changes to its ``dask``;
     ``inputs`` may replace a ``params:`` input); every dataset they touch, by name."""
-    from kedro.io import DataCatalog
     from kedro.pipeline import Pipeline
-    from kedro.runner import SequentialRunner
 
     from dex_bias.fanout import ChunkStore
     from dex_bias.hooks import project_pipelines
 
     every = project_pipelines()
     pipeline = sum((every[name] for name in pipelines), Pipeline([]))
-    catalog = DataCatalog({name: KeptDataset(copy_mode="assign") for name in pipeline.datasets()})
-    values = {**parameter_inputs(pipeline, small_params()), "params:dask": fan_out(**dask),
-              "infer_chunks": ChunkStore(stores / "infer"), "explain_chunks": ChunkStore(stores / "explain"),
-              **inputs}
-    for name, value in values.items():
-        if name in pipeline.datasets():
-            catalog[name] = KeptDataset(value, copy_mode="assign")
-    SequentialRunner().run(pipeline, catalog)
-    return {name: catalog.load(name) for name in pipeline.datasets()}
+    values = {"params:dask": fan_out(**dask), "infer_chunks": ChunkStore(stores / "infer"),
+              "explain_chunks": ChunkStore(stores / "explain"), **inputs}
+    return run_in_process(pipeline, {name: value for name, value in values.items() if name in pipeline.datasets()},
+                          small_params())
 
 

@@ -28,6 +28,7 @@ def tasks_for(count: int, per_task: int = 3, **kwargs) -> list[Task]:
     return tasks
 
 
+@pytest.mark.slow  # starts a LocalCluster
 def test_a_local_cluster_gives_the_results_of_this_process_in_task_order():
     serial = run_tasks("squares", tasks_for(20), fan_out(synchronous=True, **QUIET))
     fanned = run_tasks("squares", tasks_for(20, seconds=0.05), fan_out(workers=2, **QUIET))
@@ -51,7 +52,8 @@ def test_no_scheduler_at_the_address_is_one_clear_error_within_seconds():
     assert "not done" not in message  # nothing had started: no resume advice, just the fix
 
 
-@pytest.mark.parametrize("engine", [{"synchronous": True}, {"workers": 2, "retries": 1}])
+@pytest.mark.parametrize("engine", [{"synchronous": True},
+                                    pytest.param({"workers": 2, "retries": 1}, marks=pytest.mark.slow)])
 def test_a_task_that_keeps_failing_stops_the_stage_naming_the_images_not_done(tmp_path, engine):
     stage = ChunkStore(tmp_path).stage("squares", {"v": 1})
     with pytest.raises(FanOutError) as raised:

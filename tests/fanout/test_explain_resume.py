@@ -14,6 +14,11 @@ import pytest
 from dex_bias.fanout import ChunkStore
 from tests.fanout.conftest import CLUSTER, SYNCHRONOUS, fan_out, run_flow, small_params
 
+#: Each test aligns, predicts and explains 24 faces, then explains them again two or three times
+#: (two of them on a LocalCluster). The chunk store's own rules are tested fast in test_store.py
+#: and test_engine.py.
+pytestmark = pytest.mark.slow
+
 
 class StoppingStore(ChunkStore):
     """A real chunk store whose ``regions`` stage stops the run (as Ctrl-C would) once ``after`` chunks

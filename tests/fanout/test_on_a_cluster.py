@@ -8,8 +8,12 @@ work fanned out as the ``dask`` parameters say; the chunk stores are real folder
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from tests.fanout.conftest import CLUSTER, SYNCHRONOUS, run_flow
+
+#: Dask LocalCluster runs of three pipelines: minutes on 2 cores.
+pytestmark = pytest.mark.slow
 
 TABLES = ("landmarks", "alignment_failures", "predictions", "inference_failures", "region_attributions",
           "explanation_failures", "explanation_quality", "group_attributions")

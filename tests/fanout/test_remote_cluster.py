@@ -19,6 +19,9 @@ from dex_bias.fanout import FanOutError, close_clusters
 from tests.conftest import REPO_ROOT, base_align_settings, base_parameters
 from tests.fanout.conftest import fan_out
 
+#: Scheduler and worker processes started and stopped per test.
+pytestmark = pytest.mark.slow
+
 CHUNK = base_parameters().align.chunk_size
 
 DASK = [sys.executable, "-m", "dask"]

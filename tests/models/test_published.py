@@ -16,7 +16,8 @@ from dex_bias.utkface import parse_utkface_name
 from tests.conftest import REPO_ROOT, base_align_settings, base_parameters
 from tests.fanout.conftest import fan_out
 
-pytestmark = pytest.mark.real_data
+#: 220 real chips aligned on a LocalCluster, and the published models loaded for real.
+pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 CHUNK = base_parameters().align.chunk_size
 
 YU4U = published_models()["yu4u_wrn_16_8_v05"]

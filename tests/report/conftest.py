@@ -14,11 +14,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.io import DataCatalog, MemoryDataset
-from kedro.runner import SequentialRunner
 
 from dex_bias.stats.paper import INNER_REGIONS, OUTER_FEATURES
-from tests.conftest import KeptDataset, base_parameters
+from tests.conftest import base_parameters, run_in_process
 from tests.stats.conftest import synthetic_landmarks, synthetic_predictions
 
 VENDOR = {"format": "onnx", "file": "vendor.onnx", "input": {"size": 64}, "age": {"classes": {"count": 101}},
@@ -28,16 +26,6 @@ VENDOR = {"format": "onnx", "file": "vendor.onnx", "input": {"size": 64}, "age":
 def report_parameters():
     """The report parameters with fewer bootstrap draws and permutations (same code paths)."""
     return base_parameters({"report.bootstrap.n_boot": 100, "report.tests.n_perm": 500}).report
-
-
-def run_in_process(pipeline, inputs: dict) -> dict:
-    """Run ``pipeline`` on memory datasets holding ``inputs``; every output, by name."""
-    catalog = DataCatalog({name: MemoryDataset(value) for name, value in inputs.items()})
-    outputs = sorted(pipeline.all_outputs())
-    for name in outputs:
-        catalog[name] = KeptDataset()
-    SequentialRunner().run(pipeline, catalog)
-    return {name: catalog.load(name) for name in outputs}
 
 
 @pytest.fixture(scope="session")

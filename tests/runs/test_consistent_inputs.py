@@ -28,6 +28,9 @@ SMALL = {"ingest.demo.count": 24, "dask.synchronous": True, "dask.progress": Fal
 FACES, LANDMARKS = "data/02_intermediate/faces.parquet", "data/03_primary/landmarks.parquet"
 TRAIN_READS = ["train.select_training_faces"]
 
+#: Every test runs ingest, align and the start of train in Kedro sessions of project copies.
+pytestmark = pytest.mark.slow
+
 
 def _read_by_train(project: Path, monkeypatch, **kwargs) -> dict:
     """Run train up to where it reads faces and landmarks; the versions it read, from its manifest."""

@@ -23,6 +23,7 @@ def vendor() -> pd.DataFrame:
     return synthetic_predictions(400, seed=31)[["image_id", "predicted_age"]]
 
 
+@pytest.mark.slow  # two report runs in a Kedro session, then a notebook's IPython catalog
 def test_a_failed_report_never_becomes_the_latest_and_a_notebook_reads_the_complete_one(
         project_factory, monkeypatch, vendor, runs_log):
     project = project_factory("failed_report", QUICK_REPORT)
@@ -54,6 +55,7 @@ def test_a_failed_report_never_becomes_the_latest_and_a_notebook_reads_the_compl
         project / f"data/08_reporting/group_metrics.csv/{good}/group_metrics.csv"))
 
 
+@pytest.mark.slow  # a report run in a Kedro session, then a notebook's IPython catalog
 def test_a_notebook_opened_while_a_run_is_writing_reads_the_finished_versions(project_factory, monkeypatch, vendor):
     import shutil
     import subprocess
@@ -93,6 +95,7 @@ def test_empty_csvs_stop_before_any_output_with_the_file_named(project_factory, 
     assert written == []
 
 
+@pytest.mark.slow  # two report runs in a Kedro session
 def test_implausible_estimates_are_refused_or_set_aside_by_row(project_factory, monkeypatch, vendor):
     project = project_factory("implausible", QUICK_REPORT)
     broken = vendor.astype({"predicted_age": object})
@@ -118,6 +121,7 @@ def test_implausible_estimates_are_refused_or_set_aside_by_row(project_factory, 
     assert overall.mae == pytest.approx((kept.predicted_age - kept.image_id.str.split("_").str[0].astype(int)).abs().mean())
 
 
+@pytest.mark.slow  # a report run in a Kedro session
 def test_a_single_group_audit_finishes_or_leaves_the_last_complete_report(project_factory, monkeypatch):
     project = project_factory("single_group", QUICK_REPORT)
     one_group = synthetic_predictions(300, seed=32)
@@ -132,6 +136,7 @@ def test_a_single_group_audit_finishes_or_leaves_the_last_complete_report(projec
         assert versions(project, "data/08_reporting/audit_report.html") == [run]
 
 
+@pytest.mark.slow  # report runs in a Kedro session
 def test_a_vendor_csv_is_recorded_by_its_content_and_attributions_of_other_predictions_are_left_out(
         project_factory, monkeypatch, vendor, runs_log):
     """The external env reads `region_attributions` from the explain pipeline's folder: those explain

@@ -43,18 +43,7 @@ def test_well_formed_names_are_coded(name, age, gender, race, stamp, kind):
         ("24_0_1_20170116220224657.png", "not_utkface_name"),
         ("24_0_1_20170116220224657.JPG", "not_utkface_name"),
         ("demo_manifest.json", "not_utkface_name"),
-    ],
-)
-def test_malformed_names_are_refused_with_their_reason(name, reason):
-    with pytest.raises(LabelError) as caught:
-        parse_utkface_name(name)
-    assert caught.value.reason == reason
-    assert name.strip() in caught.value.detail or repr(name) in caught.value.detail
-
-
-@pytest.mark.parametrize(
-    "name, reason",
-    [
+        # well-formed names whose labels are out of range
         ("117_0_0_20170116220224657.jpg.chip.jpg", "age_out_of_range"),
         ("999_1_2_20170116220224657.jpg", "age_out_of_range"),
         ("30_2_0_20170116220224657.jpg.chip.jpg", "gender_out_of_range"),
@@ -63,10 +52,11 @@ def test_malformed_names_are_refused_with_their_reason(name, reason):
         ("30_0_7_20170116220224657.jpg", "race_out_of_range"),
     ],
 )
-def test_labels_out_of_range_are_refused(name, reason):
+def test_malformed_names_and_labels_out_of_range_are_refused_with_their_reason(name, reason):
     with pytest.raises(LabelError) as caught:
         parse_utkface_name(name)
     assert caught.value.reason == reason
+    assert name.strip() in caught.value.detail or repr(name) in caught.value.detail
 
 
 def test_edge_labels_are_in_range():

@@ -87,25 +87,25 @@ class VizGraph:
         namespaces = task.get("modular_pipelines") or []
         return namespaces[0].split(".")[0] if namespaces else "<no namespace>"
 
+    def _datasets_by_namespace(self, writes: bool) -> dict[str, set[str]]:
+        """Datasets each namespace's tasks write (edges task -> data) or read (data -> task)."""
+        found: dict[str, set[str]] = {}
+        for edge in self.main["edges"]:
+            source, target = self.nodes_by_id[edge["source"]], self.nodes_by_id[edge["target"]]
+            task, data = (source, target) if writes else (target, source)
+            if task["type"] == "task" and data["type"] == "data":
+                found.setdefault(self._namespace_of(task), set()).add(data["name"])
+        return found
+
     @cached_property
     def outputs_by_pipeline(self) -> dict[str, set[str]]:
         """Datasets each namespace's tasks write (edges task -> data)."""
-        written: dict[str, set[str]] = {}
-        for edge in self.main["edges"]:
-            source, target = self.nodes_by_id[edge["source"]], self.nodes_by_id[edge["target"]]
-            if source["type"] == "task" and target["type"] == "data":
-                written.setdefault(self._namespace_of(source), set()).add(target["name"])
-        return written
+        return self._datasets_by_namespace(writes=True)
 
     @cached_property
     def inputs_by_pipeline(self) -> dict[str, set[str]]:
         """Datasets each namespace's tasks read (edges data -> task)."""
-        read: dict[str, set[str]] = {}
-        for edge in self.main["edges"]:
-            source, target = self.nodes_by_id[edge["source"]], self.nodes_by_id[edge["target"]]
-            if source["type"] == "data" and target["type"] == "task":
-                read.setdefault(self._namespace_of(target), set()).add(source["name"])
-        return read
+        return self._datasets_by_namespace(writes=False)
 
     def node_metadata(self, node_id: str) -> dict:
         """``api/nodes/<id>``: type, filepath, preview and preview_type of a dataset."""

@@ -144,6 +144,7 @@ def test_errors_of_an_offline_font_request_are_told_from_real_ones():
     assert errors_of_our_own(["pageerror: TypeError: x is undefined"]) == ["pageerror: TypeError: x is undefined"]
 
 
+@pytest.mark.slow  # `kedro viz run` as a server subprocess, opened in Chromium
 def test_kedro_viz_shows_every_pipeline_as_a_box_without_console_errors(project_factory, tmp_path):
     chromium_path()  # skip here (fail under CI) before starting a server, when there is no browser
     project = project_factory("viz_browser")

@@ -3,10 +3,10 @@ and ingest + align end to end on real UTKFace chips (counts reconcile, ≥ 97 % 
 
 from __future__ import annotations
 
+import logging
 import random
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,9 @@ from PIL import Image
 from dex_bias.faces.detect import AlignSettings
 from dex_bias.parameters import ParameterError
 from dex_bias.pipelines.align.nodes import align_faces, draw_contact_sheet
-from tests.conftest import base_parameters, run_kedro
+from dex_bias.pipelines.align.pipeline import create_pipeline as align_pipeline
+from dex_bias.pipelines.ingest.pipeline import create_pipeline as ingest_pipeline
+from tests.conftest import SYNCHRONOUS_DASK, base_parameters, latest, run_in_process, run_kedro
 
 PARAMS = base_parameters().align
 DASK = base_parameters().dask
@@ -78,17 +80,21 @@ def awkward_faces(tmp_path_factory) -> pd.DataFrame:
     return pd.DataFrame({"image_id": names, "path": [str(folder / n) for n in names]})
 
 
-def test_a_local_dask_cluster_gives_the_synchronous_tables(awkward_faces):
-    serial = align(awkward_faces, with_dask(synchronous=True), chunk_size=2)
-    fanned = align(awkward_faces, with_dask(workers=2), chunk_size=2)
-    for ours, reference in zip(fanned, serial):
-        pd.testing.assert_frame_equal(ours, reference)
-    landmarks, failures = serial
+def test_awkward_layouts_are_converted_and_aligned_and_the_rest_fail_with_their_reason(awkward_faces):
+    landmarks, failures = align(awkward_faces, with_dask(synchronous=True), chunk_size=2)
     # Every awkward layout is converted and aligned; only the blank and the emptied file fail.
     assert len(landmarks) + len(failures) == len(awkward_faces)
     assert dict(zip(failures["image_id"], failures["reason"])) == {
         "blank.jpg": "no_face_found", "deleted_after_ingest.jpg": "image_unreadable"}
     assert landmarks["image_id"].tolist() == [n for n in awkward_faces["image_id"] if n not in set(failures["image_id"])]
+
+
+@pytest.mark.slow  # starts a LocalCluster of 2 workers
+def test_a_local_dask_cluster_gives_the_synchronous_tables(awkward_faces):
+    serial = align(awkward_faces, with_dask(synchronous=True), chunk_size=2)
+    fanned = align(awkward_faces, with_dask(workers=2), chunk_size=2)
+    for ours, reference in zip(fanned, serial):
+        pd.testing.assert_frame_equal(ours, reference)
 
 
 def test_contact_sheet_is_a_figure_even_with_nothing_aligned(awkward_faces):
@@ -108,12 +114,21 @@ def test_no_faces_give_empty_tables_with_the_contract_types():
     assert isinstance(contact(faces, landmarks), Figure)
 
 
-def _latest(project: Path, relative: str) -> Path:
-    versions = sorted((project / relative).iterdir())
-    assert versions, f"no version of {relative} was written"
-    return versions[-1] / Path(relative).name
+def test_ingest_then_align_in_process_accounts_for_every_demo_face(tmp_path, monkeypatch, caplog):
+    pipeline = (ingest_pipeline() + align_pipeline()).to_nodes("align.align_faces")
+    monkeypatch.chdir(tmp_path)  # the demo folder is relative to the project, as in a run
+    with caplog.at_level(logging.INFO):
+        made = run_in_process(pipeline, parameters=base_parameters({"ingest.demo.count": 40, **SYNCHRONOUS_DASK}))
+    faces, landmarks, failures = made["faces"], made["landmarks"], made["alignment_failures"]
+    assert len(faces) == len(landmarks) + len(failures) == 40
+    assert len(landmarks) >= 36  # the demo is drawn so that HOG finds about 9 in 10
+    assert set(landmarks["image_id"]).isdisjoint(failures["image_id"])
+    assert set(landmarks["image_id"]) | set(failures["image_id"]) == set(faces["image_id"])
+    assert set(failures["reason"]) <= {"no_face_found"}
+    assert "faces = landmarks + alignment_failures" in caplog.text
 
 
+@pytest.mark.slow  # a kedro run of ingest and align on 220 real chips
 @pytest.mark.real_data
 def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, project_factory, tmp_path):
     chips = sorted(p for p in utkface_dir.iterdir() if p.name.endswith(".jpg.chip.jpg"))
@@ -125,10 +140,10 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
                                                        "align.chunk_size": 16})
     done = run_kedro(project, "--pipelines=ingest,align")
 
-    faces = pd.read_parquet(_latest(project, "data/02_intermediate/faces.parquet"))
-    landmarks = pd.read_parquet(_latest(project, "data/03_primary/landmarks.parquet"))
-    failures = pd.read_parquet(_latest(project, "data/03_primary/alignment_failures.parquet"))
-    sheet = _latest(project, "data/08_reporting/align_contact_sheet.png")
+    faces = pd.read_parquet(latest(project, "data/02_intermediate/faces.parquet"))
+    landmarks = pd.read_parquet(latest(project, "data/03_primary/landmarks.parquet"))
+    failures = pd.read_parquet(latest(project, "data/03_primary/alignment_failures.parquet"))
+    sheet = latest(project, "data/08_reporting/align_contact_sheet.png")
 
     assert len(faces) == 220
     assert len(faces) == len(landmarks) + len(failures)
@@ -138,8 +153,8 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
     assert len(landmarks) / len(faces) >= 0.97
     assert "faces = landmarks + alignment_failures" in " ".join((done.stdout + done.stderr).split())
     # One run, one stamp: the three align outputs share the version folder name.
-    assert len({path.parent.name for path in (sheet, _latest(project, "data/03_primary/landmarks.parquet"),
-                                               _latest(project, "data/03_primary/alignment_failures.parquet"))}) == 1
+    assert len({path.parent.name for path in (sheet, latest(project, "data/03_primary/landmarks.parquet"),
+                                               latest(project, "data/03_primary/alignment_failures.parquet"))}) == 1
     assert Image.open(sheet).size[0] > 400
     # Landmarks sit inside their crops: the 40 % margin keeps the face well inside.
     from dex_bias.faces import landmarks_in_crop
@@ -153,9 +168,9 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
 def test_ingest_and_align_on_demo_faces_then_align_alone_reads_the_latest_faces(project_factory):
     project = project_factory("align_demo", {"ingest.demo.count": 40, "align.contact_sheet.count": 12})
     run_kedro(project, "--pipelines=ingest,align")
-    faces = pd.read_parquet(_latest(project, "data/02_intermediate/faces.parquet"))
-    landmarks = pd.read_parquet(_latest(project, "data/03_primary/landmarks.parquet"))
-    failures = pd.read_parquet(_latest(project, "data/03_primary/alignment_failures.parquet"))
+    faces = pd.read_parquet(latest(project, "data/02_intermediate/faces.parquet"))
+    landmarks = pd.read_parquet(latest(project, "data/03_primary/landmarks.parquet"))
+    failures = pd.read_parquet(latest(project, "data/03_primary/alignment_failures.parquet"))
     assert len(faces) == len(landmarks) + len(failures) == 40
     assert len(landmarks) >= 36  # the demo is drawn so that HOG finds about 9 in 10
 

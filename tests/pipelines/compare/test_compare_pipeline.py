@@ -6,10 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from kedro.io import DataCatalog, MemoryDataset
-from kedro.runner import SequentialRunner
+import pytest
 
-from tests.conftest import REPO_ROOT, KeptDataset, base_parameters
+from tests.conftest import REPO_ROOT, base_parameters, run_in_process
 from tests.stats.conftest import synthetic_predictions
 
 VENDOR = {"format": "onnx", "file": "vendor.onnx", "input": {"size": 64}, "age": {"classes": {"count": 101}},
@@ -40,6 +39,25 @@ def test_each_declared_model_gets_its_own_branch_sharing_faces_and_landmarks(aud
     assert "compare" not in alone and "train" in alone  # train stays runnable on its own
 
 
+def test_a_declared_models_branch_runs_on_its_own_predictions_with_the_shared_parameters(audited_models_config):
+    from dex_bias.pipeline_registry import register_pipelines
+
+    audited_models_config(audit=["trained", "dlib_age_v1"])
+    branch = register_pipelines()["dlib_age_v1"]
+    metrics_slice = branch.from_nodes("dlib_age_v1.report.prepare_report_input").to_nodes(
+        "dlib_age_v1.report.compute_group_metrics")
+    assert metrics_slice.inputs() == {"dlib_age_v1.predictions", "params:report"}
+    predictions = synthetic_predictions(300, seed=4)
+    made = run_in_process(metrics_slice, {"dlib_age_v1.predictions": predictions},
+                          base_parameters({"report.bootstrap.n_boot": 100}))
+    assert set(made) == {"dlib_age_v1.report_predictions", "dlib_age_v1.report_input_quarantine",
+                         "dlib_age_v1.group_metrics"}
+    metrics = made["dlib_age_v1.group_metrics"]
+    overall = metrics[(metrics.grouping == "overall") & (metrics.band_scheme == "audit")].iloc[0]
+    assert overall.n == len(predictions)
+    assert overall.mae == pytest.approx((predictions.predicted_age - predictions.age).abs().mean())
+
+
 def test_the_compare_pipeline_puts_the_models_side_by_side(audited_models_config):
     from dex_bias.pipelines.compare.pipeline import create_pipeline
 
@@ -53,30 +71,23 @@ def test_the_compare_pipeline_puts_the_models_side_by_side(audited_models_config
                                  for region in ("nose", "mouth", "chin")],
                                 columns=["image_id", "method", "region", "weight"])
     parameters = base_parameters({"report.bootstrap.n_boot": 100})
-    pipeline = create_pipeline()
-    catalog = DataCatalog({
-        "predictions": MemoryDataset(trained), "vendor.predictions": MemoryDataset(vendor),
-        "region_attributions": MemoryDataset(attributions),
-        "vendor.region_attributions": MemoryDataset(attributions.iloc[:0]),
-        "params:report": MemoryDataset(parameters.report), "params:compare": MemoryDataset(parameters.compare),
-        "params:models": MemoryDataset(replace(parameters.models, audit=["trained", "vendor"],
-                                               declarations={"vendor": VENDOR})),
-    })
-    for name in pipeline.all_outputs():
-        catalog[name] = KeptDataset()
-    SequentialRunner().run(pipeline, catalog)
+    out = run_in_process(create_pipeline(), {
+        "predictions": trained, "vendor.predictions": vendor, "region_attributions": attributions,
+        "vendor.region_attributions": attributions.iloc[:0],
+        "params:models": replace(parameters.models, audit=["trained", "vendor"], declarations={"vendor": VENDOR}),
+    }, parameters)
 
-    coverage = catalog.load("model_coverage").set_index("model")
+    coverage = out["model_coverage"].set_index("model")
     assert coverage.loc["trained", "left_out"] == 100 and (coverage["compared"] == 700).all()
-    board = catalog.load("model_leaderboard")
+    board = out["model_leaderboard"]
     assert board["model"].tolist() == ["trained", "vendor"]
     assert board.set_index("model").loc["vendor", "race_mae_worst_group"] == "Indian"
-    paired = catalog.load("model_paired_tests").set_index(["grouping", "group"])
+    paired = out["model_paired_tests"].set_index(["grouping", "group"])
     assert paired.loc[("overall", "all"), "verdict"] == "trained has smaller errors"
     assert paired.loc[("race", "Indian"), "rank_biserial"] < 0  # trained (a) smaller errors than vendor (b)
-    attention = catalog.load("model_region_attention")
+    attention = out["model_region_attention"]
     assert set(attention["model"]) == {"trained"} and set(attention["region"]) == {"nose", "mouth", "chin"}
-    report = catalog.load("model_comparison_report")
+    report = out["model_comparison_report"]
     assert "Age-estimation models compared" in report and "Most accurate overall: trained" in report
     assert "Fairest across race groups" in report and report.count("data:image/png;base64,") == 3
 

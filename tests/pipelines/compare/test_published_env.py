@@ -9,8 +9,7 @@ import pytest
 
 from dex_bias.models.registry import published_models
 from tests.browser import open_in_chromium
-from tests.conftest import REPO_ROOT, run_kedro
-from tests.pipelines.report.conftest import latest
+from tests.conftest import REPO_ROOT, latest, run_kedro
 
 YU4U_FILE = REPO_ROOT / published_models()["yu4u_wrn_16_8_v05"].file
 SMALL = ("--params", "ingest.demo.count=160,explain.max_images=3,explain.lime.num_samples=40,"

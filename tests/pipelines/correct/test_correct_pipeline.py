@@ -1,44 +1,25 @@
-"""End to end: `correct` on the demo run and on an external CSV; the report re-run on corrected estimates."""
+"""`correct` in-process on an external CSV through the env catalogs, the report re-run on corrected
+estimates; end to end on the demo run (slow)."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
+from dex_bias.parameters import project_parameters
+from dex_bias.pipelines.correct.pipeline import create_pipeline as correct_pipeline
+from dex_bias.pipelines.report.pipeline import create_pipeline as report_pipeline
 from dex_bias.utkface import RACE_NAMES
-from tests.conftest import run_kedro
-
-pytestmark = pytest.mark.slow
+from tests.conftest import base_parameters, project_catalog, run_in_process
 
 
-def _planted_race(project) -> str:
-    """Name of the demo's planted race as the project's run saw it (conf/base, then conf/local)."""
-    code = None
-    for path in [project / "conf" / "base" / "parameters_ingest.yml",
-                 *sorted((project / "conf" / "local").glob("parameters*.yml"))]:
-        demo = ((yaml.safe_load(path.read_text()) or {}).get("ingest") or {}).get("demo") or {}
-        code = demo.get("planted_race", code)
-    return RACE_NAMES[int(code)]
-
-
-def _catalog(project, env=None):
-    """The project's catalog as ``kedro run --env <env>`` sees it (latest versions), paths made absolute."""
-    from kedro.config import OmegaConfigLoader
-    from kedro.io import DataCatalog
-
-    loader = OmegaConfigLoader(str(project / "conf"), base_env="base", default_run_env=env or "local")
-    entries = loader["catalog"]
-    for entry in entries.values():
-        if isinstance(entry, dict) and "filepath" in entry:
-            entry["filepath"] = str(project / entry["filepath"])
-    return DataCatalog.from_config(entries)
-
-
+@pytest.mark.slow
 def test_demo_reports_the_correction_effect_on_the_planted_group_out_of_sample(demo_run):
-    catalog = _catalog(demo_run)
-    planted = _planted_race(demo_run)
+    catalog = project_catalog(demo_run, conf=demo_run / "conf")
+    planted = RACE_NAMES[project_parameters(demo_run / "conf").ingest.demo.planted_race]
     metrics = catalog.load("correction_metrics")
     selection = catalog.load("correction_selection")
     split = catalog.load("correction_split")
@@ -81,24 +62,25 @@ def test_demo_reports_the_correction_effect_on_the_planted_group_out_of_sample(d
         assert overall["n"] == predictions["prob_female"].notna().sum()
 
     # `--env corrected` reads the corrected estimates as `predictions`.
-    as_predictions = _catalog(demo_run, env="corrected").load("predictions")
+    as_predictions = project_catalog(demo_run, env="corrected", conf=demo_run / "conf").load("predictions")
     pd.testing.assert_frame_equal(as_predictions, corrected)
 
 
-def test_correct_runs_on_an_external_csv_and_the_report_reruns_on_corrected_estimates(project_factory, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "300")  # rich logging wraps at 80 columns without a terminal
-    project = project_factory("correct_external")
+def test_correct_runs_on_an_external_csv_and_the_report_reruns_on_corrected_estimates(tmp_path, caplog):
     rng = np.random.default_rng(3)
     n = 400
     age, gender, race = rng.integers(1, 80, n), rng.integers(0, 2, n), rng.integers(0, 5, n)
     predicted = np.clip(age + rng.normal(0, 4, n) - 9.0 * (race == 2), 0, None)  # Asian faces read young
     ids = [f"{a}_{g}_{r}_2017{i:010d}.jpg.chip.jpg" for i, (a, g, r) in enumerate(zip(age, gender, race))]
+    (tmp_path / "data" / "01_raw").mkdir(parents=True)
     pd.DataFrame({"image_id": ids, "predicted_age": predicted}).to_csv(
-        project / "data" / "01_raw" / "external_predictions.csv", index=False)
+        tmp_path / "data" / "01_raw" / "external_predictions.csv", index=False)
 
-    done = run_kedro(project, "--pipelines=correct", env="external")
-    assert "Gender metrics skipped: the predictions have no 'prob_female' column" in done.stdout + done.stderr
-    catalog = _catalog(project, env="external")
+    # `kedro run --pipelines=correct --env external`: in-process, through that env's catalog.
+    with caplog.at_level(logging.INFO):
+        run_in_process(correct_pipeline(), catalog=project_catalog(tmp_path, env="external"))
+    assert "Gender metrics skipped: the predictions have no 'prob_female' column" in caplog.text
+    catalog = project_catalog(tmp_path, env="external")
     metrics = catalog.load("correction_metrics")
     asian = metrics[(metrics["grouping"] == "race") & (metrics["group"] == "Asian")]
     # Both corrections take back part of the 9 years, out of sample; the chosen one at least 2.
@@ -107,10 +89,12 @@ def test_correct_runs_on_an_external_csv_and_the_report_reruns_on_corrected_esti
     assert catalog.load("gender_metrics").empty
     corrected = catalog.load("corrected_predictions")
     assert len(corrected) == (catalog.load("correction_split")["correction_part"] == "held_out").sum()
-    pd.testing.assert_frame_equal(_catalog(project, env="corrected").load("predictions"), corrected)
+    pd.testing.assert_frame_equal(project_catalog(tmp_path, env="corrected").load("predictions"), corrected)
 
-    run_kedro(project, "--pipelines=report", "--params", "report.bootstrap.n_boot=200", env="corrected")
-    group_metrics = _catalog(project, env="corrected").load("group_metrics")
+    # `kedro run --pipelines=report --env corrected`: the report reads the corrected estimates.
+    run_in_process(report_pipeline(), parameters=base_parameters({"report.bootstrap.n_boot": 200}),
+                   catalog=project_catalog(tmp_path, env="corrected"))
+    group_metrics = project_catalog(tmp_path, env="corrected").load("group_metrics")
     overall = group_metrics[group_metrics["grouping"] == "overall"].iloc[0]
     assert overall["n"] == len(corrected)
     assert overall["mae"] == pytest.approx((corrected["predicted_age"] - corrected["age"]).abs().mean())

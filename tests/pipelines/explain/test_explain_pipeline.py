@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from dex_bias.demo.generate import plan_demo, render_demo_face
 from dex_bias.explain.regions import REGION_NAMES
-from dex_bias.faces import LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS
-from dex_bias.utkface import age_bands
-from tests.conftest import base_parameters, run_kedro
+from tests.conftest import base_parameters, rendered_faces, run_in_process, run_kedro
 
 N_FACES = 10
 
@@ -30,24 +25,8 @@ def stand_in_inputs(tmp_path_factory):
     """faces, landmarks (the renderer's own 68 points), predictions and an untrained compact model."""
     from dex_bias.models import build_model
 
-    folder = tmp_path_factory.mktemp("explain_faces")
-    rows, marks = [], []
-    for face, rng in plan_demo(replace(base_parameters().ingest.demo, count=N_FACES, size=128, seed=5)):
-        image, points = render_demo_face(face, rng, 128)
-        path = folder / face.file_name
-        Image.fromarray(image).save(path)
-        rows.append({"image_id": face.file_name, "path": str(path), "age": face.age, "gender": face.gender,
-                     "race": face.race, "split": "test"})
-        left, top = points.min(axis=0) - 0.4 * np.ptp(points, axis=0)
-        side = 1.8 * np.ptp(points, axis=0).max()
-        mark = {"image_id": face.file_name, "crop_a": side, "crop_b": 0.0, "crop_c": left,
-                "crop_d": 0.0, "crop_e": side, "crop_f": top}
-        mark.update(dict(zip(LANDMARK_X_COLUMNS, points[:, 0])))
-        mark.update(dict(zip(LANDMARK_Y_COLUMNS, points[:, 1])))
-        marks.append(mark)
-    faces = pd.DataFrame(rows)
-    faces["age_band"] = age_bands(faces["age"]).astype(str)
-    landmarks = pd.DataFrame(marks[1:])  # the first face's alignment "failed"
+    faces, marks = rendered_faces(tmp_path_factory.mktemp("explain_faces"), N_FACES, seed=5)
+    landmarks = marks.iloc[1:].reset_index(drop=True)  # the first face's alignment "failed"
     predictions = faces[["image_id", "age", "gender", "race", "split"]].iloc[:-1].copy()  # the last: no prediction
     predictions["predicted_age"] = 30.0
     model = build_model("compact")
@@ -58,23 +37,12 @@ SYNCHRONOUS = replace(base_parameters().dask, synchronous=True, progress=False)
 
 
 def _run(stand_in_inputs, params, dask=SYNCHRONOUS, store=None):
-    from kedro.io import DataCatalog, MemoryDataset
-    from kedro.runner import SequentialRunner
-
     from dex_bias.pipelines.explain.pipeline import create_pipeline
 
-    class KeptDataset(MemoryDataset):
-        def _release(self) -> None:  # keep intermediate outputs for the assertions
-            pass
-
     faces, landmarks, predictions, model = stand_in_inputs
-    pipeline = create_pipeline()
-    catalog = DataCatalog({name: KeptDataset(copy_mode="assign") for name in pipeline.datasets()})
-    for name, value in {"faces": faces, "landmarks": landmarks, "predictions": predictions, "age_model": model,
-                        "params:explain": params, "params:dask": dask, "explain_chunks": store}.items():
-        catalog[name] = KeptDataset(value, copy_mode="assign")
-    SequentialRunner().run(pipeline, catalog)
-    return {name: catalog.load(name) for name in pipeline.datasets() if not name.startswith("params:")}
+    return run_in_process(create_pipeline(), {
+        "faces": faces, "landmarks": landmarks, "predictions": predictions, "age_model": model,
+        "params:explain": params, "params:dask": dask, "explain_chunks": store})
 
 
 def test_pipeline_on_stand_ins(stand_in_inputs):

@@ -2,7 +2,6 @@
 
 import logging
 import random
-import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -14,9 +13,9 @@ from PIL import Image
 
 from dex_bias.demo import generate_demo_faces
 from dex_bias.ingest.screening import FACE_COLUMNS, ImageFolderError, stratified_split
-from dex_bias.pipelines.ingest.nodes import prepare_image_folder, screen_images, split_faces
+from dex_bias.pipelines.ingest.pipeline import create_pipeline
 from dex_bias.utkface import age_bands
-from tests.conftest import base_parameters, run_kedro
+from tests.conftest import base_parameters, latest, project_catalog, run_in_process
 
 QUARANTINE_COLUMNS = ["path", "image_id", "reason", "detail"]
 MALFORMED_CROP_PART1 = {"61_1_20170109142408075.jpg.chip.jpg", "61_3_20170109150557335.jpg.chip.jpg"}
@@ -26,46 +25,35 @@ PARAMS = base_parameters().ingest
 
 
 def ingest(image_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run the three ingest nodes in order, as Kedro would, with the base parameters."""
-    screened, quarantine = screen_images(prepare_image_folder(str(image_dir), PARAMS.demo), PARAMS.decode)
-    return split_faces(screened, PARAMS.split, PARAMS.age_bands), quarantine
+    """The ingest pipeline in-process on ``image_dir``, with the base parameters: ``(faces, quarantine)``."""
+    made = run_in_process(create_pipeline(), {"params:ingest.image_dir": str(image_dir)})
+    return made["faces"], made["quarantine"]
 
 
 def demo_settings(**changes):
     return replace(PARAMS.demo, **changes)
 
 
-def _latest(project: Path, relative: str) -> Path:
-    versions = sorted((project / relative).iterdir())
-    assert versions, f"no version of {relative} was written"
-    return versions[-1] / Path(relative).name
-
-
-def _log_text(done) -> str:
-    """The run's log with Rich's wrapping and source-location column taken out."""
-    text = re.sub(r"\s+[\w.]+\.py:\d+", " ", done.stdout + done.stderr)
-    return " ".join(text.split())
-
-
-def test_kedro_run_ingest_makes_the_demo_and_reconciles(project_factory, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "200")  # Rich wraps log lines at the terminal width
-    project = project_factory("ingest_demo", {"ingest.demo.count": 40})
-    done = run_kedro(project, "--pipelines=ingest")
-    demo_dir = project / "data" / "01_raw" / "demo_faces"
+def test_ingest_makes_the_demo_and_reconciles(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)  # the base image_dir and demo folder are relative to the project, as in a run
+    parameters = base_parameters({"ingest.demo.count": 40})
+    with caplog.at_level(logging.INFO):
+        run_in_process(create_pipeline(), parameters=parameters, catalog=project_catalog(tmp_path))
+    demo_dir = tmp_path / "data" / "01_raw" / "demo_faces"
     assert (demo_dir / "demo_manifest.json").exists()
     files = list(demo_dir.glob("*.jpg"))
     assert len(files) == 40
-    faces = pd.read_parquet(_latest(project, "data/02_intermediate/faces.parquet"))
-    quarantine = pd.read_csv(_latest(project, "data/01_raw/quarantine.csv"))
+    faces = pd.read_parquet(latest(tmp_path, "data/02_intermediate/faces.parquet"))
+    quarantine = pd.read_csv(latest(tmp_path, "data/01_raw/quarantine.csv"))
     assert list(faces.columns) == FACE_COLUMNS and list(quarantine.columns) == QUARANTINE_COLUMNS
     assert len(faces) + len(quarantine) == len(files) == 40
     assert set(faces["path"]) == {str(p.resolve()) for p in files}
     # The demo's own manifest is counted too: every file in the folder is accounted for.
     assert ("found 41 files = 40 faces + 0 quarantined (none) + 1 skipped for their extension "
-            "(1 .json; only .jpg files are read)") in _log_text(done)
+            "(1 .json; only .jpg files are read)") in caplog.text
     # A second run reuses the demo (same manifest) instead of rewriting it.
     before = {p.name: p.stat().st_mtime_ns for p in files}
-    run_kedro(project, "--pipelines=ingest")
+    run_in_process(create_pipeline(), parameters=parameters, catalog=project_catalog(tmp_path))
     assert {p.name: p.stat().st_mtime_ns for p in demo_dir.glob("*.jpg")} == before
 
 

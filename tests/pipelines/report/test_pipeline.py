@@ -6,23 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.io import DataCatalog, MemoryDataset
-from kedro.runner import SequentialRunner
+from kedro.io import MemoryDataset
 
 from dex_bias.pipelines.report.pipeline import create_pipeline
 from dex_bias.report.datasets import OptionalDataset
 from dex_bias.stats.paper import INNER_REGIONS, OUTER_FEATURES
-from tests.conftest import base_parameters
+from tests.conftest import base_parameters, run_in_process
 from tests.stats.conftest import synthetic_landmarks, synthetic_predictions
 
 REGIONS = ["nose", "mouth", "chin", "left_cheek"]
-
-
-class KeptDataset(MemoryDataset):
-    """A memory dataset the runner cannot release, so the test can read every output after."""
-
-    def _release(self) -> None:
-        pass
 
 
 def _params():
@@ -32,14 +24,8 @@ def _params():
 
 
 def _run(predictions: pd.DataFrame, attributions, landmarks) -> dict:
-    pipeline = create_pipeline()
-    catalog = DataCatalog({"predictions": MemoryDataset(predictions), "params:report": MemoryDataset(_params()),
-                           "region_attributions": attributions, "landmarks": landmarks})
-    outputs = sorted(pipeline.all_outputs())
-    for name in outputs:  # keep every output in memory so the test can read it
-        catalog[name] = KeptDataset()
-    SequentialRunner().run(pipeline, catalog)
-    return {name: catalog.load(name) for name in outputs}
+    return run_in_process(create_pipeline(), {"predictions": predictions, "params:report": _params(),
+                                              "region_attributions": attributions, "landmarks": landmarks})
 
 
 @pytest.fixture(scope="module")

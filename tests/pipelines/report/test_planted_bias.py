@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import open_in_chromium
-from tests.conftest import TEST_DEMO_PARAMS, run_kedro
-from tests.pipelines.report.conftest import (
-    FAST, ingest_demo_params, latest, read_latest_csv,
-)
+from dex_bias.parameters import project_parameters
 from dex_bias.utkface import RACE_NAMES
+from tests.browser import open_in_chromium
+from tests.conftest import TEST_DEMO_PARAMS, latest, run_kedro
+from tests.pipelines.report.conftest import FAST, read_latest_csv
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +20,7 @@ def _group_vs_rest(project, outcome=None):
 
 
 def test_demo_report_flags_the_planted_group(demo_run, tmp_path):
-    planted = RACE_NAMES[int(ingest_demo_params(demo_run)["planted_race"])]
+    planted = RACE_NAMES[project_parameters(demo_run / "conf").ingest.demo.planted_race]
     rows = _group_vs_rest(demo_run, "absolute_error")
     race = rows[rows.feature == "race"].set_index("group")
     assert race.loc[planted, "p_corr"] < 0.01 and race.loc[planted, "difference"] > 0, race
