@@ -34,8 +34,14 @@ def chromium_path() -> str:
     return path
 
 
-def open_in_chromium(url: str, screenshot_path: str | Path, *, wait_for: str | None = None,
-                     timeout_ms: int = 30_000, viewport: tuple[int, int] = (1280, 900)) -> list[str]:
+def open_in_chromium(
+    url: str,
+    screenshot_path: str | Path,
+    *,
+    wait_for: str | None = None,
+    timeout_ms: int = 30_000,
+    viewport: tuple[int, int] = (1280, 900),
+) -> list[str]:
     """Open ``url`` in headless Chromium, save a full-page screenshot, return console errors.
 
     Errors are the page's ``console.error`` messages, uncaught exceptions (``pageerror``) and
@@ -50,11 +56,14 @@ def open_in_chromium(url: str, screenshot_path: str | Path, *, wait_for: str | N
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-            page.on("console", lambda message: errors.append(f"console.{message.type}: {message.text}")
-                    if message.type == "error" else None)
+            page.on(
+                "console",
+                lambda message: (
+                    errors.append(f"console.{message.type}: {message.text}") if message.type == "error" else None
+                ),
+            )
             page.on("pageerror", lambda exception: errors.append(f"pageerror: {exception}"))
-            page.on("requestfailed", lambda request: errors.append(
-                f"requestfailed: {request.url} ({request.failure})"))
+            page.on("requestfailed", lambda request: errors.append(f"requestfailed: {request.url} ({request.failure})"))
             page.goto(url, wait_until="load", timeout=timeout_ms)
             if wait_for:
                 page.wait_for_selector(wait_for, timeout=timeout_ms)

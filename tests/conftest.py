@@ -35,8 +35,8 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
@@ -46,8 +46,14 @@ from omegaconf import OmegaConf
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TAR = REPO_ROOT.parent / "shared" / "data" / "utkface_crop_part1.tar"
 DATA_LAYERS = (
-    "01_raw", "02_intermediate", "03_primary", "04_feature",
-    "05_model_input", "06_models", "07_model_output", "08_reporting",
+    "01_raw",
+    "02_intermediate",
+    "03_primary",
+    "04_feature",
+    "05_model_input",
+    "06_models",
+    "07_model_output",
+    "08_reporting",
 )
 
 #: The demo used by end-to-end tests: small enough for CI, large enough for the statistics.
@@ -102,8 +108,9 @@ def parameter_inputs(pipeline, parameters) -> dict[str, object]:
     return values
 
 
-def run_in_process(pipeline, inputs: dict[str, object] | None = None, parameters=None,
-                   catalog=None) -> dict[str, object]:
+def run_in_process(
+    pipeline, inputs: dict[str, object] | None = None, parameters=None, catalog=None
+) -> dict[str, object]:
     """Run ``pipeline`` with Kedro's ``SequentialRunner`` on a catalog of memory datasets (the
     spaceflights starter's way of testing a pipeline) and return what it makes, its intermediates
     included, by dataset name.
@@ -120,8 +127,11 @@ def run_in_process(pipeline, inputs: dict[str, object] | None = None, parameters
     from kedro.runner import SequentialRunner
 
     declared = {} if catalog is None else {name: catalog.get(name) for name in pipeline.datasets()}
-    given = {**{name: dataset for name, dataset in declared.items() if dataset is not None},
-             **parameter_inputs(pipeline, parameters or base_parameters()), **(inputs or {})}
+    given = {
+        **{name: dataset for name, dataset in declared.items() if dataset is not None},
+        **parameter_inputs(pipeline, parameters or base_parameters()),
+        **(inputs or {}),
+    }
     missing = pipeline.inputs() - set(given)
     assert not missing, f"no data given for the inputs {sorted(missing)} of the pipeline under test"
     run_catalog = DataCatalog()
@@ -140,8 +150,11 @@ def run_in_process(pipeline, inputs: dict[str, object] | None = None, parameters
 @functools.cache
 def _memory_copy_modes() -> dict[str, str]:
     """The ``copy_mode`` of conf/base's ``MemoryDataset`` entries (a Keras model is passed as is)."""
-    return {name: entry["copy_mode"] for name, entry in _catalog_config(REPO_ROOT / "conf", None).items()
-            if entry.get("type") == "MemoryDataset" and "copy_mode" in entry}
+    return {
+        name: entry["copy_mode"]
+        for name, entry in _catalog_config(REPO_ROOT / "conf", None).items()
+        if entry.get("type") == "MemoryDataset" and "copy_mode" in entry
+    }
 
 
 def _catalog_config(conf: Path, env: str | None) -> dict[str, dict]:
@@ -176,8 +189,7 @@ def project_catalog(root: Path, env: str | None = None, conf: Path = REPO_ROOT /
 def latest(project: Path, relative: str) -> Path:
     """The newest version of a versioned output (``data/.../name.ext/<stamp>/name.ext``)."""
     folder = project / relative
-    stamps = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if folder.is_dir() else []
+    stamps = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
     assert stamps, f"no version of {relative} was written in {project}"
     return stamps[-1] / folder.name
 
@@ -202,12 +214,27 @@ def rendered_faces(folder: Path, count: int, seed: int, size: int = 128):
         image, points = render_demo_face(face, rng, size)
         path = folder / face.file_name
         Image.fromarray(image).save(path)
-        rows.append({"image_id": face.file_name, "path": str(path), "age": face.age, "gender": face.gender,
-                     "race": face.race, "split": "test"})
+        rows.append(
+            {
+                "image_id": face.file_name,
+                "path": str(path),
+                "age": face.age,
+                "gender": face.gender,
+                "race": face.race,
+                "split": "test",
+            }
+        )
         left, top = points.min(axis=0) - 0.4 * np.ptp(points, axis=0)
         side = 1.8 * np.ptp(points, axis=0).max()
-        mark = {"image_id": face.file_name, "crop_a": side, "crop_b": 0.0, "crop_c": left,
-                "crop_d": 0.0, "crop_e": side, "crop_f": top}
+        mark = {
+            "image_id": face.file_name,
+            "crop_a": side,
+            "crop_b": 0.0,
+            "crop_c": left,
+            "crop_d": 0.0,
+            "crop_e": side,
+            "crop_f": top,
+        }
         mark.update(dict(zip(LANDMARK_X_COLUMNS, points[:, 0])))
         mark.update(dict(zip(LANDMARK_Y_COLUMNS, points[:, 1])))
         marks.append(mark)
@@ -239,16 +266,17 @@ def make_project(root: Path, params: dict[str, object] | None = None) -> Path:
     return root
 
 
-def run_kedro(project: Path, *args: str, env: str | None = None, check: bool = True,
-              timeout: float = 1200) -> subprocess.CompletedProcess:
+def run_kedro(
+    project: Path, *args: str, env: str | None = None, check: bool = True, timeout: float = 1200
+) -> subprocess.CompletedProcess:
     """Run ``kedro run *args`` in ``project``; fail the test with its output when it fails."""
     command = [sys.executable, "-m", "kedro", "run", *args]
     if env:
         command += ["--env", env]
-    environ = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="2",
-                   PYTHONUNBUFFERED="1", COLUMNS="400")  # rich wraps at the width: long paths split
-    done = subprocess.run(command, cwd=project, capture_output=True, text=True,
-                          timeout=timeout, env=environ)
+    environ = dict(
+        os.environ, KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", COLUMNS="400"
+    )  # rich wraps at the width: long paths split
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=timeout, env=environ)
     if check and done.returncode != 0:
         pytest.fail(f"`{' '.join(command[2:])}` failed in {project}:\n{done.stdout[-6000:]}\n{done.stderr[-12000:]}")
     return done
@@ -258,17 +286,23 @@ def run_kedro(project: Path, *args: str, env: str | None = None, check: bool = T
 def project_factory(tmp_path_factory) -> Callable[..., Path]:
     def factory(name: str, params: dict[str, object] | None = None) -> Path:
         return make_project(tmp_path_factory.mktemp(name), params)
+
     return factory
 
 
 def pytest_collection_modifyitems(items) -> None:
     """Every test that needs ``demo_run`` (minutes of ``kedro run``), even through another fixture,
     must be marked ``slow``, so ``pytest -m "not slow"`` never starts it."""
-    unmarked = [item.nodeid for item in items
-                if "demo_run" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None]
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "demo_run" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None
+    ]
     if unmarked:
-        raise pytest.UsageError("these tests use demo_run (a full kedro run of the demo) but are not marked "
-                                "@pytest.mark.slow: " + ", ".join(unmarked))
+        raise pytest.UsageError(
+            "these tests use demo_run (a full kedro run of the demo) but are not marked "
+            "@pytest.mark.slow: " + ", ".join(unmarked)
+        )
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,7 @@ def refusal(conf: Path, env: str | None = "local", overrides: dict | None = None
 
 # --- Kedro builds what the nodes take ------------------------------------------------------------
 
+
 def _schema_type(path: list[str]):
     """The annotation ``ProjectParameters`` gives the block at ``path``."""
     annotation = ProjectParameters
@@ -64,8 +65,18 @@ def test_every_typed_node_input_is_the_settings_class_the_schema_reads_its_block
     audited_models_config(audit=["trained", "dlib_age_v1"])  # compare is registered with two models
     pipelines = register_pipelines()
     typed = TypeExtractor(pipelines).extract_types_from_pipelines()
-    assert {"ingest.demo", "align.detection", "dask", "train", "infer", "explain", "report", "correct", "compare",
-            "models"} <= set(typed)
+    assert {
+        "ingest.demo",
+        "align.detection",
+        "dask",
+        "train",
+        "infer",
+        "explain",
+        "report",
+        "correct",
+        "compare",
+        "models",
+    } <= set(typed)
     for key, annotation in typed.items():
         assert _schema_type(key.split(".")) == annotation, key
         assert not [other for other in typed if other.startswith(key + ".")], f"{key} is typed whole and in part"
@@ -93,30 +104,66 @@ def test_a_session_gives_each_node_its_settings_built_from_the_yaml(project_fact
     explain = parameters["params:explain"]
     assert isinstance(explain, ExplainSettings)
     assert explain == replace(base.explain, lime=replace(base.explain.lime, num_samples=50))
-    assert isinstance(parameters["params:align.crop"], CropSettings) and parameters["params:align.crop"] == base.align.crop
+    assert (
+        isinstance(parameters["params:align.crop"], CropSettings) and parameters["params:align.crop"] == base.align.crop
+    )
     assert isinstance(parameters["params:dask"], FanOut) and parameters["params:dask"] == base.dask
     assert parameters["params:explain.lime"].hide == "mean"
 
 
 # --- a misspelt key stops the run, naming the key, where it belongs and the file ----------------
 
-@pytest.mark.parametrize("file, dotted, value, named, fix", [
-    ("local/parameters_explain.yml", "explain.lime.num_sample", 50, "`explain.lime.num_sample`",
-     "Did you mean `explain.lime.num_samples`?"),
-    ("local/parameters.yml", "explain.max_image", 5, "`explain.max_image`", "Did you mean `explain.max_images`?"),
-    ("local/parameters.yml", "ingest.demo.cout", 40, "`ingest.demo.cout`", "Did you mean `ingest.demo.count`?"),
-    ("local/parameters_report.yml", "report.bootstrap.nboot", 200, "`report.bootstrap.nboot`",
-     "Did you mean `report.bootstrap.n_boot`?"),
-    ("local/parameters.yml", "correct.bands", [[0, 17], [18, 116]], "`correct.bands`",
-     "Did you mean `correct.age_bands`?"),
-    ("local/parameters.yml", "train.model.backbon", "wrn_16_8", "`train.model.backbon`",
-     "Did you mean `train.model.backbone`?"),
-    ("local/parameters.yml", "align.progress", False, "`align.progress`",
-     "The key `progress` belongs at `dask.progress` (conf/base/parameters_dask.yml)"),
-    ("local/parameters.yml", "infer.log_every", 5, "`infer.log_every`",
-     "The key `log_every` belongs at `dask.log_every` (conf/base/parameters_dask.yml)"),
-    ("local/parameters.yml", "explian.seed", 1, "`explian`", "Did you mean `explain`?"),
-])
+
+@pytest.mark.parametrize(
+    "file, dotted, value, named, fix",
+    [
+        (
+            "local/parameters_explain.yml",
+            "explain.lime.num_sample",
+            50,
+            "`explain.lime.num_sample`",
+            "Did you mean `explain.lime.num_samples`?",
+        ),
+        ("local/parameters.yml", "explain.max_image", 5, "`explain.max_image`", "Did you mean `explain.max_images`?"),
+        ("local/parameters.yml", "ingest.demo.cout", 40, "`ingest.demo.cout`", "Did you mean `ingest.demo.count`?"),
+        (
+            "local/parameters_report.yml",
+            "report.bootstrap.nboot",
+            200,
+            "`report.bootstrap.nboot`",
+            "Did you mean `report.bootstrap.n_boot`?",
+        ),
+        (
+            "local/parameters.yml",
+            "correct.bands",
+            [[0, 17], [18, 116]],
+            "`correct.bands`",
+            "Did you mean `correct.age_bands`?",
+        ),
+        (
+            "local/parameters.yml",
+            "train.model.backbon",
+            "wrn_16_8",
+            "`train.model.backbon`",
+            "Did you mean `train.model.backbone`?",
+        ),
+        (
+            "local/parameters.yml",
+            "align.progress",
+            False,
+            "`align.progress`",
+            "The key `progress` belongs at `dask.progress` (conf/base/parameters_dask.yml)",
+        ),
+        (
+            "local/parameters.yml",
+            "infer.log_every",
+            5,
+            "`infer.log_every`",
+            "The key `log_every` belongs at `dask.log_every` (conf/base/parameters_dask.yml)",
+        ),
+        ("local/parameters.yml", "explian.seed", 1, "`explian`", "Did you mean `explain`?"),
+    ],
+)
 def test_a_misspelt_key_in_an_env_file_is_named_with_its_file_and_the_fix(tmp_path, file, dotted, value, named, fix):
     conf = conf_with(tmp_path, {file: nest(dotted, value)})
     message = refusal(conf)
@@ -125,8 +172,14 @@ def test_a_misspelt_key_in_an_env_file_is_named_with_its_file_and_the_fix(tmp_pa
 
 
 def test_a_misspelt_key_in_a_list_item_names_the_item_and_its_keys(tmp_path):
-    conf = conf_with(tmp_path, {"local/parameters.yml": {"align": {"detection": {"fallbacks": [
-        {"name": "padded", "upsampel": 1, "pad": 0.25}]}}}})
+    conf = conf_with(
+        tmp_path,
+        {
+            "local/parameters.yml": {
+                "align": {"detection": {"fallbacks": [{"name": "padded", "upsampel": 1, "pad": 0.25}]}}
+            }
+        },
+    )
     message = refusal(conf)
     assert "`align.detection.fallbacks[0].upsampel` (conf/local/parameters.yml)" in message
     assert "the keys there are name, pad, upsample" in message and "Did you mean" in message
@@ -140,8 +193,10 @@ def test_a_misspelt_key_in_conf_base_names_the_base_file_and_the_key_it_then_lac
     message = refusal(conf)
     assert "`infer.batch_sise` (conf/base/parameters_infer.yml)" in message
     assert "Did you mean `infer.batch_size`?" in message
-    assert "`infer.batch_size` is missing: no parameters file sets it. Add it under `infer` " \
-           "(conf/base/parameters_infer.yml)" in message
+    assert (
+        "`infer.batch_size` is missing: no parameters file sets it. Add it under `infer` "
+        "(conf/base/parameters_infer.yml)" in message
+    )
 
 
 def test_a_misspelt_key_in_another_env_names_that_env_s_file(tmp_path):
@@ -168,13 +223,22 @@ def test_several_problems_come_in_one_message_each_with_its_file(tmp_path):
 def test_a_bad_value_read_through_a_global_names_the_globals_file(tmp_path):
     conf = conf_with(tmp_path, {"local/globals.yml": {"challenge_ages": ["eighteen"]}})
     message = refusal(conf)
-    assert "`report.challenge_ages[0]` = 'eighteen' (conf/base/parameters_report.yml, through " \
-           "${globals:challenge_ages} in conf/local/globals.yml and conf/base/globals.yml)" in message
+    assert (
+        "`report.challenge_ages[0]` = 'eighteen' (conf/base/parameters_report.yml, through "
+        "${globals:challenge_ages} in conf/local/globals.yml and conf/base/globals.yml)" in message
+    )
 
 
 def test_a_value_a_settings_class_refuses_is_named_with_its_reason_before_any_node(tmp_path):
-    conf = conf_with(tmp_path, {"local/parameters.yml": {"align": {"crop": {"alignment": "eyes", "edge": "clamp"}},
-                                                         "infer": {"splits": "everything"}}})
+    conf = conf_with(
+        tmp_path,
+        {
+            "local/parameters.yml": {
+                "align": {"crop": {"alignment": "eyes", "edge": "clamp"}},
+                "infer": {"splits": "everything"},
+            }
+        },
+    )
     message = refusal(conf)
     assert "`align.crop` (conf/local/parameters.yml): align.crop.edge: clamp intersects" in message
     assert "`infer.splits` = 'everything' (conf/local/parameters.yml): Input should be 'auto' or 'all'" in message
@@ -245,13 +309,17 @@ def test_the_published_env_changes_only_the_keys_it_writes():
     base = base_parameters()
     assert published.models.audit == ["yu4u_wrn_16_8_v05", "dlib_age_v1"]
     assert published.explain == replace(
-        base.explain, max_images=28, lime=replace(base.explain.lime, num_samples=500),
+        base.explain,
+        max_images=28,
+        lime=replace(base.explain.lime, num_samples=500),
         quickshift=replace(base.explain.quickshift, enabled=False),
-        quality=replace(base.explain.quality, sample_size=4, stability_seeds=2))
+        quality=replace(base.explain.quality, sample_size=4, stability_seeds=2),
+    )
     assert (published.report, published.align, published.ingest) == (base.report, base.align, base.ingest)
 
 
 # --- a shared value lives once -----------------------------------------------------------------
+
 
 def test_the_age_bands_are_written_once_and_read_by_every_pipeline_under_one_name(tmp_path):
     base = base_parameters()
@@ -263,8 +331,12 @@ def test_the_age_bands_are_written_once_and_read_by_every_pipeline_under_one_nam
     # One globals.yml line changes them for every pipeline.
     conf = conf_with(tmp_path, {"local/globals.yml": {"age_bands": [[0, 17], [18, 116]]}})
     changed = project_parameters(conf)
-    assert {changed.ingest.age_bands, changed.explain.age_bands, changed.report.age_bands,
-            changed.correct.age_bands} == {((0, 17), (18, 116))}
+    assert {
+        changed.ingest.age_bands,
+        changed.explain.age_bands,
+        changed.report.age_bands,
+        changed.correct.age_bands,
+    } == {((0, 17), (18, 116))}
 
 
 def test_params_that_set_a_key_read_through_a_global_change_that_key_only():
@@ -279,6 +351,7 @@ def test_params_that_set_a_key_read_through_a_global_change_that_key_only():
 
 # --- no value is written twice in the code -----------------------------------------------------
 
+
 def test_no_code_reads_a_parameter_with_a_default_of_its_own():
     """issue 13's check, ``grep -rn "DEFAULT_PARAMS\\|complete_params\\|params.get(" src/`` (``.``: any character)."""
     found = []
@@ -290,10 +363,20 @@ def test_no_code_reads_a_parameter_with_a_default_of_its_own():
 
 
 def test_a_misspelt_field_of_a_model_declaration_is_named_with_its_file(tmp_path):
-    conf = conf_with(tmp_path, {"local/parameters_models.yml": {"models": {"declarations": {"vendor": {
-        "formt": "onnx", "file": "vendor.onnx"}}}}})
+    conf = conf_with(
+        tmp_path,
+        {
+            "local/parameters_models.yml": {
+                "models": {"declarations": {"vendor": {"formt": "onnx", "file": "vendor.onnx"}}}
+            }
+        },
+    )
     message = refusal(conf)
-    assert "`models.declarations.vendor` (conf/local/parameters_models.yml): model declaration 'vendor': " \
-           "unknown key(s) ['formt']" in message
-    assert "`models.audit` (--params): model declaration 'nobody': listed in `models.audit` but not declared" in \
-        refusal(REPO_ROOT / "conf", env="base", overrides={"models.audit": ["trained", "nobody"]})
+    assert (
+        "`models.declarations.vendor` (conf/local/parameters_models.yml): model declaration 'vendor': "
+        "unknown key(s) ['formt']" in message
+    )
+    assert (
+        "`models.audit` (--params): model declaration 'nobody': listed in `models.audit` but not declared"
+        in refusal(REPO_ROOT / "conf", env="base", overrides={"models.audit": ["trained", "nobody"]})
+    )

@@ -46,8 +46,16 @@ def test_kedro_run_of_the_demo_finishes_and_saves_each_output_as_one_version_of_
     record = json.loads((demo_run / RUNS_FOLDER / run_id / MANIFEST).read_text())
     assert record["status"] == "complete"
     outputs = record["outputs"]
-    assert {"faces", "landmarks", "age_model", "predictions", "region_attributions", "audit_report",
-            "correction_model", "corrected_predictions"} <= set(outputs)
+    assert {
+        "faces",
+        "landmarks",
+        "age_model",
+        "predictions",
+        "region_attributions",
+        "audit_report",
+        "correction_model",
+        "corrected_predictions",
+    } <= set(outputs)
     assert outputs["audit_report"]["version"] == run_id
     for name, output in outputs.items():
         if output["version"] == run_id:  # versioned: a folder named by the run's stamp

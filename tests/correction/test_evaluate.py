@@ -68,8 +68,9 @@ def test_a_correction_fitted_on_true_labels_helps_the_planted_group_with_a_ci(pa
     uncorrected_overall = gates[(gates["estimate"] == "uncorrected") & (gates["grouping"] == "overall")]
     held_out = faces[(split["correction_part"] == HELD_OUT).to_numpy()]
     minors = held_out[held_out["age"] < 18]
-    at_18 = uncorrected_overall[(uncorrected_overall["measure"] == "minors_accepted")
-                                & (uncorrected_overall["challenge_age"] == 18)].iloc[0]
+    at_18 = uncorrected_overall[
+        (uncorrected_overall["measure"] == "minors_accepted") & (uncorrected_overall["challenge_age"] == 18)
+    ].iloc[0]
     assert at_18["n"] == len(minors) and at_18["events"] == int((minors["predicted_age"] >= 18).sum())
 
 
@@ -94,8 +95,12 @@ def test_a_group_too_small_for_a_ci_is_reported_as_such_without_nan_crash():
 
 def test_corrected_predictions_hold_only_held_out_rows_in_the_predictions_contract():
     faces = planted_predictions(n=300, seed=13, race_offset=PLANTED)
-    split = pd.DataFrame({"image_id": faces["image_id"],
-                          "correction_part": np.where(np.arange(len(faces)) % 3 == 0, CALIBRATION, HELD_OUT)})
+    split = pd.DataFrame(
+        {
+            "image_id": faces["image_id"],
+            "correction_part": np.where(np.arange(len(faces)) % 3 == 0, CALIBRATION, HELD_OUT),
+        }
+    )
     correction = fit_bin_rule(faces[split["correction_part"] == CALIBRATION], min_cell_n=5)
     table = corrected_predictions_table(faces, split, correction)
     held_ids = split.loc[split["correction_part"] == HELD_OUT, "image_id"]
@@ -118,12 +123,16 @@ def test_intervals_carry_the_uncertainty_of_the_fit_when_calibration_is_bootstra
         refit = correction_effects(held_out, correction, calibration=calibration, **common)
         fixed = correction_effects(held_out, correction, **common)
         row, row_fixed = (frame[frame["grouping"] == "overall"].iloc[0] for frame in (refit, fixed))
-        direct = np.mean(np.abs(correction["regression_deg1"].predict(held_out) - held_out["age"])
-                         - np.abs(held_out["predicted_age"] - held_out["age"]))
+        direct = np.mean(
+            np.abs(correction["regression_deg1"].predict(held_out) - held_out["age"])
+            - np.abs(held_out["predicted_age"] - held_out["age"])
+        )
         assert row["mae_change"] == pytest.approx(direct) == pytest.approx(row_fixed["mae_change"])
         assert "refitted" in row["interval"] and "held fixed" in row_fixed["interval"]
-        widths[n_calibration] = (row["mae_change_ci_high"] - row["mae_change_ci_low"],
-                                 row_fixed["mae_change_ci_high"] - row_fixed["mae_change_ci_low"])
+        widths[n_calibration] = (
+            row["mae_change_ci_high"] - row["mae_change_ci_low"],
+            row_fixed["mae_change_ci_high"] - row_fixed["mae_change_ci_low"],
+        )
     # Fitted on 60 faces, the correction itself is uncertain: refitting widens the interval a lot;
     # fitted on 3000, hardly at all.
     assert widths[60][0] > 1.8 * widths[60][1]

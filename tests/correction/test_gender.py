@@ -15,8 +15,9 @@ from dex_bias.stats.intervals import wilson_interval
 def test_prob_female_at_or_above_one_half_reads_as_code_1_female():
     # UTKFace: 0 male, 1 female. The second study swapped them; this pins the mapping.
     assert list(predicted_gender([0.0, 0.49, 0.5, 0.51, 1.0])) == [0, 0, 1, 1, 1]
-    faces = pd.DataFrame({"age": [30, 30, 30, 30], "race": [0, 0, 0, 0], "gender": [1, 1, 0, 0],
-                          "prob_female": [0.9, 0.2, 0.1, 0.7]})
+    faces = pd.DataFrame(
+        {"age": [30, 30, 30, 30], "race": [0, 0, 0, 0], "gender": [1, 1, 0, 0], "prob_female": [0.9, 0.2, 0.1, 0.7]}
+    )
     overall = gender_metrics(faces).iloc[0]
     assert overall["female_read_as_female"] == 1 and overall["female_read_as_male"] == 1
     assert overall["male_read_as_male"] == 1 and overall["male_read_as_female"] == 1
@@ -26,12 +27,16 @@ def test_prob_female_at_or_above_one_half_reads_as_code_1_female():
 def test_counts_rates_and_intervals_per_race_and_band_match_a_direct_count():
     rng = np.random.default_rng(0)
     n = 900
-    faces = pd.DataFrame({"age": rng.integers(0, 90, n), "race": rng.integers(0, 5, n), "gender": rng.integers(0, 2, n)})
+    faces = pd.DataFrame(
+        {"age": rng.integers(0, 90, n), "race": rng.integers(0, 5, n), "gender": rng.integers(0, 2, n)}
+    )
     right = rng.random(n) < np.where(faces["race"] == 0, 0.9, 0.65)  # accuracy planted by race
     faces["prob_female"] = np.where(right, faces["gender"], 1 - faces["gender"]) * 0.6 + 0.2
     table = gender_metrics(faces)
     assert set(table["grouping"]) == {"overall", "race", "age_band", "race × age_band"}
-    white, black = (table[(table["grouping"] == "race") & (table["group"] == name)].iloc[0] for name in ("White", "Black"))
+    white, black = (
+        table[(table["grouping"] == "race") & (table["group"] == name)].iloc[0] for name in ("White", "Black")
+    )
     assert white["accuracy_ci_low"] > black["accuracy_ci_high"]
     cell = table[(table["race"] == "Indian") & (table["age_band"] == "25-39")].iloc[0]
     part = faces[(faces["race"] == 3) & faces["age"].between(25, 39)]

@@ -10,7 +10,12 @@ import pytest
 from scipy import stats as st
 
 from dex_bias.correction.models import (
-    CorrectionFeatureError, fit_bin_rule, fit_regression, group_guard, predicted_age_bin, select_correction,
+    CorrectionFeatureError,
+    fit_bin_rule,
+    fit_regression,
+    group_guard,
+    predicted_age_bin,
+    select_correction,
 )
 from tests.correction.conftest import planted_predictions
 
@@ -35,7 +40,15 @@ def test_bin_rule_recovers_the_planted_offset_in_every_cell_of_the_group():
 
 def test_bin_edges_follow_the_study():
     assert list(predicted_age_bin([0, 24.99, 25.0, 39.9, 40.0, 59.99, 60.0, 101])) == [
-        "<25", "<25", "25-39", "25-39", "40-59", "40-59", "60+", "60+"]
+        "<25",
+        "<25",
+        "25-39",
+        "25-39",
+        "40-59",
+        "40-59",
+        "60+",
+        "60+",
+    ]
 
 
 def test_regression_recovers_planted_race_and_gender_offsets():
@@ -56,8 +69,11 @@ def test_regression_recovers_planted_race_and_gender_offsets():
 def test_cross_validation_picks_a_curved_correction_when_the_bias_is_curved():
     calibration = planted_predictions(n=1500, seed=7, noise=2.0)
     # Compress old ages: a linear correction cannot undo a quadratic distortion.
-    calibration["predicted_age"] = calibration["age"] - 0.004 * (calibration["age"] - 20) ** 2 + \
-        np.random.default_rng(0).normal(0, 2.0, len(calibration))
+    calibration["predicted_age"] = (
+        calibration["age"]
+        - 0.004 * (calibration["age"] - 20) ** 2
+        + np.random.default_rng(0).normal(0, 2.0, len(calibration))
+    )
     models, chosen, table = select_correction(calibration, max_degree=3, folds=5, seed=0, method="regression")
     assert chosen.startswith(("regression_deg2", "regression_deg3"))
     scores = table.set_index("candidate")["cv_mae"]
@@ -98,16 +114,19 @@ def test_race_slopes_undo_a_groups_compression_that_an_offset_cannot():
         faces = planted_predictions(n=n, seed=seed, noise=2.0)
         weak = faces["race"] == 2
         # Weak age cues: the group's estimates shrink halfway towards 40 (old faces read young, young old).
-        faces.loc[weak, "predicted_age"] = 40 + 0.5 * (faces.loc[weak, "age"] - 40) + \
-            np.random.default_rng(seed).normal(0, 2.0, weak.sum())
+        faces.loc[weak, "predicted_age"] = (
+            40 + 0.5 * (faces.loc[weak, "age"] - 40) + np.random.default_rng(seed).normal(0, 2.0, weak.sum())
+        )
         return faces
 
     calibration, held_out = compressed(2000, 1), compressed(2000, 2)
     models, chosen, table = select_correction(calibration, max_degree=1, folds=5, seed=0)
     assert chosen == "regression_deg1_race_slopes", table[["candidate", "cv_mae", "passes_guard"]]
     group = held_out["race"] == 2
-    error = {name: np.abs(models[name].predict(held_out) - held_out["age"])[group].mean()
-             for name in ("none", "regression_deg1", "regression_deg1_race_slopes")}
+    error = {
+        name: np.abs(models[name].predict(held_out) - held_out["age"])[group].mean()
+        for name in ("none", "regression_deg1", "regression_deg1_race_slopes")
+    }
     assert error["regression_deg1_race_slopes"] < 0.3 * error["none"]
     assert error["regression_deg1_race_slopes"] < 0.5 * error["regression_deg1"]
     others = ~group

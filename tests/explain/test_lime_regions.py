@@ -8,7 +8,12 @@ import pytest
 from lime import lime_image
 
 from dex_bias.explain.lime_regions import (
-    compact_segments, explain_images, hide_image, image_seed, positive_pixel_shares, region_weights,
+    compact_segments,
+    explain_images,
+    hide_image,
+    image_seed,
+    positive_pixel_shares,
+    region_weights,
     sample_masks,
 )
 from dex_bias.explain.regions import N_REGIONS, REGION_INDEX, region_map
@@ -20,6 +25,7 @@ def lime_settings(**changes):
     """conf/base's ``explain.lime`` (lime_image's choices, 1000 samples) with ``changes``."""
     return replace(base_parameters().explain.lime, **changes)
 
+
 SIZE = 64
 
 
@@ -30,6 +36,7 @@ def _texture_model(seed=7):
     def age(batch):
         x = batch.astype(np.float64) / 255.0
         return 35.0 + 25.0 * np.tanh((x * w).sum(axis=(1, 2, 3)) / 40.0)
+
     return age
 
 
@@ -41,8 +48,15 @@ def _face_images(n, seed=0):
 def _lime_reference(image, segments, age, seed, hide_color, num_samples):
     explainer = lime_image.LimeImageExplainer(random_state=seed)
     explanation = explainer.explain_instance(
-        image, lambda batch: age(batch)[:, None], labels=(0,), top_labels=None, hide_color=hide_color,
-        num_samples=num_samples, segmentation_fn=lambda _: segments, random_seed=0)
+        image,
+        lambda batch: age(batch)[:, None],
+        labels=(0,),
+        top_labels=None,
+        hide_color=hide_color,
+        num_samples=num_samples,
+        segmentation_fn=lambda _: segments,
+        random_seed=0,
+    )
     weights = np.zeros(len(np.unique(segments)))
     for feature, weight in explanation.local_exp[0]:
         weights[feature] = weight
@@ -85,9 +99,11 @@ def test_same_seed_same_weights_other_image_other_draws():
     image = _face_images(1)[0]
     labels = region_map(crop_landmarks(SIZE), SIZE)
     settings = lime_settings(num_samples=200)
+
     def run(run_seed, image_id):
         (e,) = explain_images([(image_id, image, labels, image_seed(run_seed, image_id))], age, settings)
         return e.weights
+
     np.testing.assert_array_equal(run(1, "a.jpg"), run(1, "a.jpg"))
     assert not np.allclose(run(1, "a.jpg"), run(1, "b.jpg"))
     assert not np.allclose(run(1, "a.jpg"), run(2, "a.jpg"))
@@ -99,12 +115,23 @@ def test_same_seed_same_weights_other_image_other_draws():
 def test_image_seed_does_not_depend_on_the_process_hash_salt():
     code = "from dex_bias.explain.lime_regions import image_seed; print(image_seed(3, '1_0_0_x.jpg'))"
     salt = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
-    other_process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                   env=dict(os.environ, PYTHONHASHSEED=salt)).stdout.strip()
+    other_process = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONHASHSEED=salt),
+    ).stdout.strip()
     assert other_process == str(image_seed(3, "1_0_0_x.jpg"))
-    assert hash("1_0_0_x.jpg") != int(subprocess.run(
-        [sys.executable, "-c", "print(hash('1_0_0_x.jpg'))"], capture_output=True, text=True, check=True,
-        env=dict(os.environ, PYTHONHASHSEED=salt)).stdout)  # hash() would not have been stable
+    assert hash("1_0_0_x.jpg") != int(
+        subprocess.run(
+            [sys.executable, "-c", "print(hash('1_0_0_x.jpg'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=dict(os.environ, PYTHONHASHSEED=salt),
+        ).stdout
+    )  # hash() would not have been stable
 
 
 @pytest.mark.parametrize("hide", ["mean", "zero", "blur"])
@@ -152,11 +179,13 @@ def test_background_batching_matches_sequential_and_reports_errors():
 
     age = _texture_model()
     labels = compact_segments(region_map(crop_landmarks(SIZE), SIZE))[1]
+
     def jobs(fail_at=None):
         for i, image in enumerate(_face_images(4)):
             if i == fail_at:
                 raise ValueError("cannot read image 2")
             yield MaskedJob(i, image, hide_image(image, labels), labels, sample_masks(labels.max() + 1, 70 + i, i))
+
     background = [job.ages for job in predict_masked(jobs(), age, 64, prefetch=True)]
     sequential = [job.ages for job in predict_masked(jobs(), age, 64, prefetch=False)]
     assert [len(a) for a in background] == [70, 71, 72, 73]
@@ -175,6 +204,7 @@ def _class_model(classes=7, seed=9):
         logits = np.einsum("bhwc,khwc->bk", x, w) / 60.0
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
+
     return probabilities
 
 
@@ -184,14 +214,26 @@ def test_the_articles_target_equals_lime_image_explaining_its_top_label():
     images = _face_images(3, seed=4)
     maps = [region_map(crop_landmarks(SIZE, shift=s), SIZE) for s in [(0, 0), (0.04, 0.0), (0.0, 0.05)]]
     seeds = [5, 6, 7]
-    settings = lime_settings(num_samples=100, hide="zero", feature_selection="forward_selection",
-                            target="top_class_probability", batch_size=64)
+    settings = lime_settings(
+        num_samples=100,
+        hide="zero",
+        feature_selection="forward_selection",
+        target="top_class_probability",
+        batch_size=64,
+    )
     ours = list(explain_images(zip("abc", images, maps, seeds), probabilities, settings))
     for explanation, image, labels, seed in zip(ours, images, maps, seeds):
         present, compact = compact_segments(labels)
         explainer = lime_image.LimeImageExplainer(random_state=seed, feature_selection="forward_selection")
-        reference = explainer.explain_instance(image, probabilities, top_labels=1, hide_color=0, num_samples=100,
-                                               segmentation_fn=lambda _: compact, random_seed=0)
+        reference = explainer.explain_instance(
+            image,
+            probabilities,
+            top_labels=1,
+            hide_color=0,
+            num_samples=100,
+            segmentation_fn=lambda _, segments=compact: segments,
+            random_seed=0,
+        )
         top = reference.top_labels[0]
         assert explanation.context["target_class"] == top == int(np.argmax(probabilities(image[None])[0]))
         weights = np.zeros(len(present))

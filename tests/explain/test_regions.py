@@ -1,11 +1,21 @@
 import numpy as np
 import pytest
 
-from dex_bias.explain.regions import BACKGROUND, N_REGIONS, REGION_INDEX, REGION_NAMES, paint_regions, region_areas, region_map
+from dex_bias.explain.regions import (
+    BACKGROUND,
+    N_REGIONS,
+    REGION_INDEX,
+    REGION_NAMES,
+    paint_regions,
+    region_areas,
+    region_map,
+)
 from tests.explain.conftest import crop_landmarks
 
-CONTRACT_NAMES = ("nose left_eye_area right_eye_area left_inner_eye right_inner_eye left_cheek right_cheek "
-                  "mouth chin top_band left_band right_band bottom_band background").split()
+CONTRACT_NAMES = (
+    "nose left_eye_area right_eye_area left_inner_eye right_inner_eye left_cheek right_cheek "
+    "mouth chin top_band left_band right_band bottom_band background"
+).split()
 
 
 def test_region_names_are_the_contract_names():
@@ -24,9 +34,11 @@ def test_every_pixel_gets_exactly_one_known_region(size):
 
 def test_regions_sit_where_the_face_parts_are(points64):
     labels = region_map(points64, 64)
+
     def label_at(point):
         x, y = np.rint(point).astype(int)
         return REGION_NAMES[labels[y, x]]
+
     assert label_at(points64[36:42].mean(axis=0)) == "right_inner_eye"  # dlib 36-41: image left = subject's right
     assert label_at(points64[42:48].mean(axis=0)) == "left_inner_eye"
     assert label_at(points64[30]) == "nose"

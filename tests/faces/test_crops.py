@@ -133,7 +133,7 @@ def test_a_landmark_pixel_is_where_its_colour_lands_in_the_crop():
     image = coded_image()
     transform = pixel_aligned(7, 13, 30)[None]
     point = np.array([[[20.0, 25.0]]])  # image column 20, row 25
-    (px, py), = np.rint(landmarks_in_crop(landmark_table(transform, np.repeat(point, 68, 1)), 30)[0, :1]).astype(int)
+    ((px, py),) = np.rint(landmarks_in_crop(landmark_table(transform, np.repeat(point, 68, 1)), 30)[0, :1]).astype(int)
     crop = crop_image(image, transform[0], 30)
     assert (crop[py, px, 0], crop[py, px, 1]) == (20 * 4, 25 * 4)
 
@@ -161,7 +161,7 @@ def test_cut_crops_matches_crop_image_per_file_with_and_without_threads(image_fi
     threaded = cut_crops(image_files, transforms, 24, workers=3)
     assert serial.shape == (7, 24, 24, 3) and serial.dtype == np.uint8
     np.testing.assert_array_equal(serial, threaded)
-    for k, path in enumerate(image_files):
+    for k, _path in enumerate(image_files):
         assert (serial[k, ..., 2] == 10 * k).all()
         np.testing.assert_array_equal(serial[k, 0, 0, :2], [4 * k, 8 * k])
 
@@ -171,7 +171,9 @@ def test_iter_crop_batches_streams_in_order_and_reports_bad_files(image_files, t
     broken.write_bytes(b"not an image at all")
     paths = image_files[:3] + [str(broken)] + image_files[3:]
     transforms = np.stack([pixel_aligned(0, 0, 16)] * len(paths))
-    table = pd.DataFrame(transform_to_columns(transforms)).assign(path=paths, image_id=[f"id{k}" for k in range(len(paths))])
+    table = pd.DataFrame(transform_to_columns(transforms)).assign(
+        path=paths, image_id=[f"id{k}" for k in range(len(paths))]
+    )
 
     failures = []
     batches = list(iter_crop_batches(table, 16, 3, on_error=lambda row, exc: failures.append((row["image_id"], exc))))

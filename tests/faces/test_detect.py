@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -23,12 +24,8 @@ from dex_bias.faces.detect import (
     align_image,
     crop_box,
     crop_transform,
-    detect_face,
     shape_predictor_path,
 )
-
-import pandas as pd
-
 from tests.conftest import base_align_settings as align_settings
 from tests.conftest import base_parameters
 
@@ -61,9 +58,9 @@ def test_clamp_cuts_the_box_at_the_image_edge_and_pad_keeps_it():
     detection = box(0, 50, 39, 89)  # touches the left edge; the margin reaches beyond it
     clamped = crop_transform(detection, 0.4, image_size=(100, 100), edge="clamp")
     padded = crop_transform(detection, 0.4, image_size=(100, 100), edge="pad")
-    assert clamped[0, 2] == pytest.approx(-0.5)                   # starts at the image's left edge
+    assert clamped[0, 2] == pytest.approx(-0.5)  # starts at the image's left edge
     assert clamped[0, 0] + clamped[0, 2] == pytest.approx(39.5 + 16)  # right side unchanged
-    assert clamped[1, 2] + clamped[1, 1] == pytest.approx(99.5)   # bottom cut at the image
+    assert clamped[1, 2] + clamped[1, 1] == pytest.approx(99.5)  # bottom cut at the image
     assert padded[0, 2] == pytest.approx(-0.5 - 16)
     with pytest.raises(ValueError, match="outside"):
         crop_transform(box(300, 300, 339, 339), 0.4, image_size=(100, 100), edge="clamp")
@@ -86,15 +83,17 @@ def test_eye_alignment_levels_the_eyes_in_the_crop():
     left_eye = centre + 20 * np.array([math.cos(angle), math.sin(angle)])
     transform = crop_transform(box(60, 60, 140, 140), 0.4, eyes=(right_eye, left_eye))  # centre (100, 100)
     assert math.atan2(transform[1, 0], transform[0, 0]) == pytest.approx(angle)
-    table = pd.DataFrame({
-        **{c: [v] for c, v in zip(("crop_a", "crop_b", "crop_c", "crop_d", "crop_e", "crop_f"), transform.ravel())},
-        **{x: [right_eye[0] if k < 42 else left_eye[0]] for k, x in enumerate(LANDMARK_X_COLUMNS)},
-        **{y: [right_eye[1] if k < 42 else left_eye[1]] for k, y in enumerate(LANDMARK_Y_COLUMNS)},
-    })
+    table = pd.DataFrame(
+        {
+            **{c: [v] for c, v in zip(("crop_a", "crop_b", "crop_c", "crop_d", "crop_e", "crop_f"), transform.ravel())},
+            **{x: [right_eye[0] if k < 42 else left_eye[0]] for k, x in enumerate(LANDMARK_X_COLUMNS)},
+            **{y: [right_eye[1] if k < 42 else left_eye[1]] for k, y in enumerate(LANDMARK_Y_COLUMNS)},
+        }
+    )
     in_crop = landmarks_in_crop(table, 224)[0]
-    assert in_crop[36, 1] == pytest.approx(in_crop[42, 1])   # level
-    assert in_crop[36, 0] < in_crop[42, 0]                    # not mirrored
-    assert in_crop[36:48, 0].mean() == pytest.approx(111.5)   # box centre stays the crop centre
+    assert in_crop[36, 1] == pytest.approx(in_crop[42, 1])  # level
+    assert in_crop[36, 0] < in_crop[42, 0]  # not mirrored
+    assert in_crop[36:48, 0].mean() == pytest.approx(111.5)  # box centre stays the crop centre
 
 
 def test_landmark_model_is_found_without_importing_its_package():
@@ -154,12 +153,16 @@ def test_no_face_and_unreadable_files_become_failures_with_reasons(tmp_path, dem
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(Image.open(face).tobytes()[:500])
     aligned, failed = align_chunk(
-        ["blank", "face", "broken", "gone"], [str(blank), str(face), str(broken), str(tmp_path / "gone.jpg")],
+        ["blank", "face", "broken", "gone"],
+        [str(blank), str(face), str(broken), str(tmp_path / "gone.jpg")],
         align_settings(),
     )
     assert [row["image_id"] for row in aligned] == ["face"]
     assert {row["image_id"]: row["reason"] for row in failed} == {
-        "blank": "no_face_found", "broken": "image_unreadable", "gone": "image_unreadable"}
+        "blank": "no_face_found",
+        "broken": "image_unreadable",
+        "gone": "image_unreadable",
+    }
     assert "missing_file" in next(row["detail"] for row in failed if row["image_id"] == "gone")
 
 
@@ -179,4 +182,3 @@ def test_real_chips_are_found_with_plausible_landmarks(utkface_dir):
         assert eyes_y < points[30, 1] < points[48:68, 1].mean() < points[8, 1], path.name  # eyes, nose, mouth, chin
         assert row["box_left"] < points[30, 0] < row["box_right"], path.name
     assert found >= 7
-

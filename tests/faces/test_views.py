@@ -13,7 +13,13 @@ from PIL import Image
 from dex_bias.faces import crop_image, crop_to_image, landmarks_in_crop
 from dex_bias.faces.detect import align_image, five_point_model
 from dex_bias.faces.views import (
-    STORED_CROP, CropSpec, chip_details, chip_transform, iter_view_batches, margin_box_transforms, view_transforms,
+    STORED_CROP,
+    CropSpec,
+    chip_details,
+    chip_transform,
+    iter_view_batches,
+    margin_box_transforms,
+    view_transforms,
 )
 from tests.conftest import base_align_settings, base_parameters
 
@@ -30,8 +36,9 @@ def demo_table(tmp_path_factory):
         image, _ = render_demo_face(face, rng, 200)
         path = folder / f"face_{index}.png"
         Image.fromarray(image).save(path)
-        rows.append({"image_id": path.name, "path": str(path), "width": 200, "height": 200,
-                     **align_image(image, settings)})
+        rows.append(
+            {"image_id": path.name, "path": str(path), "width": 200, "height": 200, **align_image(image, settings)}
+        )
     return pd.DataFrame(rows)
 
 
@@ -58,8 +65,13 @@ def test_chip_geometry_in_our_convention_maps_pixels_where_dlib_samples_them(dem
     ramp_x = np.tile(np.arange(400, dtype=np.float32), (400, 1))
     points = five_points(demo_table.iloc[0]) + 100.0  # well inside the 400 px ramp
     details = chip_details(points, 150, 0.2)
-    theirs = np.stack([np.asarray(dlib.extract_image_chip(ramp_x, details)),
-                       np.asarray(dlib.extract_image_chip(np.ascontiguousarray(ramp_x.T), details))], axis=-1)
+    theirs = np.stack(
+        [
+            np.asarray(dlib.extract_image_chip(ramp_x, details)),
+            np.asarray(dlib.extract_image_chip(np.ascontiguousarray(ramp_x.T), details)),
+        ],
+        axis=-1,
+    )
     rows, columns = np.mgrid[0:150, 0:150]
     centres = np.stack([columns.ravel(), rows.ravel()], axis=1).astype(float)
     ours = crop_to_image(centres[None], chip_transform(details)[None], 150)[0].reshape(150, 150, 2)
@@ -81,8 +93,10 @@ def test_landmarks_are_drawn_in_any_models_crop(demo_table):
     # The chip is centred on the eyes and nose: those landmarks land well inside it.
     eyes_and_nose = points[:, [36, 39, 42, 45, 30]]
     assert ((eyes_and_nose > 5) & (eyes_and_nose < 59)).all()
-    np.testing.assert_allclose(landmarks_in_crop(demo_table, 64, view_transforms(demo_table, STORED_CROP, 64)),
-                               landmarks_in_crop(demo_table, 64))
+    np.testing.assert_allclose(
+        landmarks_in_crop(demo_table, 64, view_transforms(demo_table, STORED_CROP, 64)),
+        landmarks_in_crop(demo_table, 64),
+    )
 
 
 @pytest.mark.parametrize("edge", ["pad", "clamp"])
@@ -90,8 +104,9 @@ def test_margin_boxes_are_aligns_own_crop_transform(edge):
     from dex_bias.faces.detect import Detection, crop_transform
 
     boxes = [(50.0, 60.0, 89.0, 109.0), (10.0, 20.0, 49.0, 69.0), (-30.0, 0.0, 109.0, 139.0)]
-    table = pd.DataFrame(boxes, columns=["box_left", "box_top", "box_right", "box_bottom"]).assign(width=120,
-                                                                                                   height=150)
+    table = pd.DataFrame(boxes, columns=["box_left", "box_top", "box_right", "box_bottom"]).assign(
+        width=120, height=150
+    )
     ours = margin_box_transforms(table, 0.4, edge)
     for transform, (left, top, right, bottom) in zip(ours, boxes):
         detection = Detection(left=left, top=top, right=right, bottom=bottom, score=1.0, face_count=1)
@@ -107,8 +122,7 @@ def test_missing_five_points_name_the_fix(demo_table):
 def test_views_stream_every_view_of_each_image_once_and_report_bad_files(demo_table, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
-    table = pd.concat([demo_table, demo_table.iloc[[0]].assign(image_id="broken", path=str(broken))],
-                      ignore_index=True)
+    table = pd.concat([demo_table, demo_table.iloc[[0]].assign(image_id="broken", path=str(broken))], ignore_index=True)
     failures = []
     views = [(CropSpec(style="dlib_chip"), 64), (CropSpec(style="dlib_chip"), 32), (STORED_CROP, 48)]
     batches = list(iter_view_batches(table, views, 2, on_error=lambda row, exc: failures.append(row["image_id"])))

@@ -24,12 +24,22 @@ def fan_out(**changes):
 def small_params(changes: dict | None = None):
     """The base parameters with chunks small enough that 24 faces make several tasks of each stage
     (``changes``: more dotted keys)."""
-    return base_parameters({
-        "align.chunk_size": 4, "infer.batch_size": 4, "infer.chunk_size": 8, "infer.splits": "all",
-        "explain.chunk_size": 3, "explain.lime.num_samples": 100, "explain.lime.batch_size": 64,
-        "explain.quickshift.sample_size": 4, "explain.quality.sample_size": 3,
-        "explain.quality.stability_seeds": 2, "explain.quality.random_orders": 2, **(changes or {}),
-    })
+    return base_parameters(
+        {
+            "align.chunk_size": 4,
+            "infer.batch_size": 4,
+            "infer.chunk_size": 8,
+            "infer.splits": "all",
+            "explain.chunk_size": 3,
+            "explain.lime.num_samples": 100,
+            "explain.lime.batch_size": 64,
+            "explain.quickshift.sample_size": 4,
+            "explain.quality.sample_size": 3,
+            "explain.quality.stability_seeds": 2,
+            "explain.quality.random_orders": 2,
+            **(changes or {}),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +48,9 @@ def demo_faces(tmp_path_factory) -> pd.DataFrame:
     from dex_bias.pipelines.ingest.pipeline import create_pipeline
 
     folder = tmp_path_factory.mktemp("cluster_demo") / "demo_faces"
-    parameters = base_parameters({"ingest.image_dir": str(folder), "ingest.demo.output_dir": str(folder),
-                                  "ingest.demo.count": 24})
+    parameters = base_parameters(
+        {"ingest.image_dir": str(folder), "ingest.demo.output_dir": str(folder), "ingest.demo.count": 24}
+    )
     return run_in_process(create_pipeline(), parameters=parameters)["faces"]
 
 
@@ -67,9 +78,12 @@ def run_flow(pipelines: list[str], inputs: dict, dask: dict, stores: Path) -> di
 
     every = project_pipelines()
     pipeline = sum((every[name] for name in pipelines), Pipeline([]))
-    values = {"params:dask": fan_out(**dask), "infer_chunks": ChunkStore(stores / "infer"),
-              "explain_chunks": ChunkStore(stores / "explain"), **inputs}
-    return run_in_process(pipeline, {name: value for name, value in values.items() if name in pipeline.datasets()},
-                          small_params())
-
-
+    values = {
+        "params:dask": fan_out(**dask),
+        "infer_chunks": ChunkStore(stores / "infer"),
+        "explain_chunks": ChunkStore(stores / "explain"),
+        **inputs,
+    }
+    return run_in_process(
+        pipeline, {name: value for name, value in values.items() if name in pipeline.datasets()}, small_params()
+    )

@@ -22,9 +22,16 @@ def tasks_for(count: int, per_task: int = 3, **kwargs) -> list[Task]:
     ids = [f"img_{k:03d}.jpg" for k in range(count)]
     tasks = []
     for start in range(0, count, per_task):
-        part = ids[start:start + per_task]
-        tasks.append(Task(f"chunk{start:03d}", tuple(part), squares,
-                          (part, [float(k) for k in range(start, start + len(part))]), dict(kwargs)))
+        part = ids[start : start + per_task]
+        tasks.append(
+            Task(
+                f"chunk{start:03d}",
+                tuple(part),
+                squares,
+                (part, [float(k) for k in range(start, start + len(part))]),
+                dict(kwargs),
+            )
+        )
     return tasks
 
 
@@ -52,8 +59,9 @@ def test_no_scheduler_at_the_address_is_one_clear_error_within_seconds():
     assert "not done" not in message  # nothing had started: no resume advice, just the fix
 
 
-@pytest.mark.parametrize("engine", [{"synchronous": True},
-                                    pytest.param({"workers": 2, "retries": 1}, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "engine", [{"synchronous": True}, pytest.param({"workers": 2, "retries": 1}, marks=pytest.mark.slow)]
+)
 def test_a_task_that_keeps_failing_stops_the_stage_naming_the_images_not_done(tmp_path, engine):
     stage = ChunkStore(tmp_path).stage("squares", {"v": 1})
     with pytest.raises(FanOutError) as raised:
@@ -90,8 +98,12 @@ def test_a_stage_stopped_midway_resumes_with_only_the_missing_chunks(tmp_path, m
     resumed = run_tasks("squares", tasks(False), fan_out(synchronous=True, **QUIET), store=stage)
     assert [ids[0] for ids in calls] == ["img_006.jpg", "img_009.jpg", "img_012.jpg"]  # only the missing ones
     assert {path: path.read_bytes() for path in before} == before  # nothing written before was touched
-    uninterrupted = run_tasks("squares", tasks_for(15), fan_out(synchronous=True, **QUIET),
-                              store=ChunkStore(tmp_path / "whole").stage("squares", {"v": 1}))
+    uninterrupted = run_tasks(
+        "squares",
+        tasks_for(15),
+        fan_out(synchronous=True, **QUIET),
+        store=ChunkStore(tmp_path / "whole").stage("squares", {"v": 1}),
+    )
     for name in ("squares",):
         pd.testing.assert_frame_equal(concat_tables(resumed, name), concat_tables(uninterrupted, name))
 

@@ -48,10 +48,18 @@ class StoppingStore(ChunkStore):
 @pytest.fixture(scope="module")
 def explain_inputs(demo_faces, compact_model, tmp_path_factory):
     """faces, landmarks and predictions of the demo faces (made synchronously), and the model."""
-    made = run_flow(["align", "infer"], {"faces": demo_faces, "age_model": compact_model}, SYNCHRONOUS,
-                    tmp_path_factory.mktemp("explain_inputs"))
-    return {"faces": demo_faces, "landmarks": made["landmarks"], "predictions": made["predictions"],
-            "age_model": compact_model}
+    made = run_flow(
+        ["align", "infer"],
+        {"faces": demo_faces, "age_model": compact_model},
+        SYNCHRONOUS,
+        tmp_path_factory.mktemp("explain_inputs"),
+    )
+    return {
+        "faces": demo_faces,
+        "landmarks": made["landmarks"],
+        "predictions": made["predictions"],
+        "age_model": compact_model,
+    }
 
 
 OUTPUTS = ("region_attributions", "explanation_failures", "explanation_quality", "group_attributions")
@@ -100,8 +108,9 @@ def test_other_parameters_or_another_model_never_reuse_a_chunk(explain_inputs, t
     chunks = len(store.written["regions"])
     reseeded = StoppingStore(tmp_path / "store")
     params = small_params({"explain.seed": small_params().explain.seed + 1}).explain
-    run_flow(["explain"], {**explain_inputs, "explain_chunks": reseeded, "params:explain": params}, SYNCHRONOUS,
-             tmp_path)
+    run_flow(
+        ["explain"], {**explain_inputs, "explain_chunks": reseeded, "params:explain": params}, SYNCHRONOUS, tmp_path
+    )
     assert len(reseeded.written["regions"]) == chunks  # a new seed: everything computed again
     keras.utils.set_random_seed(8)
     other = StoppingStore(tmp_path / "store")
@@ -115,8 +124,9 @@ def test_a_worker_killed_midway_is_replaced_and_the_run_ends_with_the_same_table
     from dex_bias.pipelines.explain.nodes import select_images
 
     settings = small_params().explain
-    targets, _ = select_images(explain_inputs["predictions"], explain_inputs["landmarks"], explain_inputs["faces"],
-                               settings)
+    targets, _ = select_images(
+        explain_inputs["predictions"], explain_inputs["landmarks"], explain_inputs["faces"], settings
+    )
     model = explain_inputs["age_model"]
     reference, _ = tasks.explain_regions(targets, model, settings, fan_out(**SYNCHRONOUS), chunk_size=2)
 
@@ -136,8 +146,9 @@ def test_a_worker_killed_midway_is_replaced_and_the_run_ends_with_the_same_table
 
     killer = threading.Thread(target=kill_one_worker_after_the_first_chunk, daemon=True)
     killer.start()
-    attributions, _ = tasks.explain_regions(targets, model, settings, fan_out(**CLUSTER, retries=0), chunk_size=2,
-                                            store=store)
+    attributions, _ = tasks.explain_regions(
+        targets, model, settings, fan_out(**CLUSTER, retries=0), chunk_size=2, store=store
+    )
     killer.join(timeout=5)
     assert killed, "no worker was killed: the run ended before its first chunk was written"
     pd.testing.assert_frame_equal(attributions, reference, check_exact=True)

@@ -15,8 +15,16 @@ from tests.fanout.conftest import CLUSTER, SYNCHRONOUS, run_flow
 #: Dask LocalCluster runs of three pipelines: minutes on 2 cores.
 pytestmark = pytest.mark.slow
 
-TABLES = ("landmarks", "alignment_failures", "predictions", "inference_failures", "region_attributions",
-          "explanation_failures", "explanation_quality", "group_attributions")
+TABLES = (
+    "landmarks",
+    "alignment_failures",
+    "predictions",
+    "inference_failures",
+    "region_attributions",
+    "explanation_failures",
+    "explanation_quality",
+    "group_attributions",
+)
 
 
 def test_align_infer_and_explain_on_a_local_cluster_equal_a_synchronous_run(demo_faces, compact_model, tmp_path):
@@ -40,8 +48,9 @@ def test_align_infer_and_explain_on_a_local_cluster_equal_a_synchronous_run(demo
     for store in ("infer", "explain"):
         serial_store = tmp_path / "serial" / store
         names = sorted(p.relative_to(serial_store) for p in serial_store.rglob("*.json"))
-        assert names == sorted(p.relative_to(tmp_path / "cluster" / store)
-                               for p in (tmp_path / "cluster" / store).rglob("*.json"))
+        assert names == sorted(
+            p.relative_to(tmp_path / "cluster" / store) for p in (tmp_path / "cluster" / store).rglob("*.json")
+        )
         assert len([n for n in names if n.name != "recipe.json"]) >= 3
 
 

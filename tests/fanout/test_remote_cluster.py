@@ -56,8 +56,9 @@ def scheduler(tmp_path_factory):
     """``dask scheduler`` on a free port; its address."""
     log = open(tmp_path_factory.mktemp("scheduler") / "scheduler.log", "w")
     address = f"tcp://127.0.0.1:{free_port()}"
-    process = start([*DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
-                     "--no-dashboard"], log)
+    process = start(
+        [*DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"], log
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         with socket.socket() as probe:
@@ -97,8 +98,12 @@ def test_a_scheduler_with_no_worker_is_named_with_the_command_that_starts_one(sc
     close_clusters()
     started = time.perf_counter()
     with pytest.raises(FanOutError) as raised:
-        align_table(faces, base_align_settings(), fan_out(address=scheduler, connect_timeout=3, progress=False),
-                    chunk_size=CHUNK)
+        align_table(
+            faces,
+            base_align_settings(),
+            fan_out(address=scheduler, connect_timeout=3, progress=False),
+            chunk_size=CHUNK,
+        )
     assert time.perf_counter() - started < 30
     assert f"dask worker {scheduler}" in str(raised.value) and "dask.address" in str(raised.value)
 

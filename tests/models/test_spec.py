@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from dex_bias.models import AGES, MODEL_SPECS, build_model, expected_age, make_age_function, make_head_function, spec_for
+from dex_bias.models import (
+    AGES,
+    MODEL_SPECS,
+    build_model,
+    expected_age,
+    make_age_function,
+    make_head_function,
+    spec_for,
+)
 
 
 def test_preprocess_orders_channels_and_scales_as_declared():

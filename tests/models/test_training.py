@@ -51,8 +51,15 @@ def test_freezing_the_backbone_leaves_only_the_heads_trainable():
 
 
 def test_history_uses_the_contract_names():
-    table = history_table({"loss": [3.0, 2.0], "val_loss": [3.5, 2.5], "pred_age_mae": [9.0, 8.0],
-                           "val_pred_age_mae": [10.0, 9.5], "pred_gender_accuracy": [0.5, 0.6]})
+    table = history_table(
+        {
+            "loss": [3.0, 2.0],
+            "val_loss": [3.5, 2.5],
+            "pred_age_mae": [9.0, 8.0],
+            "val_pred_age_mae": [10.0, 9.5],
+            "pred_gender_accuracy": [0.5, 0.6],
+        }
+    )
     assert list(table.columns[:5]) == ["epoch", "loss", "val_loss", "age_mae", "val_age_mae"]
     assert table["epoch"].tolist() == [1, 2] and "gender_accuracy" in table
 

@@ -94,8 +94,7 @@ def test_truncated_file_is_reported_as_truncated(other_architecture_file, tmp_pa
 
 def test_git_lfs_pointer_is_recognised(tmp_path):
     pointer = tmp_path / "EfficientNetB3_224_weights.11-3.44.hdf5"
-    pointer.write_text("version https://git-lfs.github.com/spec/v1\n"
-                       "oid sha256:0123456789abcdef\nsize 132434532\n")
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123456789abcdef\nsize 132434532\n")
     with pytest.raises(WeightsFileError, match="Git LFS pointer.*git lfs pull"):
         load_model_from_config(from_file(pointer))
 

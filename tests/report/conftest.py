@@ -19,8 +19,13 @@ from dex_bias.stats.paper import INNER_REGIONS, OUTER_FEATURES
 from tests.conftest import base_parameters, run_in_process
 from tests.stats.conftest import synthetic_landmarks, synthetic_predictions
 
-VENDOR = {"format": "onnx", "file": "vendor.onnx", "input": {"size": 64}, "age": {"classes": {"count": 101}},
-          "gender": None}
+VENDOR = {
+    "format": "onnx",
+    "file": "vendor.onnx",
+    "input": {"size": 64},
+    "age": {"classes": {"count": 101}},
+    "gender": None,
+}
 
 
 def report_parameters():
@@ -35,16 +40,32 @@ def audit_outputs() -> dict:
     predictions = synthetic_predictions(1200, seed=41, race_bias={4: 6.0})
     rng = np.random.default_rng(7)
     predictions["prob_female"] = np.clip(predictions["gender"] * 0.8 + 0.1 + rng.normal(0, 0.2, len(predictions)), 0, 1)
-    regions = pd.DataFrame([(i, "regions", r, rng.normal()) for i in predictions.image_id[:300]
-                            for r in ("nose", "mouth", "chin", "left_cheek")],
-                           columns=["image_id", "method", "region", "weight"])
-    quickshift = pd.DataFrame([(i, "quickshift", r, rng.uniform()) for i in predictions.image_id[:300]
-                               for r in [*INNER_REGIONS, *OUTER_FEATURES.values(), "background"]],
-                              columns=["image_id", "method", "region", "weight"])
+    regions = pd.DataFrame(
+        [
+            (i, "regions", r, rng.normal())
+            for i in predictions.image_id[:300]
+            for r in ("nose", "mouth", "chin", "left_cheek")
+        ],
+        columns=["image_id", "method", "region", "weight"],
+    )
+    quickshift = pd.DataFrame(
+        [
+            (i, "quickshift", r, rng.uniform())
+            for i in predictions.image_id[:300]
+            for r in [*INNER_REGIONS, *OUTER_FEATURES.values(), "background"]
+        ],
+        columns=["image_id", "method", "region", "weight"],
+    )
     landmarks = synthetic_landmarks(predictions.image_id, seed=6)
-    out = run_in_process(create_pipeline(), {
-        "predictions": predictions, "params:report": report_parameters(),
-        "region_attributions": pd.concat([regions, quickshift], ignore_index=True), "landmarks": landmarks})
+    out = run_in_process(
+        create_pipeline(),
+        {
+            "predictions": predictions,
+            "params:report": report_parameters(),
+            "region_attributions": pd.concat([regions, quickshift], ignore_index=True),
+            "landmarks": landmarks,
+        },
+    )
     out["landmarks"] = landmarks
     out["params"] = report_parameters()
     return out
@@ -55,26 +76,43 @@ def comparison_outputs() -> dict:
     from dex_bias.pipelines.compare import nodes
 
     trained = synthetic_predictions(800, seed=1, noise=4.0)
-    vendor = trained.assign(predicted_age=np.clip(
-        trained["age"] + np.random.default_rng(2).normal(0, 9, len(trained)) + 6.0 * (trained["race"] == 3), 0, None))
+    vendor = trained.assign(
+        predicted_age=np.clip(
+            trained["age"] + np.random.default_rng(2).normal(0, 9, len(trained)) + 6.0 * (trained["race"] == 3), 0, None
+        )
+    )
     vendor = vendor.iloc[:700]
     rng = np.random.default_rng(3)
-    attributions = pd.DataFrame([(i, "regions", region, rng.normal()) for i in trained["image_id"][:60]
-                                 for region in ("nose", "mouth", "chin")],
-                                columns=["image_id", "method", "region", "weight"])
+    attributions = pd.DataFrame(
+        [
+            (i, "regions", region, rng.normal())
+            for i in trained["image_id"][:60]
+            for region in ("nose", "mouth", "chin")
+        ],
+        columns=["image_id", "method", "region", "weight"],
+    )
     report_params, compare_params = report_parameters(), base_parameters().compare
     models_params = replace(base_parameters().models, audit=["trained", "vendor"], declarations={"vendor": VENDOR})
     compared, coverage = nodes.collect_predictions(report_params, trained=trained, vendor=vendor)
     metrics, gates = nodes.compare_metrics(compared, report_params, compare_params)
     spread = nodes.measure_spread(compared, report_params, compare_params)
-    attention = nodes.compare_region_attention(compared, report_params, trained=attributions,
-                                               vendor=attributions.iloc[:0])
+    attention = nodes.compare_region_attention(
+        compared, report_params, trained=attributions, vendor=attributions.iloc[:0]
+    )
     figure_mae, figure_gates, figure_regions = nodes.draw_comparison_figures(metrics, gates, attention, compare_params)
     return {
-        "coverage": coverage, "leaderboard": nodes.rank_models(metrics, spread), "spread": spread,
-        "metrics": metrics, "gates": gates, "paired": nodes.test_model_pairs(compared, report_params, compare_params),
-        "attention": attention, "figure_mae": figure_mae, "figure_gates": figure_gates,
-        "figure_regions": figure_regions, "report_params": report_params, "compare_params": compare_params,
+        "coverage": coverage,
+        "leaderboard": nodes.rank_models(metrics, spread),
+        "spread": spread,
+        "metrics": metrics,
+        "gates": gates,
+        "paired": nodes.test_model_pairs(compared, report_params, compare_params),
+        "attention": attention,
+        "figure_mae": figure_mae,
+        "figure_gates": figure_gates,
+        "figure_regions": figure_regions,
+        "report_params": report_params,
+        "compare_params": compare_params,
         "models_params": models_params,
     }
 
@@ -86,28 +124,44 @@ def audit_context(outputs: dict, params=None, **changes):
     from dex_bias.report.context import AuditFigures, AuditSettings, AuditTables, audit_report_context
 
     tables = {name: outputs[name] for name in TABLES}
-    tables.update(predictions=outputs["report_predictions"], quarantine=outputs["report_input_quarantine"],
-                  landmarks=outputs["landmarks"])
+    tables.update(
+        predictions=outputs["report_predictions"],
+        quarantine=outputs["report_input_quarantine"],
+        landmarks=outputs["landmarks"],
+    )
     tables.update(changes)
     figures = AuditFigures(**{name: outputs[f"figure_{name}"] for name in AuditFigures.__dataclass_fields__})
     assert set(FIGURES) == {f"figure_{name}" for name in AuditFigures.__dataclass_fields__}
-    return audit_report_context(AuditTables(**tables), figures, AuditSettings.from_settings(params or outputs["params"]))
+    return audit_report_context(
+        AuditTables(**tables), figures, AuditSettings.from_settings(params or outputs["params"])
+    )
 
 
 def comparison_context(outputs: dict):
     """The comparison report's context from ``comparison_outputs``."""
     from dex_bias.report.comparison import (
-        ComparisonSettings, ComparisonTables, comparison_report_context, model_declarations,
+        ComparisonSettings,
+        ComparisonTables,
+        comparison_report_context,
+        model_declarations,
     )
 
-    tables = ComparisonTables(**{name: outputs[name] for name in ComparisonTables.__dataclass_fields__
-                                 if name != "declarations"},
-                              declarations=model_declarations(outputs["coverage"]["model"], outputs["models_params"]))
+    tables = ComparisonTables(
+        **{name: outputs[name] for name in ComparisonTables.__dataclass_fields__ if name != "declarations"},
+        declarations=model_declarations(outputs["coverage"]["model"], outputs["models_params"]),
+    )
     board = outputs["compare_params"].leaderboard
-    settings = ComparisonSettings(features=("race", "gender"), gate_measure=board.gate_measure,
-                                  challenge_age=float(board.challenge_age), alpha=0.05, confidence=0.95, min_n=30)
+    settings = ComparisonSettings(
+        features=("race", "gender"),
+        gate_measure=board.gate_measure,
+        challenge_age=float(board.challenge_age),
+        alpha=0.05,
+        confidence=0.95,
+        min_n=30,
+    )
     return comparison_report_context(
-        tables, [outputs["figure_mae"], outputs["figure_gates"], outputs["figure_regions"]], settings)
+        tables, [outputs["figure_mae"], outputs["figure_gates"], outputs["figure_regions"]], settings
+    )
 
 
 @pytest.fixture(scope="session")

@@ -57,8 +57,11 @@ class _Reader(HTMLParser):
         if tag == "a" and "download" in attributes and self.ids:
             self.csv_by_block[self.ids[-1][1]] = attributes["href"]
         if tag == "table":
-            self.table = ReadTable(block=self.ids[-1][1] if self.ids else "", classes=attributes.get("class", ""),
-                                   in_details=self.details > 0)
+            self.table = ReadTable(
+                block=self.ids[-1][1] if self.ids else "",
+                classes=attributes.get("class", ""),
+                in_details=self.details > 0,
+            )
         elif tag == "thead":
             self.in_head = True
         elif tag == "tr" and self.table is not None:
@@ -138,5 +141,7 @@ def list_items(page: str, container_class: str) -> list[str]:
     assert match, container_class
     import html as html_module
 
-    return [re.sub(r"\s+", " ", html_module.unescape(re.sub(r"<[^>]+>", "", item))).strip()
-            for item in re.findall(r"<li>(.*?)</li>", match.group(1), flags=re.S)]
+    return [
+        re.sub(r"\s+", " ", html_module.unescape(re.sub(r"<[^>]+>", "", item))).strip()
+        for item in re.findall(r"<li>(.*?)</li>", match.group(1), flags=re.S)
+    ]

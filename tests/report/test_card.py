@@ -21,21 +21,27 @@ def _row(table, **where):
 
 
 def test_audit_card_values_equal_the_tables(audit_outputs, audit_report):
-    (_, card), = audit_report.cards
+    ((_, card),) = audit_report.cards
     metrics = audit_outputs["group_metrics"].query("band_scheme == 'audit'")
     gates = audit_outputs["age_gate_metrics"]
-    assert [c.label for c in card.columns] == ["MAE (years)", "Minors accepted at 18 (%)",
-                                               "Minors accepted at 25 (%)", "Adults refused at 18 (%)"]
+    assert [c.label for c in card.columns] == [
+        "MAE (years)",
+        "Minors accepted at 18 (%)",
+        "Minors accepted at 25 (%)",
+        "Adults refused at 18 (%)",
+    ]
     assert [(r.grouping, r.group) for r in card.rows] == [("overall", "all")] + [
-        (f, g) for f in ("race", "gender") for g in metrics.loc[metrics.grouping == f, "group"]]
+        (f, g) for f in ("race", "gender") for g in metrics.loc[metrics.grouping == f, "group"]
+    ]
     for row in card.rows:
         mae = _row(metrics, grouping=row.grouping, group=row.group)
         assert row.n == mae.n
         cell = row.cells[0]
         assert (cell.value, cell.low, cell.high) == (mae.mae, mae.mae_ci_low, mae.mae_ci_high)
         assert cell.text == f"{mae.mae:.2f} ({mae.mae_ci_low:.2f}–{mae.mae_ci_high:.2f})"
-        for cell, (measure, age) in zip(row.cells[1:], [("minors_accepted", 18), ("minors_accepted", 25),
-                                                        ("adults_refused", 18)]):
+        for cell, (measure, age) in zip(
+            row.cells[1:], [("minors_accepted", 18), ("minors_accepted", 25), ("adults_refused", 18)]
+        ):
             rate = _row(gates, grouping=row.grouping, group=row.group, measure=measure, challenge_age=age)
             assert cell.n == rate.n
             if rate.n == 0:
@@ -46,7 +52,7 @@ def test_audit_card_values_equal_the_tables(audit_outputs, audit_report):
 
 
 def test_the_rendered_card_shows_those_values(audit_report, audit_html):
-    (_, card), = audit_report.cards
+    ((_, card),) = audit_report.cards
     group_table = card_tables(audit_html)[0]
     assert group_table.headers[0][:3] == ["Group", "n", "MAE (years) scale 0–" + card.columns[0].scale_text[2:]]
     assert len(group_table.rows) == len(card.rows)
@@ -57,12 +63,14 @@ def test_the_rendered_card_shows_those_values(audit_report, audit_html):
 
 
 def test_flags_are_the_holm_corrected_stratified_tests(audit_outputs, audit_report):
-    (_, card), = audit_report.cards
+    ((_, card),) = audit_report.cards
     tests = audit_outputs["significance_tests"]
-    flagged = tests[(tests.status == "ok") & (tests.p_corr < 0.05)
-                    & tests.family.isin(["group_vs_rest", "gate_vs_rest"])]
+    flagged = tests[
+        (tests.status == "ok") & (tests.p_corr < 0.05) & tests.family.isin(["group_vs_rest", "gate_vs_rest"])
+    ]
     assert sorted((f.family, f.group, f.outcome) for f in card.flagged) == sorted(
-        zip(flagged.family, flagged.group, flagged.outcome))
+        zip(flagged.family, flagged.group, flagged.outcome)
+    )
     assert all(f.p_corr.startswith("p") for f in card.flagged)
     mae_flags = {(r.grouping, r.group): r.cells[0].flag for r in card.rows}
     errors = tests[(tests.family == "group_vs_rest") & (tests.outcome == "absolute_error") & (tests.status == "ok")]
@@ -73,10 +81,12 @@ def test_flags_are_the_holm_corrected_stratified_tests(audit_outputs, audit_repo
 
 
 def test_spread_lines_are_group_spread(audit_outputs, audit_report):
-    (_, card), = audit_report.cards
+    ((_, card),) = audit_report.cards
     spread = audit_outputs["group_spread"]
-    computed = spread[(spread.status == "ok") & spread.metric.isin(["mae", "balanced_mae", "challenge_false_positive",
-                                                                    "verification_minors_pass"])]
+    computed = spread[
+        (spread.status == "ok")
+        & spread.metric.isin(["mae", "balanced_mae", "challenge_false_positive", "verification_minors_pass"])
+    ]
     assert sorted((line.feature, line.metric) for line in card.spread) == sorted(zip(computed.feature, computed.metric))
     for line in card.spread:
         row = _row(spread, feature=line.feature, metric=line.metric)
@@ -98,12 +108,18 @@ def test_comparison_card_puts_each_models_values_side_by_side(comparison_outputs
                 source = _row(metrics, model=model, grouping=row.grouping, group=row.group)
                 assert (cell.value, cell.low, cell.high) == (source.mae, source.mae_ci_low, source.mae_ci_high)
             else:
-                source = _row(gates, model=model, grouping=row.grouping, group=row.group, measure="minors_accepted",
-                              challenge_age=25.0)
+                source = _row(
+                    gates,
+                    model=model,
+                    grouping=row.grouping,
+                    group=row.group,
+                    measure="minors_accepted",
+                    challenge_age=25.0,
+                )
                 assert cell.n == source.n and (cell.text == "no cases" if source.n == 0 else cell.value == source.rate)
     assert card.columns[0].scale_max == card.columns[1].scale_max  # one scale for both models
     spread = comparison_outputs["spread"]
-    for feature, label, lines in card.spread_by_model():
+    for feature, _label, lines in card.spread_by_model():
         for model, line in zip(card.models, lines):
             if line is not None:
                 row = _row(spread, model=model, feature=feature, metric=line.metric)
@@ -148,12 +164,21 @@ def test_with_an_outer_grouping_each_model_gets_its_own_card():
     gates, buffers = nodes.compute_age_gates(predictions, params)
     verification, spread = nodes.compute_age_verification(predictions, params)
     empty = pd.DataFrame()
-    tables = AuditTables(predictions=predictions, quarantine=quarantine, landmarks=empty,
-                         group_metrics=nodes.compute_group_metrics(predictions, params),
-                         significance_tests=nodes.compute_significance_tests(predictions, params),
-                         age_gate_metrics=gates, challenge_age_buffers=buffers, age_verification_metrics=verification,
-                         group_spread=spread, image_quality_metrics=empty, paper_normality_table=empty,
-                         paper_correlation_table=empty, region_weight_correlations=empty)
+    tables = AuditTables(
+        predictions=predictions,
+        quarantine=quarantine,
+        landmarks=empty,
+        group_metrics=nodes.compute_group_metrics(predictions, params),
+        significance_tests=nodes.compute_significance_tests(predictions, params),
+        age_gate_metrics=gates,
+        challenge_age_buffers=buffers,
+        age_verification_metrics=verification,
+        group_spread=spread,
+        image_quality_metrics=empty,
+        paper_normality_table=empty,
+        paper_correlation_table=empty,
+        region_weight_correlations=empty,
+    )
     blank = figure_to_image(message_figure("-", "-"))
     report = audit_report_context(tables, AuditFigures(*[blank] * 5), AuditSettings.from_settings(params))
     assert [label for label, _ in report.cards] == ["alpha", "beta"]

@@ -2,12 +2,15 @@ import pandas as pd
 import pytest
 from kedro.io import AbstractDataset
 
-from dex_bias.report.datasets import OptionalDataset, SourcedCSVDataset
+from dex_bias.report.datasets import SourcedCSVDataset
 
 
 def test_optional_dataset_is_empty_when_absent_and_the_data_when_present(tmp_path):
-    config = {"type": "dex_bias.report.datasets.OptionalDataset", "columns": ["image_id", "weight"],
-              "dataset": {"type": "pandas.ParquetDataset", "filepath": str(tmp_path / "a.parquet"), "versioned": True}}
+    config = {
+        "type": "dex_bias.report.datasets.OptionalDataset",
+        "columns": ["image_id", "weight"],
+        "dataset": {"type": "pandas.ParquetDataset", "filepath": str(tmp_path / "a.parquet"), "versioned": True},
+    }
     absent = AbstractDataset.from_config("region_attributions", config)
     assert absent.exists()  # so a run's upstream check lets the report run
     loaded = absent.load()
@@ -18,10 +21,13 @@ def test_optional_dataset_is_empty_when_absent_and_the_data_when_present(tmp_pat
     assert present.load()["weight"].tolist() == [0.5]
 
 
-
 def test_optional_dataset_saves_through_with_the_run_stamp(tmp_path):
-    config = {"type": "dex_bias.report.datasets.OptionalDataset", "columns": ["image_id"], "versioned": True,
-              "dataset": {"type": "pandas.CSVDataset", "filepath": str(tmp_path / "b.csv")}}
+    config = {
+        "type": "dex_bias.report.datasets.OptionalDataset",
+        "columns": ["image_id"],
+        "versioned": True,
+        "dataset": {"type": "pandas.CSVDataset", "filepath": str(tmp_path / "b.csv")},
+    }
     writer = AbstractDataset.from_config("attributions", config, save_version="2026-01-02T03.04.05.678Z")
     writer.save(pd.DataFrame({"image_id": ["y"]}))
     assert (tmp_path / "b.csv" / "2026-01-02T03.04.05.678Z" / "b.csv").exists()

@@ -19,19 +19,24 @@ def _audit_metrics(outputs):
 
 
 def test_findings_name_the_worse_group_with_size_ci_and_corrected_p(audit_outputs, audit_html):
-    metrics, tests, gates = _audit_metrics(audit_outputs), audit_outputs["significance_tests"], audit_outputs[
-        "age_gate_metrics"]
+    metrics, tests, gates = (
+        _audit_metrics(audit_outputs),
+        audit_outputs["significance_tests"],
+        audit_outputs["age_gate_metrics"],
+    )
     findings = list_items(audit_html, "findings")
-    others = tests[(tests.family == "group_vs_rest") & (tests.group == "Others")
-                   & (tests.outcome == "absolute_error")].iloc[0]
+    others = tests[
+        (tests.family == "group_vs_rest") & (tests.group == "Others") & (tests.outcome == "absolute_error")
+    ].iloc[0]
     sentence = next(f for f in findings if f.startswith("By race: Others faces have a mean absolute error"))
     assert f"{others.difference:.2f} years larger (worse)" in sentence
     assert f"{others.difference_ci_low:+.2f} to {others.difference_ci_high:+.2f}" in sentence
     assert "Holm-corrected p" in sentence
     overall = metrics[metrics.grouping == "overall"].iloc[0]
     assert f"mean absolute error {overall.mae:.2f} years" in findings[0]
-    minors = gates[(gates.grouping == "overall") & (gates.measure == "minors_accepted")
-                   & (gates.challenge_age == 21)].iloc[0]
+    minors = gates[
+        (gates.grouping == "overall") & (gates.measure == "minors_accepted") & (gates.challenge_age == 21)
+    ].iloc[0]
     assert any(f"{100 * minors.rate:.1f}% of minors" in f and "challenge age 21" in f for f in findings)
 
 
@@ -41,21 +46,34 @@ def test_findings_are_records_whose_numbers_are_the_tables(audit_outputs, audit_
     first = audit_report.findings[0]
     assert isinstance(first, OverallError)
     assert (first.n, first.mae, first.mae_low, first.mae_high) == (
-        overall.n, overall.mae, overall.mae_ci_low, overall.mae_ci_high)
+        overall.n,
+        overall.mae,
+        overall.mae_ci_low,
+        overall.mae_ci_high,
+    )
     flagged = tests[(tests.family == "group_vs_rest") & (tests.status == "ok") & (tests.p_corr < 0.05)]
     differences = [f for f in audit_report.findings if isinstance(f, GroupDifference)]
     assert sorted((f.feature, f.group, f.outcome) for f in differences) == sorted(
-        zip(flagged.feature, flagged.group, flagged.outcome))
+        zip(flagged.feature, flagged.group, flagged.outcome)
+    )
     for finding in differences:
         row = flagged[(flagged.group == finding.group) & (flagged.outcome == finding.outcome)].iloc[0]
         assert (finding.difference, finding.low, finding.high, finding.p_corr) == (
-            row.difference, row.difference_ci_low, row.difference_ci_high, row.p_corr)
+            row.difference,
+            row.difference_ci_low,
+            row.difference_ci_high,
+            row.p_corr,
+        )
 
 
 def test_no_faces_is_said_in_words(audit_outputs):
     empty = _audit_metrics(audit_outputs).iloc[:0]
-    findings = audit_findings(empty, audit_outputs["significance_tests"], audit_outputs["age_gate_metrics"],
-                              audit_outputs["challenge_age_buffers"])
+    findings = audit_findings(
+        empty,
+        audit_outputs["significance_tests"],
+        audit_outputs["age_gate_metrics"],
+        audit_outputs["challenge_age_buffers"],
+    )
     assert findings == [NoFaces()]
     sentence = environment().get_template("findings.html.j2").module.no_faces(findings[0])
     assert sentence.startswith("No faces to audit: the predictions table has no rows after the input checks")
@@ -66,8 +84,14 @@ def test_min_n_warnings_and_self_contained_document(audit_outputs):
     small = metrics[~metrics.grouping.str.contains("×")].assign(small_group=metrics.n < 250)
     warnings = small_groups(small)
     assert len(warnings) == (small.n < 250).sum() > 0
-    page = render_audit_report(audit_context(audit_outputs, group_metrics=pd.concat(
-        [small.assign(band_scheme="audit"), audit_outputs["group_metrics"].query("band_scheme == 'article'")])))
+    page = render_audit_report(
+        audit_context(
+            audit_outputs,
+            group_metrics=pd.concat(
+                [small.assign(band_scheme="audit"), audit_outputs["group_metrics"].query("band_scheme == 'article'")]
+            ),
+        )
+    )
     note = re.search(r'<div class="note"><strong>Small groups</strong>(.*?)</div>', page, flags=re.S).group(1)
     assert note.count("<li>") == len(warnings)
     for warning in warnings:
@@ -88,16 +112,25 @@ def test_a_table_formats_and_escapes_and_an_empty_one_says_so():
     columns = [t.Column("Group", "group"), t.Column("Value (years)", "value", "years")]
     empty = macros.data_table(t.display_table("empty", pd.DataFrame(columns=["group", "value"]), columns), "Empty")
     assert "No rows" in empty
-    shown = macros.data_table(t.display_table("one", pd.DataFrame({"group": ["a<b"], "value": [0.123456]}), columns),
-                              "One <row>")
+    shown = macros.data_table(
+        t.display_table("one", pd.DataFrame({"group": ["a<b"], "value": [0.123456]}), columns), "One <row>"
+    )
     assert "a&lt;b" in shown and "One &lt;row&gt;" in shown and ">0.12<" in shown and "0.123456" not in shown
 
 
 def test_every_section_of_the_audit_is_there(audit_html):
     contents = re.search(r"<nav.*?</nav>", audit_html, flags=re.S).group(0)
-    for title in ("Errors by group", "Between-group tests", "Age verification", "Image quality",
-                  "The article&#39;s figures and tables", "Appendix B (the article&#39;s method)", "Explanations",
-                  "Gender head", "What could not be computed"):
+    for title in (
+        "Errors by group",
+        "Between-group tests",
+        "Age verification",
+        "Image quality",
+        "The article&#39;s figures and tables",
+        "Appendix B (the article&#39;s method)",
+        "Explanations",
+        "Gender head",
+        "What could not be computed",
+    ):
         assert title in contents, title
     assert "Appendix B: article features vs accuracy" in audit_html
     assert "not bias" in section_text(audit_html, "article")

@@ -33,12 +33,15 @@ def _inspect(path, screenshots) -> dict:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=VIEWPORT)
-            page.on("console", lambda m: seen["errors"].append(f"console.{m.type}: {m.text}")
-                    if m.type == "error" else None)
+            page.on(
+                "console", lambda m: seen["errors"].append(f"console.{m.type}: {m.text}") if m.type == "error" else None
+            )
             page.on("pageerror", lambda e: seen["errors"].append(f"pageerror: {e}"))
             page.on("requestfailed", lambda r: seen["errors"].append(f"requestfailed: {r.url}"))
-            page.on("request", lambda r: seen["requests"].append(r.url)
-                    if not r.url.startswith(("data:", path.as_uri())) else None)
+            page.on(
+                "request",
+                lambda r: seen["requests"].append(r.url) if not r.url.startswith(("data:", path.as_uri())) else None,
+            )
             page.goto(path.as_uri(), wait_until="load")
             page.screenshot(path=str(screenshots / f"{path.stem}_first_screen.png"))
             seen["card_bottom"] = page.evaluate("() => document.getElementById('card').getBoundingClientRect().bottom")
@@ -64,8 +67,9 @@ def _small_groups_document(outputs: dict) -> str:
 
 
 @pytest.mark.parametrize("document", ["audit_report", "audit_report_small_groups", "model_comparison_report"])
-def test_report_renders_in_chromium_and_reads_at_a_glance(document, audit_outputs, audit_html, comparison_html,
-                                                          tmp_path):
+def test_report_renders_in_chromium_and_reads_at_a_glance(
+    document, audit_outputs, audit_html, comparison_html, tmp_path
+):
     path = tmp_path / f"{document}.html"
     page = {"audit_report": audit_html, "model_comparison_report": comparison_html}.get(document)
     path.write_text(page or _small_groups_document(audit_outputs), encoding="utf-8")

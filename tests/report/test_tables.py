@@ -11,8 +11,20 @@ from dex_bias.report import formats
 from dex_bias.report import tables as t
 from tests.report.html_reading import decode_csv, read_tables, table
 
-CODES = ("no_cases", "small_group", "too_few_groups", "too_small", "no_minors", "not_reached", "no_variation",
-         "_ci_low", "_ci_high", "minors_accepted", "absolute_error", "balanced_mae")
+CODES = (
+    "no_cases",
+    "small_group",
+    "too_few_groups",
+    "too_small",
+    "no_minors",
+    "not_reached",
+    "no_variation",
+    "_ci_low",
+    "_ci_high",
+    "minors_accepted",
+    "absolute_error",
+    "balanced_mae",
+)
 
 
 def _assert_same_table(shown: pd.DataFrame, source: pd.DataFrame) -> None:
@@ -22,11 +34,14 @@ def _assert_same_table(shown: pd.DataFrame, source: pd.DataFrame) -> None:
     for column in source.columns:
         expected, read = source[column].reset_index(drop=True), shown[column]
         if pd.api.types.is_numeric_dtype(expected) and not pd.api.types.is_bool_dtype(expected):
-            np.testing.assert_allclose(read.to_numpy(float), expected.to_numpy(float), rtol=0, atol=0,
-                                       equal_nan=True, err_msg=column)
+            np.testing.assert_allclose(
+                read.to_numpy(float), expected.to_numpy(float), rtol=0, atol=0, equal_nan=True, err_msg=column
+            )
         else:
+
             def text(values: pd.Series) -> list[str]:
                 return values.astype(object).where(values.notna(), "").astype(str).tolist()
+
             assert text(read) == text(expected), column
 
 
@@ -45,14 +60,18 @@ def test_an_estimate_and_its_interval_share_one_cell(audit_outputs, audit_html):
     white = metrics[(metrics.band_scheme == "audit") & (metrics.group == "White")].iloc[0]
     row = next(r for r in table(audit_html, "group_metrics").rows if r[1] == "White")
     assert row[3] == f"{white.mae:.2f} ({white.mae_ci_low:.2f}–{white.mae_ci_high:.2f})"
-    assert row[5] == (f"{white.mean_signed_error:+.2f} ({white.mean_signed_error_ci_low:+.2f} to "
-                      f"{white.mean_signed_error_ci_high:+.2f})")
-    assert row[7] == (f"{100 * white.within_5:.1f} ({100 * white.within_5_ci_low:.1f}–"
-                      f"{100 * white.within_5_ci_high:.1f})")
+    assert row[5] == (
+        f"{white.mean_signed_error:+.2f} ({white.mean_signed_error_ci_low:+.2f} to "
+        f"{white.mean_signed_error_ci_high:+.2f})"
+    )
+    assert row[7] == (
+        f"{100 * white.within_5:.1f} ({100 * white.within_5_ci_low:.1f}–{100 * white.within_5_ci_high:.1f})"
+    )
     tests = audit_outputs["significance_tests"]
     gate = tests[(tests.family == "gate_vs_rest") & (tests.status == "ok")].iloc[0]
     shown = table(audit_html, "significance_tests_gate_vs_rest").rows[
-        list(tests[tests.family == "gate_vs_rest"].index).index(gate.name)]
+        list(tests[tests.family == "gate_vs_rest"].index).index(gate.name)
+    ]
     difference = 100 * gate[["difference", "difference_ci_low", "difference_ci_high"]].astype(float)
     assert f"{difference.iloc[0]:+.1f} ({difference.iloc[1]:+.1f} to {difference.iloc[2]:+.1f})" in shown
 
@@ -78,10 +97,14 @@ def test_status_words():
     assert formats.status_words("too_small (n=9 vs 16 rows, need 10)") == "too few faces (n=9 vs 16 rows, need 10)"
     assert formats.status_words("too_few_groups (0 with n >= 30)") == "too few groups (0 with n ≥ 30)"
     assert formats.status_words("k2 not computed (n=3)") == "k2 not computed (n=3)"
-    assert t.note_words("small group: n=6 < 30; balanced_mae: not defined") == \
-        "small group: n=6 < 30; balanced MAE: not defined"
-    assert t.note_words("too_few_groups (0 with n >= 30 and a defined mae)") == \
-        "too few groups (0 with n ≥ 30 and a defined MAE)"
+    assert (
+        t.note_words("small group: n=6 < 30; balanced_mae: not defined")
+        == "small group: n=6 < 30; balanced MAE: not defined"
+    )
+    assert (
+        t.note_words("too_few_groups (0 with n >= 30 and a defined mae)")
+        == "too few groups (0 with n ≥ 30 and a defined MAE)"
+    )
 
 
 def test_digits_and_intervals():
@@ -90,16 +113,29 @@ def test_digits_and_intervals():
     assert formats.interval(-0.09, -1.02, 1.01, formats.signed, with_sign=True) == "-0.09 (-1.02 to +1.01)"
     assert formats.interval(float("nan"), 1, 2) == formats.MISSING and formats.interval(1.0, None, 2) == "1.00"
     assert [formats.p_value(p) for p in (0.00002, 0.0042, 0.04, 0.04996, 0.05, 0.7312, 1.0)] == [
-        "< 0.0001", "0.00420", "0.0400", "0.0499", "0.0500", "0.731", "1.00"]
+        "< 0.0001",
+        "0.00420",
+        "0.0400",
+        "0.0499",
+        "0.0500",
+        "0.731",
+        "1.00",
+    ]
     assert formats.count(9778) == "9,778"
 
 
-@pytest.mark.parametrize("key, source", [
-    ("group_metrics", lambda out: out["group_metrics"].query("band_scheme == 'audit' and ~grouping.str.contains('×')")),
-    ("age_gate_metrics", lambda out: out["age_gate_metrics"]),
-    ("significance_tests_pairwise", lambda out: out["significance_tests"].query("family == 'pairwise'")),
-    ("group_spread", lambda out: out["group_spread"]),
-])
+@pytest.mark.parametrize(
+    "key, source",
+    [
+        (
+            "group_metrics",
+            lambda out: out["group_metrics"].query("band_scheme == 'audit' and ~grouping.str.contains('×')"),
+        ),
+        ("age_gate_metrics", lambda out: out["age_gate_metrics"]),
+        ("significance_tests_pairwise", lambda out: out["significance_tests"].query("family == 'pairwise'")),
+        ("group_spread", lambda out: out["group_spread"]),
+    ],
+)
 def test_each_table_links_its_own_csv(audit_outputs, audit_html, key, source):
     read = table(audit_html, key)
     assert read.csv_href.startswith("data:text/csv;charset=utf-8;base64,")
@@ -108,8 +144,9 @@ def test_each_table_links_its_own_csv(audit_outputs, audit_html, key, source):
 
 
 def test_comparison_tables_link_their_csv_too(comparison_outputs, comparison_html):
-    _assert_same_table(decode_csv(table(comparison_html, "model_leaderboard").csv_href),
-                       comparison_outputs["leaderboard"])
+    _assert_same_table(
+        decode_csv(table(comparison_html, "model_leaderboard").csv_href), comparison_outputs["leaderboard"]
+    )
     _assert_same_table(decode_csv(table(comparison_html, "model_paired_tests").csv_href), comparison_outputs["paired"])
     for read in read_tables(comparison_html):
         if read.block.startswith("table-"):

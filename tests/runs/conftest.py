@@ -15,8 +15,15 @@ CSV = "data/01_raw/external_predictions.csv"
 QUICK_REPORT = {"report.bootstrap.n_boot": 100}
 
 
-def session_run(project: Path, monkeypatch, pipelines: list[str], *, env: str | None = None,
-                params: dict | None = None, load_versions: dict | None = None) -> str:
+def session_run(
+    project: Path,
+    monkeypatch,
+    pipelines: list[str],
+    *,
+    env: str | None = None,
+    params: dict | None = None,
+    load_versions: dict | None = None,
+) -> str:
     """``kedro run`` in this process (as a notebook's ``session.run`` would); returns the run id."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -61,7 +68,9 @@ def notebook_catalog(project: Path, monkeypatch, env: str | None = None):
 def versions(project: Path, relative: str) -> list[str]:
     """The version folders of a dataset (what Kedro can read), oldest first."""
     folder = project / relative
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+    return (
+        sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
+    )
 
 
 def set_aside(project: Path, relative: str) -> list[str]:
@@ -77,7 +86,7 @@ def write_vendor_csv(project: Path, frame: pd.DataFrame) -> None:
     frame.to_csv(project / CSV, index=False)
 
 
-_LOGS: list["RunsLog"] = []
+_LOGS: list[RunsLog] = []
 
 
 def _reattach_logs() -> None:
@@ -124,7 +133,14 @@ def pretend_running(project: Path, run_id: str, outputs: dict[str, str], process
     from dex_bias.runs.ledger import STARTED, RunLedger, process_identity
 
     ledger = RunLedger(project)
-    ledger.start(run_id, {"command": {"pipeline_names": ["__default__"]}, "outputs": {
-        name: {"filepath": path, "version_folder": f"{path}/{run_id}"} for name, path in outputs.items()}})
+    ledger.start(
+        run_id,
+        {
+            "command": {"pipeline_names": ["__default__"]},
+            "outputs": {
+                name: {"filepath": path, "version_folder": f"{path}/{run_id}"} for name, path in outputs.items()
+            },
+        },
+    )
     started = ledger.folder(run_id) / STARTED
     started.write_text(json.dumps({**json.loads(started.read_text()), "process": process_identity(process.pid)}))

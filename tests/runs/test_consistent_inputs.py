@@ -23,8 +23,7 @@ from dex_bias.runs.ledger import RUNS_FOLDER
 from tests.conftest import base_parameters
 from tests.runs.conftest import manifest, pretend_running, session_run, set_aside, versions
 
-SMALL = {"ingest.demo.count": 24, "dask.synchronous": True, "dask.progress": False,
-         "align.contact_sheet.count": 4}
+SMALL = {"ingest.demo.count": 24, "dask.synchronous": True, "dask.progress": False, "align.contact_sheet.count": 4}
 FACES, LANDMARKS = "data/02_intermediate/faces.parquet", "data/03_primary/landmarks.parquet"
 TRAIN_READS = ["train.select_training_faces"]
 
@@ -91,30 +90,43 @@ def test_newer_faces_than_the_landmarks_stop_the_run_naming_both_versions_and_th
     record = pd.read_parquet(project / LANDMARKS / remade / "landmarks.parquet").attrs["dex_bias_provenance"]
     assert (record["dataset"], record["run_id"], record["inputs"]) == ("landmarks", remade, {"faces": newer})
     assert record["made_by"] == ["align.align_faces"]
-    assert record["parameters"] == ["params:align.chunk_size", "params:align.crop", "params:align.detection",
-                                    "params:align.five_point", "params:dask"]
+    assert record["parameters"] == [
+        "params:align.chunk_size",
+        "params:align.crop",
+        "params:align.detection",
+        "params:align.five_point",
+        "params:dask",
+    ]
 
 
 def test_a_mismatch_asked_for_with_load_versions_is_refused_unless_accepted(aligned, tmp_path, monkeypatch):
     project, first = _copy(aligned, tmp_path)
     newer = session_run(project, monkeypatch, ["ingest"], params={"ingest": {"image_dir": "data/01_raw/other_faces"}})
     remade = session_run(project, monkeypatch, ["align"])
-    with pytest.raises(InconsistentInputsError, match=rf"landmarks {first} was made from faces {first}, not from faces {newer}"):
+    with pytest.raises(
+        InconsistentInputsError, match=rf"landmarks {first} was made from faces {first}, not from faces {newer}"
+    ):
         _read_by_train(project, monkeypatch, load_versions={"landmarks": first, "faces": newer})
     # Pinning one pulls the other to the version it belongs with.
     read = _read_by_train(project, monkeypatch, load_versions={"landmarks": first})
     assert (read["faces"], read["landmarks"]) == (first, first)
     assert read["_record"]["decisions"]["older"]["faces"]["newest"] == newer
-    read = _read_by_train(project, monkeypatch, load_versions={"landmarks": first, "faces": newer},
-                          params={"runs": {"accept_mismatched_inputs": True}})
+    read = _read_by_train(
+        project,
+        monkeypatch,
+        load_versions={"landmarks": first, "faces": newer},
+        params={"runs": {"accept_mismatched_inputs": True}},
+    )
     assert (read["faces"], read["landmarks"]) == (newer, first)
     assert read["_record"]["decisions"]["mismatches_accepted"] == [
-        f"landmarks {first} was made from faces {first}, not from faces {newer}"]
+        f"landmarks {first} was made from faces {first}, not from faces {newer}"
+    ]
     assert remade in versions(project, LANDMARKS)
 
 
 def test_an_ingest_and_align_that_failed_during_align_leaves_the_last_consistent_set(
-        aligned, tmp_path, monkeypatch, runs_log):
+    aligned, tmp_path, monkeypatch, runs_log
+):
     project, first = _copy(aligned, tmp_path)
 
     def broken_align(*args, **kwargs):
@@ -123,8 +135,9 @@ def test_an_ingest_and_align_that_failed_during_align_leaves_the_last_consistent
     # (A broken align parameter no longer gets that far: it stops the run before any node.)
     with monkeypatch.context() as patched, pytest.raises(ValueError, match="align stopped halfway"):
         patched.setattr("dex_bias.pipelines.align.nodes.align_table", broken_align)
-        session_run(project, monkeypatch, ["ingest", "align"],
-                    params={"ingest": {"image_dir": "data/01_raw/other_faces"}})
+        session_run(
+            project, monkeypatch, ["ingest", "align"], params={"ingest": {"image_dir": "data/01_raw/other_faces"}}
+        )
     failed = set_aside(project, FACES)
     assert len(failed) == 1 and versions(project, FACES) == [first]  # its faces were saved, then set aside
     assert f"Run {failed[0]} did not finish (ValueError)" in runs_log.text
@@ -169,8 +182,9 @@ def test_the_missing_dataset_hint_says_what_works(project_factory, monkeypatch):
 
     # And the hinted command itself, on a project that never had faces.
     fresh = project_factory("hand_placed_faces_hint", SMALL)
-    subprocess.run(command.replace(str(project), str(fresh)).replace("<your file>", str(made_elsewhere)),
-                   shell=True, check=True)
+    subprocess.run(
+        command.replace(str(project), str(fresh)).replace("<your file>", str(made_elsewhere)), shell=True, check=True
+    )
     assert len(versions(fresh, FACES)) == 1
     session_run(fresh, monkeypatch, ["align"])
     assert len(versions(fresh, LANDMARKS)) == 1

@@ -27,11 +27,21 @@ from tests.runs.conftest import manifest, notebook_catalog, set_aside, versions
 pytestmark = pytest.mark.slow
 
 #: A demo small enough for several full runs in a test (each about 40 s on 2 cores).
-TINY_DEMO = {"ingest.demo.count": 120, "train.epochs": 2, "explain.max_images": 6,
-             "explain.quickshift.sample_size": 2, "explain.quality.sample_size": 2, "explain.lime.num_samples": 200,
-             "report.bootstrap.n_boot": 100, "correct.evaluation.n_boot": 100}
+TINY_DEMO = {
+    "ingest.demo.count": 120,
+    "train.epochs": 2,
+    "explain.max_images": 6,
+    "explain.quickshift.sample_size": 2,
+    "explain.quality.sample_size": 2,
+    "explain.lime.num_samples": 200,
+    "report.bootstrap.n_boot": 100,
+    "correct.evaluation.n_boot": 100,
+}
 FACES, LANDMARKS = "data/02_intermediate/faces.parquet", "data/03_primary/landmarks.parquet"
-PREDICTIONS, ATTRIBUTIONS = "data/07_model_output/predictions.parquet", "data/07_model_output/region_attributions.parquet"
+PREDICTIONS, ATTRIBUTIONS = (
+    "data/07_model_output/predictions.parquet",
+    "data/07_model_output/region_attributions.parquet",
+)
 GROUP_METRICS = "data/08_reporting/group_metrics.csv"
 #: Where each killed run is stopped: once it has saved this dataset, its next node is running.
 KILL_POINTS = {
@@ -42,19 +52,25 @@ KILL_POINTS = {
 
 
 def _environ() -> dict[str, str]:
-    return dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
-                COLUMNS="200")
+    return dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", COLUMNS="200")
 
 
-def _stop_when_saved(project: Path, args: list[str], relative: str, signal_number: int,
-                     timeout: float = 600) -> tuple[str, str]:
+def _stop_when_saved(
+    project: Path, args: list[str], relative: str, signal_number: int, timeout: float = 600
+) -> tuple[str, str]:
     """Start `kedro run *args`; once it has saved a new version of ``relative``, send the signal
     to its process group. Returns (the run's id, its output)."""
     before = set(versions(project, relative))
     log = project / f"stopped_{time.monotonic_ns()}.log"
     with open(log, "w") as handle:
-        process = subprocess.Popen([sys.executable, "-m", "kedro", "run", *args], cwd=project, stdout=handle,
-                                   stderr=subprocess.STDOUT, env=_environ(), start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kedro", "run", *args],
+            cwd=project,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=_environ(),
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         try:
             while not (new := set(versions(project, relative)) - before):
@@ -116,7 +132,10 @@ def test_a_demo_run_killed_at_three_nodes_never_changes_what_the_report_reads(de
             assert partial is None or not complete.equals(partial.head(len(complete)))
 
         report = run_kedro(project, "--pipelines=report")
-        assert f"Run {killed} did not finish" in _flat(report.stdout + report.stderr) or relative in (FACES, GROUP_METRICS)
+        assert f"Run {killed} did not finish" in _flat(report.stdout + report.stderr) or relative in (
+            FACES,
+            GROUP_METRICS,
+        )
         read = manifest(project, _newest_complete_run(project))["inputs"]
         assert (read["predictions"]["version"], read["region_attributions"]["version"]) == (first, first), point
         assert killed not in versions(project, relative) and killed in set_aside(project, relative), point
@@ -139,8 +158,11 @@ def test_an_interrupted_ingest_and_align_then_train_and_infer_read_a_consistent_
     complete_faces = versions(project, FACES)[-1]
     # Ctrl-C during align (what the issue did): the hooks cannot run, the exit handler can.
     interrupted, output = _stop_when_saved(
-        project, ["--pipelines=ingest,align", "--params", "ingest.image_dir=data/01_raw/other_faces"],
-        FACES, signal.SIGINT)
+        project,
+        ["--pipelines=ingest,align", "--params", "ingest.image_dir=data/01_raw/other_faces"],
+        FACES,
+        signal.SIGINT,
+    )
     assert f"Run {interrupted} did not finish (interrupted)" in _flat(output)
     assert interrupted in set_aside(project, FACES) and versions(project, FACES)[-1] == complete_faces
 

@@ -10,7 +10,13 @@ import sys
 import pytest
 
 from dex_bias.runs.ledger import (
-    INCOMPLETE, MANIFEST, STARTED, RunLedger, process_identity, process_state, write_json_once,
+    INCOMPLETE,
+    MANIFEST,
+    STARTED,
+    RunLedger,
+    process_identity,
+    process_state,
+    write_json_once,
 )
 
 RUN = "2026-01-02T03.04.05.678Z"
@@ -24,8 +30,15 @@ def _write_version(project, relative: str, run_id: str, text: str = "data") -> s
 
 
 def _start(ledger: RunLedger, project, run_id: str, datasets: dict[str, str]) -> None:
-    ledger.start(run_id, {"command": {"pipeline_names": ["ingest"]}, "outputs": {
-        name: {"filepath": path, "version_folder": f"{path}/{run_id}"} for name, path in datasets.items()}})
+    ledger.start(
+        run_id,
+        {
+            "command": {"pipeline_names": ["ingest"]},
+            "outputs": {
+                name: {"filepath": path, "version_folder": f"{path}/{run_id}"} for name, path in datasets.items()
+            },
+        },
+    )
 
 
 def test_a_record_is_written_whole_and_once(tmp_path):
@@ -64,8 +77,12 @@ def test_a_failed_run_has_what_it_wrote_set_aside_out_of_the_versions_glob(tmp_p
     ledger = RunLedger(tmp_path)
     older = _write_version(tmp_path, "data/02_intermediate/faces.parquet", "2025-01-01T00.00.00.000Z")
     _write_version(tmp_path, "data/02_intermediate/faces.parquet", RUN)
-    _start(ledger, tmp_path, RUN, {"faces": "data/02_intermediate/faces.parquet",
-                                   "landmarks": "data/03_primary/landmarks.parquet"})  # never written
+    _start(
+        ledger,
+        tmp_path,
+        RUN,
+        {"faces": "data/02_intermediate/faces.parquet", "landmarks": "data/03_primary/landmarks.parquet"},
+    )  # never written
     outcome = ledger.fail(RUN, {"reason": "the run failed: ValueError: x"})
     assert outcome.datasets == ["faces"]
     assert outcome.moved[0][2] == f"data/02_intermediate/faces.parquet/{INCOMPLETE}/{RUN}"
@@ -97,7 +114,10 @@ def test_a_sweep_sets_aside_runs_whose_process_is_gone_and_leaves_running_ones(t
             record = json.loads(started.read_text())
             started.write_text(json.dumps({**record, "process": who}))
         assert {r.run_id: r.state for r in ledger.unfinished(active_here={mine})} == {
-            live: "alive", dead: "gone", mine: "alive"}
+            live: "alive",
+            dead: "gone",
+            mine: "alive",
+        }
         assert [o["run_id"] for o in ledger.running_outputs(active_here={mine})] == [live, mine]
         swept = ledger.sweep(active_here={mine})
         assert [outcome.run_id for outcome in swept] == [dead]

@@ -8,10 +8,17 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dex_bias.runs.hooks import InconsistentInputsError
 from dex_bias.stats.contract import PredictionsContractError
 from tests.runs.conftest import (
-    CSV, QUICK_REPORT, manifest, notebook_catalog, pretend_running, session_run, set_aside, versions, write_vendor_csv,
+    CSV,
+    QUICK_REPORT,
+    manifest,
+    notebook_catalog,
+    pretend_running,
+    session_run,
+    set_aside,
+    versions,
+    write_vendor_csv,
 )
 from tests.stats.conftest import synthetic_predictions
 
@@ -25,7 +32,8 @@ def vendor() -> pd.DataFrame:
 
 @pytest.mark.slow  # two report runs in a Kedro session, then a notebook's IPython catalog
 def test_a_failed_report_never_becomes_the_latest_and_a_notebook_reads_the_complete_one(
-        project_factory, monkeypatch, vendor, runs_log):
+    project_factory, monkeypatch, vendor, runs_log
+):
     project = project_factory("failed_report", QUICK_REPORT)
     write_vendor_csv(project, vendor)
     good = session_run(project, monkeypatch, ["report"], env="external")
@@ -51,8 +59,10 @@ def test_a_failed_report_never_becomes_the_latest_and_a_notebook_reads_the_compl
     catalog = notebook_catalog(project, monkeypatch, env="external")
     assert catalog.load("audit_report") == good_report
     assert catalog.load("run_manifest")["run_id"] == good
-    pd.testing.assert_frame_equal(catalog.load("group_metrics"), pd.read_csv(
-        project / f"data/08_reporting/group_metrics.csv/{good}/group_metrics.csv"))
+    pd.testing.assert_frame_equal(
+        catalog.load("group_metrics"),
+        pd.read_csv(project / f"data/08_reporting/group_metrics.csv/{good}/group_metrics.csv"),
+    )
 
 
 @pytest.mark.slow  # a report run in a Kedro session, then a notebook's IPython catalog
@@ -79,10 +89,13 @@ def test_a_notebook_opened_while_a_run_is_writing_reads_the_finished_versions(pr
         other_run.wait()
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"", "is empty (no header, no rows)"),
-    (b"image_id,predicted_age\n", "no rows to audit (a header ['image_id', 'predicted_age'] and no data rows)"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "is empty (no header, no rows)"),
+        (b"image_id,predicted_age\n", "no rows to audit (a header ['image_id', 'predicted_age'] and no data rows)"),
+    ],
+)
 def test_empty_csvs_stop_before_any_output_with_the_file_named(project_factory, monkeypatch, content, expected):
     project = project_factory("empty_csv", QUICK_REPORT)
     (project / CSV).write_bytes(content)
@@ -108,9 +121,12 @@ def test_implausible_estimates_are_refused_or_set_aside_by_row(project_factory, 
     assert "row 5 (" in message and "1000000000.0 is outside the plausible range 0-120 years" in message
     assert "row 10 (" in message and "1000000.0 is outside" in message
     assert "row 20 (" in message and "predicted_age is an empty cell" in message
-    run = session_run(project, monkeypatch, ["report"], env="external",
-                      params={"report": {"input": {"allow_quarantine": True}}})
-    quarantine = pd.read_csv(project / f"data/08_reporting/report_input_quarantine.csv/{run}/report_input_quarantine.csv")
+    run = session_run(
+        project, monkeypatch, ["report"], env="external", params={"report": {"input": {"allow_quarantine": True}}}
+    )
+    quarantine = pd.read_csv(
+        project / f"data/08_reporting/report_input_quarantine.csv/{run}/report_input_quarantine.csv"
+    )
     assert quarantine["row"].tolist() == [5, 10, 20]
     metrics = pd.read_csv(project / f"data/08_reporting/group_metrics.csv/{run}/group_metrics.csv")
     overall = metrics[(metrics.grouping == "overall") & (metrics.band_scheme == "audit")].iloc[0]
@@ -118,7 +134,9 @@ def test_implausible_estimates_are_refused_or_set_aside_by_row(project_factory, 
     kept = vendor.drop(index=[4, 9, 19])
     kept.loc[14, "predicted_age"] = 0.0
     # The estimate written -0 is an age of 0 in the audit.
-    assert overall.mae == pytest.approx((kept.predicted_age - kept.image_id.str.split("_").str[0].astype(int)).abs().mean())
+    assert overall.mae == pytest.approx(
+        (kept.predicted_age - kept.image_id.str.split("_").str[0].astype(int)).abs().mean()
+    )
 
 
 @pytest.mark.slow  # a report run in a Kedro session
@@ -138,7 +156,8 @@ def test_a_single_group_audit_finishes_or_leaves_the_last_complete_report(projec
 
 @pytest.mark.slow  # report runs in a Kedro session
 def test_a_vendor_csv_is_recorded_by_its_content_and_attributions_of_other_predictions_are_left_out(
-        project_factory, monkeypatch, vendor, runs_log):
+    project_factory, monkeypatch, vendor, runs_log
+):
     """The external env reads `region_attributions` from the explain pipeline's folder: those explain
     the model's own predictions, not the vendor's, so they are left out (the report says so)."""
     import hashlib
@@ -152,12 +171,24 @@ def test_a_vendor_csv_is_recorded_by_its_content_and_attributions_of_other_predi
     folder = project / "data/07_model_output/region_attributions.parquet" / stamp
     folder.mkdir(parents=True)
     pd.DataFrame({"image_id": vendor.image_id[:3], "method": "regions", "region": "nose", "weight": 0.1}).to_parquet(
-        folder / "region_attributions.parquet")
+        folder / "region_attributions.parquet"
+    )
     ledger = RunLedger(project)
     ledger.start(stamp, {"command": {}, "outputs": {}})
-    ledger.finish(stamp, {"outputs": {"region_attributions": {
-        "filepath": "data/07_model_output/region_attributions.parquet", "version": stamp,
-        "inputs": {"predictions": {"filepath": "data/07_model_output/predictions.parquet", "version": stamp}}}}})
+    ledger.finish(
+        stamp,
+        {
+            "outputs": {
+                "region_attributions": {
+                    "filepath": "data/07_model_output/region_attributions.parquet",
+                    "version": stamp,
+                    "inputs": {
+                        "predictions": {"filepath": "data/07_model_output/predictions.parquet", "version": stamp}
+                    },
+                }
+            }
+        },
+    )
     run = session_run(project, monkeypatch, ["report"], env="external")
     record = manifest(project, run)
     digest = hashlib.sha256((project / CSV).read_bytes()).hexdigest()

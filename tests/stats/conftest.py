@@ -15,8 +15,9 @@ def verification_settings(overrides: dict | None = None):
     return base_parameters(changed).report.age_verification
 
 
-def synthetic_predictions(n: int = 1500, seed: int = 0, race_bias: dict[int, float] | None = None,
-                          noise: float = 6.0) -> pd.DataFrame:
+def synthetic_predictions(
+    n: int = 1500, seed: int = 0, race_bias: dict[int, float] | None = None, noise: float = 6.0
+) -> pd.DataFrame:
     """UTKFace-named predictions: ages 0-89, Gaussian error, plus ``race_bias`` years per race."""
     rng = np.random.default_rng(seed)
     age = rng.integers(0, 90, n)
@@ -25,8 +26,7 @@ def synthetic_predictions(n: int = 1500, seed: int = 0, race_bias: dict[int, flo
     bias = np.array([(race_bias or {}).get(int(r), 0.0) for r in race])
     predicted = np.clip(age + rng.normal(0, noise, n) + bias, 0, None)
     ids = [f"{a}_{g}_{r}_2017{i:010d}.jpg.chip.jpg" for i, (a, g, r) in enumerate(zip(age, gender, race))]
-    return pd.DataFrame({"image_id": ids, "age": age, "gender": gender, "race": race,
-                         "predicted_age": predicted})
+    return pd.DataFrame({"image_id": ids, "age": age, "gender": gender, "race": race, "predicted_age": predicted})
 
 
 @pytest.fixture
@@ -48,14 +48,16 @@ def synthetic_landmarks(image_ids, seed: int = 0, scale=None, yaw=None) -> pd.Da
     yaw = rng.normal(0, 0.1, n) if yaw is None else np.asarray(yaw, float)
     template = np.zeros((68, 2))
     t = np.linspace(0, np.pi, 17)
-    template[0:17] = np.column_stack([-50 * np.cos(t), 10 + 50 * np.sin(t)])          # jaw, image left to right
-    template[17:27] = np.column_stack([np.linspace(-40, 40, 10), np.full(10, -25)])     # brows
-    template[27:36] = np.column_stack([np.r_[np.zeros(4), np.linspace(-8, 8, 5)], np.r_[np.linspace(-15, 10, 4), np.full(5, 14)]])
-    for start, centre in ((36, -20.0), (42, 20.0)):                                     # eyes
+    template[0:17] = np.column_stack([-50 * np.cos(t), 10 + 50 * np.sin(t)])  # jaw, image left to right
+    template[17:27] = np.column_stack([np.linspace(-40, 40, 10), np.full(10, -25)])  # brows
+    template[27:36] = np.column_stack(
+        [np.r_[np.zeros(4), np.linspace(-8, 8, 5)], np.r_[np.linspace(-15, 10, 4), np.full(5, 14)]]
+    )
+    for start, centre in ((36, -20.0), (42, 20.0)):  # eyes
         angle = np.linspace(0, 2 * np.pi, 6, endpoint=False)
-        template[start:start + 6] = np.column_stack([centre + 8 * np.cos(angle), -12 + 3 * np.sin(angle)])
+        template[start : start + 6] = np.column_stack([centre + 8 * np.cos(angle), -12 + 3 * np.sin(angle)])
     angle = np.linspace(0, 2 * np.pi, 20, endpoint=False)
-    template[48:68] = np.column_stack([15 * np.cos(angle), 35 + 5 * np.sin(angle)])    # mouth
+    template[48:68] = np.column_stack([15 * np.cos(angle), 35 + 5 * np.sin(angle)])  # mouth
     points = template[None] * scale[:, None, None] + 100.0
     half_width = np.abs(template[30, 0] - template[2, 0]) * scale
     points[:, 30, 0] += yaw * half_width

@@ -39,8 +39,16 @@ def test_every_family_holds_its_size_under_the_confounded_null(null_tables):
     bound = monte_carlo_bound(ALPHA, SIMULATIONS)
     print(f"\nnull: {SIMULATIONS} simulated audits of 400 faces; bound α + 2 MCSE = {bound:.4f}")
     print(rates[["family", "feature", "outcome", "tests", "rejection_rate", "family_flag_rate"]].to_string(index=False))
-    expected = {("group_vs_rest", "race"), ("group_vs_rest", "gender"), ("omnibus", "race"), ("omnibus", "gender"),
-                ("pairwise", "race"), ("pairwise", "gender"), ("gate_vs_rest", "race"), ("gate_vs_rest", "gender")}
+    expected = {
+        ("group_vs_rest", "race"),
+        ("group_vs_rest", "gender"),
+        ("omnibus", "race"),
+        ("omnibus", "gender"),
+        ("pairwise", "race"),
+        ("pairwise", "gender"),
+        ("gate_vs_rest", "race"),
+        ("gate_vs_rest", "gender"),
+    }
     assert expected <= set(zip(rates.family, rates.feature))
     assert (rates["tests"] >= SIMULATIONS).all()
     too_often = rates[(rates["rejection_rate"] > bound) | (rates["family_flag_rate"] > bound)]
@@ -50,8 +58,15 @@ def test_every_family_holds_its_size_under_the_confounded_null(null_tables):
 def test_the_harness_catches_a_test_that_ignores_age_mix(null_tables):
     # One stratum of 200 years is the unstratified comparison: same statistic, same permutation
     # machinery, no like-with-like. It must fail the harness, or the harness proves nothing.
-    rates = rejection_rates(null_tables[:60], alpha=ALPHA, stratum_years=200, pairwise=False,
-                            features=("race",), challenge_ages=(18,), **FAST)
+    rates = rejection_rates(
+        null_tables[:60],
+        alpha=ALPHA,
+        stratum_years=200,
+        pairwise=False,
+        features=("race",),
+        challenge_ages=(18,),
+        **FAST,
+    )
     naive = rates[(rates.family == "group_vs_rest") & (rates.outcome == "absolute_error")].iloc[0]
     print(f"\nunstratified group-vs-rest on the same null: rejects {naive.rejection_rate:.3f}")
     assert naive.rejection_rate > 3 * monte_carlo_bound(ALPHA, 60)
@@ -62,17 +77,20 @@ def test_power_against_a_planted_group_effect():
     lines = []
     power = {}
     for scale in (0.5, 1.0):
-        flagged, differences, true_gap = [], [], []
+        flagged, differences, _true_gap = [], [], []
         for _ in range(60):
             table = simulate_predictions(rng, 400, planted_race=3, planted_scale=scale)
             tests = significance_tests(table, features=("race",), pairwise=False, challenge_ages=(18,), **FAST)
-            row = tests[(tests.family == "group_vs_rest") & (tests.outcome == "absolute_error")
-                        & (tests.group == "Indian")].iloc[0]
+            row = tests[
+                (tests.family == "group_vs_rest") & (tests.outcome == "absolute_error") & (tests.group == "Indian")
+            ].iloc[0]
             flagged.append(bool(row.worse))
             differences.append(row.difference)
         power[scale] = float(np.mean(flagged))
-        lines.append(f"planted noise × {1 + scale:g}: stratified MAE difference {np.mean(differences):.2f} years, "
-                     f"flagged worse (Holm p < {ALPHA}) in {power[scale]:.2f} of 60")
+        lines.append(
+            f"planted noise × {1 + scale:g}: stratified MAE difference {np.mean(differences):.2f} years, "
+            f"flagged worse (Holm p < {ALPHA}) in {power[scale]:.2f} of 60"
+        )
     print("\n" + "\n".join(lines))
     assert power[1.0] >= 0.8
     assert power[0.5] < power[1.0]

@@ -10,7 +10,13 @@ from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
 from dex_bias.stats.comparison import (
-    leaderboard, model_gate_metrics, model_metrics, model_spread, paired_model_tests, rank_biserial, same_faces,
+    leaderboard,
+    model_gate_metrics,
+    model_metrics,
+    model_spread,
+    paired_model_tests,
+    rank_biserial,
+    same_faces,
 )
 from dex_bias.stats.engine import gini
 
@@ -22,8 +28,14 @@ def predictions_of(rng, n: int = 400, *, noise_a: float = 5.0, noise_b: float = 
     race = rng.integers(0, 5, n)
     gender = rng.integers(0, 2, n)
     difficulty = 1 + age / 40
-    base = pd.DataFrame({"image_id": [f"{a}_{g}_{r}_{i:05d}.jpg" for i, (a, g, r) in enumerate(zip(age, gender, race))],
-                         "age": age, "gender": gender, "race": race})
+    base = pd.DataFrame(
+        {
+            "image_id": [f"{a}_{g}_{r}_{i:05d}.jpg" for i, (a, g, r) in enumerate(zip(age, gender, race))],
+            "age": age,
+            "gender": gender,
+            "race": race,
+        }
+    )
     a = base.assign(predicted_age=age + rng.normal(0, noise_a, n) * difficulty + race_effect * (race == 1))
     b = base.assign(predicted_age=age + rng.normal(0, noise_b, n) * difficulty)
     return {"model_a": a, "model_b": b}
@@ -35,8 +47,10 @@ def test_same_faces_keeps_the_faces_every_model_predicted_and_refuses_mismatched
     long, coverage = same_faces(predictions)
     assert set(long.groupby("model").size()) == {40}
     assert coverage.set_index("model")["left_out"].to_dict() == {"model_a": 10, "model_b": 0}
-    assert (long[long["model"] == "model_a"]["image_id"].to_numpy() == long[long["model"] == "model_b"]["image_id"]
-            .to_numpy()).all()
+    assert (
+        long[long["model"] == "model_a"]["image_id"].to_numpy()
+        == long[long["model"] == "model_b"]["image_id"].to_numpy()
+    ).all()
     relabelled = {**predictions, "model_b": predictions["model_b"].assign(age=predictions["model_b"]["age"] + 1)}
     with pytest.raises(ValueError, match="labels some faces differently"):
         same_faces(relabelled)
@@ -49,11 +63,15 @@ def test_rank_biserial_is_pingouins_and_the_paired_p_is_scipys_with_holm_from_st
     long, _ = same_faces(predictions_of(rng, 300, noise_a=7.0))
     tests = paired_model_tests(long, features=("race",), n_boot=200, seed=3)
     absolute = long.assign(error=(long["predicted_age"] - long["age"]).abs()).pivot(
-        index="image_id", columns="model", values="error")
+        index="image_id", columns="model", values="error"
+    )
     race = long.drop_duplicates("image_id").set_index("image_id")["race"].loc[absolute.index]
     for row in tests.itertuples():
-        mask = np.ones(len(absolute), bool) if row.grouping == "overall" else (
-            race.map({0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}) == row.group).to_numpy()
+        mask = (
+            np.ones(len(absolute), bool)
+            if row.grouping == "overall"
+            else (race.map({0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}) == row.group).to_numpy()
+        )
         a, b = absolute["model_a"][mask], absolute["model_b"][mask]
         assert row.n == mask.sum()
         assert row.p_unc == pytest.approx(st.wilcoxon(a, b).pvalue, rel=1e-12)
@@ -98,7 +116,7 @@ def test_a_worse_model_in_one_group_is_named_there_and_only_there():
 def test_metrics_spread_and_leaderboard_agree_with_the_group_rows():
     long, _ = same_faces(predictions_of(np.random.default_rng(8), 900, noise_a=3.0, race_effect=8.0))
     metrics = model_metrics(long, n_boot=200, seed=1)
-    for model, part in long.groupby("model"):
+    for model, part in long.groupby("model"):  # noqa: B007 (read by the query as @model)
         mae = (part["predicted_age"] - part["age"]).abs().mean()
         assert metrics.query("model == @model and grouping == 'overall'")["mae"].iloc[0] == pytest.approx(mae)
     spread = model_spread(long, features=("race",), n_boot=200, seed=1)

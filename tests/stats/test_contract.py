@@ -6,8 +6,9 @@ from dex_bias.stats.contract import PredictionsContractError, prepare_prediction
 
 
 def test_labels_parsed_from_both_utkface_id_styles():
-    df = pd.DataFrame({"image_id": ["25_1_3_20170116174525125.jpg", "crop/7_0_2_20170109.jpg.chip.jpg"],
-                       "predicted_age": ["30.5", 6]})
+    df = pd.DataFrame(
+        {"image_id": ["25_1_3_20170116174525125.jpg", "crop/7_0_2_20170109.jpg.chip.jpg"], "predicted_age": ["30.5", 6]}
+    )
     valid, quarantine = prepare_predictions(df)
     assert quarantine.empty
     assert valid[["age", "gender", "race"]].values.tolist() == [[25, 1, 3], [7, 0, 2]]
@@ -25,13 +26,16 @@ def test_missing_column_names_it():
         prepare_predictions(pd.DataFrame({"image_id": ["1_0_0_1.jpg"], "age_estimate": [3]}), source="my.csv")
 
 
-@pytest.mark.parametrize("bad_id, bad_value, reason", [
-    ("not_a_face.png", 20, "unparseable_id"),
-    (None, "twenty", "non_numeric_prediction"),
-    (None, "nan", "non_numeric_prediction"),
-    (None, -3, "negative_prediction"),
-    ("40_7_0_2017.jpg", 20, "unparseable_id"),  # gender 7 does not parse
-])
+@pytest.mark.parametrize(
+    "bad_id, bad_value, reason",
+    [
+        ("not_a_face.png", 20, "unparseable_id"),
+        (None, "twenty", "non_numeric_prediction"),
+        (None, "nan", "non_numeric_prediction"),
+        (None, -3, "negative_prediction"),
+        ("40_7_0_2017.jpg", 20, "unparseable_id"),  # gender 7 does not parse
+    ],
+)
 def test_each_bad_row_kind_lists_first_rows_and_count(bad_id, bad_value, reason):
     ids = [f"{20 + i}_0_1_2017{i:04d}.jpg" for i in range(12)]
     values: list = [25.0] * 12
@@ -64,23 +68,27 @@ def test_duplicates_set_aside_every_copy():
 
 # --- plausible estimates, empty cells and empty tables (issue 14) ------------------------------
 
+
 def _vendor(values: list) -> pd.DataFrame:
     ids = [f"{20 + i}_0_1_2017{i:04d}.jpg" for i in range(len(values))]
     return pd.DataFrame({"image_id": ids, "predicted_age": pd.Series(values, dtype=object)})
 
 
-@pytest.mark.parametrize("value, reason, named", [
-    (1e9, "implausible_prediction", "1000000000.0 is outside the plausible range 0-120 years"),
-    (1e6, "implausible_prediction", "1000000.0 is outside the plausible range 0-120 years"),
-    (120.5, "implausible_prediction", "120.5 is outside"),
-    (float("nan"), "non_numeric_prediction", "predicted_age is NaN, not a finite number"),
-    (float("inf"), "non_numeric_prediction", "predicted_age is inf, not a finite number"),
-    ("", "non_numeric_prediction", "predicted_age is an empty cell"),
-    (None, "non_numeric_prediction", "predicted_age is an empty cell"),
-    ("1e9", "implausible_prediction", "predicted_age 1e9 is outside"),
-    ("n/a", "non_numeric_prediction", "predicted_age is 'n/a'"),
-    (-3.0, "negative_prediction", "predicted_age -3.0 is below 0"),
-])
+@pytest.mark.parametrize(
+    "value, reason, named",
+    [
+        (1e9, "implausible_prediction", "1000000000.0 is outside the plausible range 0-120 years"),
+        (1e6, "implausible_prediction", "1000000.0 is outside the plausible range 0-120 years"),
+        (120.5, "implausible_prediction", "120.5 is outside"),
+        (float("nan"), "non_numeric_prediction", "predicted_age is NaN, not a finite number"),
+        (float("inf"), "non_numeric_prediction", "predicted_age is inf, not a finite number"),
+        ("", "non_numeric_prediction", "predicted_age is an empty cell"),
+        (None, "non_numeric_prediction", "predicted_age is an empty cell"),
+        ("1e9", "implausible_prediction", "predicted_age 1e9 is outside"),
+        ("n/a", "non_numeric_prediction", "predicted_age is 'n/a'"),
+        (-3.0, "negative_prediction", "predicted_age -3.0 is below 0"),
+    ],
+)
 def test_implausible_or_missing_estimates_are_refused_with_the_value_named(value, reason, named):
     df = _vendor([30.0, value, 40.0])
     with pytest.raises(PredictionsContractError) as error:
@@ -115,8 +123,7 @@ def test_an_implausible_estimate_never_reaches_a_statistic():
 
 
 def test_an_empty_id_cell_is_named_as_such():
-    df = pd.DataFrame({"image_id": ["25_1_3_20170116174525125.jpg", "", None],
-                       "predicted_age": [20.0, 21.0, 22.0]})
+    df = pd.DataFrame({"image_id": ["25_1_3_20170116174525125.jpg", "", None], "predicted_age": [20.0, 21.0, 22.0]})
     valid, quarantine = prepare_predictions(df, allow_quarantine=True)
     assert len(valid) == 1
     assert quarantine["reason"].tolist() == ["unparseable_id", "unparseable_id"]  # not duplicates of ""

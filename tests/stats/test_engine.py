@@ -7,7 +7,14 @@ import pytest
 from scipy import stats as st
 
 from dex_bias.stats.engine import (
-    Metric, bootstrap_indices, gini, iter_groups, metric_frame, spread, spread_frame, wilson,
+    Metric,
+    bootstrap_indices,
+    gini,
+    iter_groups,
+    metric_frame,
+    spread,
+    spread_frame,
+    wilson,
 )
 from dex_bias.stats.metrics import mean_absolute_error, with_display_columns
 from tests.stats.conftest import synthetic_predictions
@@ -37,8 +44,14 @@ def test_groups_labels_and_values_match_pandas_groupby(table):
 def test_outer_grouping_tables_each_model_as_its_own_population(table):
     both = metric_frame(table, MAE, ["race"], outer="model_name", n_boot=200, seed=4)
     assert set(both.model_name) == {"model_a", "model_b"}
-    alone = metric_frame(table[table.model_name == "model_a"].reset_index(drop=True), MAE, ["race"],
-                         outer="model_name", n_boot=200, seed=4)
+    alone = metric_frame(
+        table[table.model_name == "model_a"].reset_index(drop=True),
+        MAE,
+        ["race"],
+        outer="model_name",
+        n_boot=200,
+        seed=4,
+    )
     mine = both[both.model_name == "model_a"].reset_index(drop=True)
     # Seeds come from the row's own labels, so a row's interval does not depend on the other rows.
     pd.testing.assert_frame_equal(mine, alone)
@@ -50,9 +63,14 @@ def test_bootstrap_interval_agrees_with_scipy(table):
     frame = metric_frame(table, MAE, ["race"], n_boot=4000, seed=1, intersections=False)
     white = table[table.race == "White"]
     row = frame[frame.group == "White"].iloc[0]
-    reference = st.bootstrap((white.age.to_numpy(float), white.predicted_age.to_numpy(float)),
-                             lambda t, p, axis: np.mean(np.abs(p - t), axis=axis), paired=True,
-                             n_resamples=4000, method="percentile", rng=np.random.default_rng(2)).confidence_interval
+    reference = st.bootstrap(
+        (white.age.to_numpy(float), white.predicted_age.to_numpy(float)),
+        lambda t, p, axis: np.mean(np.abs(p - t), axis=axis),
+        paired=True,
+        n_resamples=4000,
+        method="percentile",
+        rng=np.random.default_rng(2),
+    ).confidence_interval
     assert row.mae_ci_low == pytest.approx(reference.low, abs=0.12)
     assert row.mae_ci_high == pytest.approx(reference.high, abs=0.12)
 
@@ -99,8 +117,13 @@ def test_spread_interval_resamples_each_group_like_scipys_multi_sample_bootstrap
     means = [e.mean() for e in errors]
     assert row.max_minus_min == pytest.approx(max(means) - min(means))
     assert row.gini == pytest.approx(float(gini(np.array(means))))
-    reference = st.bootstrap(errors, lambda *e, axis: np.ptp([x.mean(axis=axis) for x in e], axis=0),
-                             n_resamples=3000, method="percentile", rng=np.random.default_rng(4)).confidence_interval
+    reference = st.bootstrap(
+        errors,
+        lambda *e, axis: np.ptp([x.mean(axis=axis) for x in e], axis=0),
+        n_resamples=3000,
+        method="percentile",
+        rng=np.random.default_rng(4),
+    ).confidence_interval
     assert row.max_minus_min_ci_low == pytest.approx(reference.low, abs=0.15)
     assert row.max_minus_min_ci_high == pytest.approx(reference.high, abs=0.15)
     few = spread_frame(table.head(40), MAE, ["race"], min_n=30)

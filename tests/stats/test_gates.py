@@ -11,13 +11,17 @@ def test_rates_and_wilson_bounds_match_direct_counts(predictions):
         white = predictions[predictions.race == 0]
         minors = white[white.age < 18]
         accepted = int((minors.predicted_age >= tau).sum())
-        row = table[(table.group == "White") & (table.measure == "minors_accepted") & (table.challenge_age == tau)].iloc[0]
+        row = table[
+            (table.group == "White") & (table.measure == "minors_accepted") & (table.challenge_age == tau)
+        ].iloc[0]
         assert (row.events, row.n) == (accepted, len(minors))
         assert row.rate == pytest.approx(accepted / len(minors))
         ci = st.binomtest(accepted, len(minors)).proportion_ci(method="wilson")
         assert (row.ci_low, row.ci_high) == pytest.approx((ci.low, ci.high))
         young_adults = predictions[predictions.age.between(18, 24)]
-        row = table[(table.group == "all") & (table.measure == "adults_challenged") & (table.challenge_age == tau)].iloc[0]
+        row = table[
+            (table.group == "all") & (table.measure == "adults_challenged") & (table.challenge_age == tau)
+        ].iloc[0]
         assert row.events == (young_adults.predicted_age < tau).sum() and row.n == len(young_adults)
     teens = predictions[predictions.age.between(13, 17)]
     row = table[(table.group == "all") & (table.measure == "teens_accepted") & (table.challenge_age == 21)].iloc[0]

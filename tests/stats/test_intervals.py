@@ -34,8 +34,15 @@ def test_bootstrap_matches_direct_resampling_and_scipy():
         replicates.append(mae(y_true[rows], y_pred[rows]))
     assert (low, high) == pytest.approx(tuple(np.quantile(replicates, [0.025, 0.975])))
     # and it agrees with scipy's percentile bootstrap up to Monte Carlo error
-    reference = st.bootstrap((y_true, y_pred), mae, paired=True, vectorized=False, n_resamples=2000,
-                             method="percentile", rng=np.random.default_rng(3)).confidence_interval
+    reference = st.bootstrap(
+        (y_true, y_pred),
+        mae,
+        paired=True,
+        vectorized=False,
+        n_resamples=2000,
+        method="percentile",
+        rng=np.random.default_rng(3),
+    ).confidence_interval
     assert low == pytest.approx(reference.low, abs=0.15) and high == pytest.approx(reference.high, abs=0.15)
     assert low < mae(y_true, y_pred) < high
 
@@ -44,6 +51,7 @@ def test_vectorized_bootstrap_gives_the_same_interval_from_the_same_draws():
     rng = np.random.default_rng(2)
     y_true, y_pred = rng.uniform(0, 80, 257), rng.uniform(0, 80, 257)
     loop = bootstrap_ci(y_true, y_pred, statistic=lambda t, p: float(np.mean(np.abs(p - t))), n_boot=300, seed=4)
-    block = bootstrap_ci(y_true, y_pred, statistic=lambda t, p: np.mean(np.abs(p - t), axis=-1), n_boot=300,
-                         seed=4, vectorized=True)
+    block = bootstrap_ci(
+        y_true, y_pred, statistic=lambda t, p: np.mean(np.abs(p - t), axis=-1), n_boot=300, seed=4, vectorized=True
+    )
     assert block == pytest.approx(loop, abs=1e-12)

@@ -27,8 +27,9 @@ def test_group_rows_match_direct_numpy(predictions):
 def test_intersections_bands_and_min_n_flag(predictions):
     table = group_metrics(predictions, n_boot=50, bands=((0, 12), (13, 18), (19, 25), (26, 100)), min_n=40)
     cells = table[table["grouping"] == "race × gender × age_band"]
-    teen_asian_women = predictions[(predictions.race == 2) & (predictions.gender == 1)
-                                   & predictions.age.between(13, 18)]
+    teen_asian_women = predictions[
+        (predictions.race == 2) & (predictions.gender == 1) & predictions.age.between(13, 18)
+    ]
     row = cells[cells["group"] == "Asian · female · 13-18"].iloc[0]
     assert row["n"] == len(teen_asian_women)
     assert row["small_group"] == (len(teen_asian_women) < 40)
@@ -54,17 +55,25 @@ def test_balanced_mae_weighs_fixed_reference_cells_equally():
 
 def test_balanced_mae_interval_matches_scipys_bootstrap_resampling_each_cell(predictions):
     bands = ((0, 29), (30, 59), (60, 89))
-    table = group_metrics(predictions, sensitive_features=("race",), intersections=False, n_boot=4000,
-                          balanced_bands=bands, seed=2)
+    table = group_metrics(
+        predictions, sensitive_features=("race",), intersections=False, n_boot=4000, balanced_bands=bands, seed=2
+    )
     black = predictions[predictions.race == 1]
-    cells = [np.abs(part.predicted_age - part.age).to_numpy()
-             for _, part in black.groupby([pd.cut(black.age, [-1, 29, 59, 89]), black.gender], observed=True)]
+    cells = [
+        np.abs(part.predicted_age - part.age).to_numpy()
+        for _, part in black.groupby([pd.cut(black.age, [-1, 29, 59, 89]), black.gender], observed=True)
+    ]
     assert len(cells) == 6
     row = table[table.group == "Black"].iloc[0]
     assert row.balanced_mae == pytest.approx(np.mean([c.mean() for c in cells]))
     # scipy's multi-sample bootstrap resamples each sample on its own: the cell-stratified bootstrap.
-    reference = st.bootstrap(cells, lambda *c, axis: np.mean([x.mean(axis=axis) for x in c], axis=0),
-                             n_resamples=4000, method="percentile", rng=np.random.default_rng(5)).confidence_interval
+    reference = st.bootstrap(
+        cells,
+        lambda *c, axis: np.mean([x.mean(axis=axis) for x in c], axis=0),
+        n_resamples=4000,
+        method="percentile",
+        rng=np.random.default_rng(5),
+    ).confidence_interval
     assert row.balanced_mae_ci_low == pytest.approx(reference.low, abs=0.12)
     assert row.balanced_mae_ci_high == pytest.approx(reference.high, abs=0.12)
     age_band_rows = group_metrics(predictions, n_boot=10, intersections=False)

@@ -7,8 +7,14 @@ import pytest
 from scipy import stats as st
 
 from dex_bias.stats.paper import (
-    INNER_REGIONS, OUTER_FEATURES, article_features, dispersion_chi_square, paper_correlation_table,
-    paper_normality_table, region_weight_correlations, round_like_python,
+    INNER_REGIONS,
+    OUTER_FEATURES,
+    article_features,
+    dispersion_chi_square,
+    paper_correlation_table,
+    paper_normality_table,
+    region_weight_correlations,
+    round_like_python,
 )
 from tests.stats.conftest import synthetic_predictions
 
@@ -54,8 +60,10 @@ def test_rounding_is_pythons_and_tiny_or_empty_cells_say_why():
 
 def _quickshift_rows(ids, rng) -> pd.DataFrame:
     regions = [*INNER_REGIONS, *OUTER_FEATURES.values(), "background"]
-    return pd.DataFrame([(image_id, "quickshift", region, rng.uniform(0, 1)) for image_id in ids for region in regions],
-                        columns=["image_id", "method", "region", "weight"])
+    return pd.DataFrame(
+        [(image_id, "quickshift", region, rng.uniform(0, 1)) for image_id in ids for region in regions],
+        columns=["image_id", "method", "region", "weight"],
+    )
 
 
 def test_article_features_renormalise_as_the_article_code_did():
@@ -65,8 +73,10 @@ def test_article_features_renormalise_as_the_article_code_did():
     sequential = article_features(activations)
     for image_id, shares in activations.iterrows():
         # The article's loop, step by step: each feature divided by the sum as it stands.
-        fields = {"face": sum(shares[r] for r in INNER_REGIONS) / len(INNER_REGIONS),
-                  **{feature: shares[region] for feature, region in OUTER_FEATURES.items()}}
+        fields = {
+            "face": sum(shares[r] for r in INNER_REGIONS) / len(INNER_REGIONS),
+            **{feature: shares[region] for feature, region in OUTER_FEATURES.items()},
+        }
         for key in fields:
             fields[key] /= sum(fields.values())
         assert sequential.loc[image_id].to_dict() == pytest.approx(fields)
@@ -89,15 +99,21 @@ def test_appendix_b_is_pearson_per_race_band_subset_on_article_features():
     cell = (df.race == 0).to_numpy() & df.age.between(26, 100).to_numpy() & (accuracy > 0.9)
     x = features.loc[df.image_id[cell], "face"].to_numpy()
     reference = st.pearsonr(x, accuracy[cell])
-    row = table[(table.race == "White") & (table.age_band == "26-100") & (table.subset == "accurate")
-                & (table.feature == "face")].iloc[0]
+    row = table[
+        (table.race == "White")
+        & (table.age_band == "26-100")
+        & (table.subset == "accurate")
+        & (table.feature == "face")
+    ].iloc[0]
     assert row.n == cell.sum()
     assert (row.pearson_r, row.p) == pytest.approx((reference.statistic, reference.pvalue))
     assert set(table.feature) == {"face", *OUTER_FEATURES}
     ok = table[table.status == "ok"]
     assert ok.p_fdr.to_numpy() == pytest.approx(st.false_discovery_control(ok.p.to_numpy(), method="bh"))
-    assert table[table.feature == "face"].groupby(["race", "age_band", "subset"], observed=True).n.first().sum() \
+    assert (
+        table[table.feature == "face"].groupby(["race", "age_band", "subset"], observed=True).n.first().sum()
         == df.age.between(0, 100).sum()
+    )
     assert paper_correlation_table(df, rows.iloc[:0]).empty
     assert paper_correlation_table(df, regions_method).empty  # no quickshift explanations: no Appendix B
 
@@ -118,8 +134,9 @@ def test_region_weight_correlations_are_ours_per_region_each_image_once():
     cell = (df.race == 0).to_numpy() & df.age.between(26, 100).to_numpy() & (error < 10)
     nose = attributions[(attributions.method == "regions") & (attributions.region == "nose")].set_index("image_id")
     reference = st.pearsonr(nose.loc[df.image_id[cell], "weight"].to_numpy(), accuracy[cell])
-    row = table[(table.race == "White") & (table.age_band == "26-100") & (table.subset == "accurate")
-                & (table.region == "nose")].iloc[0]
+    row = table[
+        (table.race == "White") & (table.age_band == "26-100") & (table.subset == "accurate") & (table.region == "nose")
+    ].iloc[0]
     assert row.n == cell.sum()
     assert (row.pearson_r, row.p) == pytest.approx((reference.statistic, reference.pvalue))
     ok = table[table.status == "ok"]

@@ -14,8 +14,14 @@ def test_interocular_distance_and_yaw_index_follow_the_landmarks():
     yaw = np.array([0.0, 0.0, 0.0, 0.3, -0.3])
     landmarks = synthetic_landmarks(ids, seed=1, scale=scale, yaw=yaw)
     covariates = quality_covariates(landmarks).set_index("image_id")
-    right = landmarks[[f"x_{i}" for i in range(36, 42)]].mean(axis=1), landmarks[[f"y_{i}" for i in range(36, 42)]].mean(axis=1)
-    left = landmarks[[f"x_{i}" for i in range(42, 48)]].mean(axis=1), landmarks[[f"y_{i}" for i in range(42, 48)]].mean(axis=1)
+    right = (
+        landmarks[[f"x_{i}" for i in range(36, 42)]].mean(axis=1),
+        landmarks[[f"y_{i}" for i in range(36, 42)]].mean(axis=1),
+    )
+    left = (
+        landmarks[[f"x_{i}" for i in range(42, 48)]].mean(axis=1),
+        landmarks[[f"y_{i}" for i in range(42, 48)]].mean(axis=1),
+    )
     direct = np.hypot(left[0] - right[0], left[1] - right[1]).to_numpy()
     assert covariates.interocular_distance.to_numpy() == pytest.approx(direct)
     assert covariates.interocular_distance.to_numpy()[:3] == pytest.approx(40 * scale[:3], rel=0.05)

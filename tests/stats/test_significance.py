@@ -12,7 +12,10 @@ from statsmodels.stats.multitest import multipletests
 
 from dex_bias.stats.calibration import simulate_predictions
 from dex_bias.stats.permutation import (
-    bootstrap_difference_interval, permutation_test, standardised_contrast, standardised_difference,
+    bootstrap_difference_interval,
+    permutation_test,
+    standardised_contrast,
+    standardised_difference,
 )
 from dex_bias.stats.significance import flagged_groups, holm, significance_tests, strata_for
 from tests.stats.conftest import synthetic_predictions
@@ -38,10 +41,12 @@ def test_one_stratum_permutation_p_matches_scipys_permutation_test():
     values = np.r_[x, y]
     in_x = np.r_[np.ones(30, bool), np.zeros(45, bool)]
     contrast = standardised_contrast(in_x, ~in_x, np.zeros(75))
-    result = permutation_test(values, np.zeros(75), contrast.coefficient[:, None], n_perm=20000,
-                              rng=np.random.default_rng(2))
-    reference = st.permutation_test((x, y), _difference, n_resamples=20000, vectorized=True,
-                                    rng=np.random.default_rng(3))
+    result = permutation_test(
+        values, np.zeros(75), contrast.coefficient[:, None], n_perm=20000, rng=np.random.default_rng(2)
+    )
+    reference = st.permutation_test(
+        (x, y), _difference, n_resamples=20000, vectorized=True, rng=np.random.default_rng(3)
+    )
     assert result.effects[0] == pytest.approx(reference.statistic)
     assert result.p_values[0] == pytest.approx(reference.pvalue, abs=0.01)
 
@@ -56,10 +61,10 @@ def test_pairs_as_strata_give_scipys_exact_paired_permutation_test():
     strata = np.r_[np.arange(12), np.arange(12)]
     in_a = np.r_[np.ones(12, bool), np.zeros(12, bool)]
     contrast = standardised_contrast(in_a, ~in_a, strata)
-    result = permutation_test(values, strata, contrast.coefficient[:, None], n_perm=40000,
-                              rng=np.random.default_rng(5))
-    reference = st.permutation_test((a, b), _difference, permutation_type="samples", n_resamples=np.inf,
-                                    vectorized=True)
+    result = permutation_test(values, strata, contrast.coefficient[:, None], n_perm=40000, rng=np.random.default_rng(5))
+    reference = st.permutation_test(
+        (a, b), _difference, permutation_type="samples", n_resamples=np.inf, vectorized=True
+    )
     assert result.effects[0] == pytest.approx(reference.statistic)
     assert result.p_values[0] == pytest.approx(reference.pvalue, abs=0.006)
 
@@ -69,8 +74,9 @@ def test_gate_rate_difference_p_matches_the_exact_hypergeometric_distribution():
     events = np.r_[np.ones(9), np.zeros(11), np.ones(4), np.zeros(26)]  # group 9/20, rest 4/30
     in_group = np.r_[np.ones(20, bool), np.zeros(30, bool)]
     contrast = standardised_contrast(in_group, ~in_group, np.zeros(50))
-    result = permutation_test(events, np.zeros(50), contrast.coefficient[:, None], n_perm=40000,
-                              rng=np.random.default_rng(6))
+    result = permutation_test(
+        events, np.zeros(50), contrast.coefficient[:, None], n_perm=40000, rng=np.random.default_rng(6)
+    )
     law = st.hypergeom(50, 13, 20)  # population, events, group size
     counts = np.arange(0, 14)
     difference = counts / 20 - (13 - counts) / 30
@@ -83,9 +89,12 @@ def test_gate_rate_difference_p_matches_the_exact_hypergeometric_distribution():
 def test_group_vs_rest_difference_is_the_stratum_standardised_mean_difference():
     df = simulate_predictions(np.random.default_rng(8), 800, planted_race=1, planted_scale=1.0)
     tests = significance_tests(df, features=("race",), pairwise=False, n_perm=500, n_boot=300, stratum_years=5)
-    row = tests[(tests.family == "group_vs_rest") & (tests.outcome == "absolute_error") & (tests.group == "Black")].iloc[0]
-    frame = df.assign(error=(df.predicted_age - df.age).abs(), stratum=(df.age // 5) * 2 + df.gender,
-                      black=df.race == 1)
+    row = tests[
+        (tests.family == "group_vs_rest") & (tests.outcome == "absolute_error") & (tests.group == "Black")
+    ].iloc[0]
+    frame = df.assign(
+        error=(df.predicted_age - df.age).abs(), stratum=(df.age // 5) * 2 + df.gender, black=df.race == 1
+    )
     means = frame.groupby(["stratum", "black"]).error.mean().unstack()
     sizes = frame[frame.black].groupby("stratum").size()
     usable = means.dropna().index
@@ -108,15 +117,20 @@ def test_direction_comes_from_the_tested_statistic_not_from_ranks():
     group = rng.random(n) < 0.3
     error = np.where(group, rng.exponential(2.0, n), rng.exponential(4.0, n))
     error[np.flatnonzero(group)[:12]] += 90.0
-    df = pd.DataFrame({"age": age, "gender": rng.integers(0, 2, n), "race": np.where(group, 1, 0),
-                       "predicted_age": age + error})
+    df = pd.DataFrame(
+        {"age": age, "gender": rng.integers(0, 2, n), "race": np.where(group, 1, 0), "predicted_age": age + error}
+    )
     cles = pg.mwu(error[group], error[~group])["CLES"].iloc[0]
     assert cles < 0.4  # the rank view
     tests = significance_tests(df, features=("race",), pairwise=False, n_perm=999, n_boot=500)
-    row = tests[(tests.family == "group_vs_rest") & (tests.outcome == "absolute_error") & (tests.group == "Black")].iloc[0]
+    row = tests[
+        (tests.family == "group_vs_rest") & (tests.outcome == "absolute_error") & (tests.group == "Black")
+    ].iloc[0]
     assert row.difference > 0 and row.difference == pytest.approx(
-        standardised_difference(error, group, ~group, strata_for(df.assign(race=df.race.map({0: "White", 1: "Black"})),
-                                                                 "race", 5)))
+        standardised_difference(
+            error, group, ~group, strata_for(df.assign(race=df.race.map({0: "White", 1: "Black"})), "race", 5)
+        )
+    )
     assert row.direction == ("higher" if row.p_corr < 0.05 else "no_difference_found")
     assert row.worse == (row.p_corr < 0.05)
     assert np.sign(row.difference_ci_low + row.difference_ci_high) == np.sign(row.difference)
@@ -126,23 +140,27 @@ def test_interval_agrees_with_scipys_two_sample_bootstrap_in_one_stratum():
     rng = np.random.default_rng(10)
     x, y = rng.gamma(2, 3, 80), rng.gamma(2, 4, 120)
     values, in_x = np.r_[x, y], np.r_[np.ones(80, bool), np.zeros(120, bool)]
-    low, high = bootstrap_difference_interval(values, in_x, ~in_x, np.zeros(200), n_boot=4000,
-                                              rng=np.random.default_rng(11))
-    reference = st.bootstrap((x, y), _difference, n_resamples=4000, method="percentile",
-                             rng=np.random.default_rng(12)).confidence_interval
+    low, high = bootstrap_difference_interval(
+        values, in_x, ~in_x, np.zeros(200), n_boot=4000, rng=np.random.default_rng(11)
+    )
+    reference = st.bootstrap(
+        (x, y), _difference, n_resamples=4000, method="percentile", rng=np.random.default_rng(12)
+    ).confidence_interval
     assert low == pytest.approx(reference.low, abs=0.2) and high == pytest.approx(reference.high, abs=0.2)
 
 
 def test_holm_families_are_named_and_sized_and_p_corr_is_holm_over_them():
     df = synthetic_predictions(1500, seed=11, race_bias={1: 5.0})
     tests = significance_tests(df, n_perm=400, n_boot=50, seed=5)
-    for family, part in tests[tests.status == "ok"].groupby("holm_family"):
+    for _family, part in tests[tests.status == "ok"].groupby("holm_family"):
         assert part.p_corr.to_numpy() == pytest.approx(multipletests(part.p_unc.to_numpy(), method="holm")[1])
         assert (part.holm_family_size == len(part)).all()
     rest = tests[(tests.family == "group_vs_rest") & (tests.feature == "race") & (tests.outcome == "absolute_error")]
     assert set(rest.holm_family) == {"race groups vs rest, absolute_error"} and (rest.holm_family_size == 5).all()
     assert flagged_groups(tests, "race") == ["Black"]
-    omnibus = tests[(tests.family == "omnibus") & (tests.feature == "race") & (tests.outcome == "absolute_error")].iloc[0]
+    omnibus = tests[(tests.family == "omnibus") & (tests.feature == "race") & (tests.outcome == "absolute_error")].iloc[
+        0
+    ]
     weights = rest.n_used / rest.n_used.sum()
     assert omnibus.statistic == pytest.approx(float((weights * rest.difference**2).sum()))
 

@@ -2,7 +2,6 @@
 intervals from scipy, the threshold from numpy's quantile, the spread across groups."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats as st
 
@@ -16,8 +15,12 @@ def df():
 
 
 def _row(table, metric, parameters, grouping="overall", group="all"):
-    return table[(table.metric == metric) & (table.parameters == parameters) & (table.grouping == grouping)
-                 & (table.group == group)].iloc[0]
+    return table[
+        (table.metric == metric)
+        & (table.parameters == parameters)
+        & (table.grouping == grouping)
+        & (table.group == group)
+    ].iloc[0]
 
 
 def test_challenge_false_positives_any_challenge_and_true_ages(df):
@@ -25,7 +28,9 @@ def test_challenge_false_positives_any_challenge_and_true_ages(df):
     table = age_verification_metrics(df, settings)
     for tau in (25, 21):
         for low, high, text in ((17, 17, "17"), (15, 17, "15-17")):
-            row = _row(table, "challenge_false_positive", f"true age {text} estimated at or above {tau}", "race", "Asian")
+            row = _row(
+                table, "challenge_false_positive", f"true age {text} estimated at or above {tau}", "race", "Asian"
+            )
             people = df[(df.race == 2) & df.age.between(low, high)]
             events = int((people.predicted_age >= tau).sum())
             assert (row.events, row.n) == (events, len(people))
@@ -37,8 +42,12 @@ def test_thirteen_to_sixteen_shares_read_estimates_as_whole_years(df):
     table = age_verification_metrics(df, verification_settings())
     teens = df[df.age.between(13, 16)]
     read = np.floor(teens.predicted_age)
-    shares = {"0-12": (read <= 12).mean(), "13-16": read.between(13, 16).mean(), "17-22": read.between(17, 22).mean(),
-              "23+": (read >= 23).mean()}
+    shares = {
+        "0-12": (read <= 12).mean(),
+        "13-16": read.between(13, 16).mean(),
+        "17-22": read.between(17, 22).mean(),
+        "23+": (read >= 23).mean(),
+    }
     for band, share in shares.items():
         assert _row(table, "age_range_estimate", f"true age 13-16 estimated {band}").rate == pytest.approx(share)
     assert sum(shares.values()) == pytest.approx(1.0)

@@ -4,7 +4,12 @@ import pandas as pd
 import pytest
 
 from dex_bias.utkface import (
-    DEFAULT_AGE_BANDS, PAPER_AGE_BANDS, LabelError, age_bands, band_label, parse_utkface_name,
+    DEFAULT_AGE_BANDS,
+    PAPER_AGE_BANDS,
+    LabelError,
+    age_bands,
+    band_label,
+    parse_utkface_name,
 )
 
 
@@ -67,8 +72,20 @@ def test_edge_labels_are_in_range():
 def test_age_bands_are_inclusive_ordered_and_cover_every_utkface_age():
     ages = pd.Series([0, 12, 13, 17, 18, 24, 25, 39, 40, 59, 60, 116])
     bands = age_bands(ages)
-    assert list(bands.astype(str)) == ["0-12", "0-12", "13-17", "13-17", "18-24", "18-24",
-                                       "25-39", "25-39", "40-59", "40-59", "60+", "60+"]
+    assert list(bands.astype(str)) == [
+        "0-12",
+        "0-12",
+        "13-17",
+        "13-17",
+        "18-24",
+        "18-24",
+        "25-39",
+        "25-39",
+        "40-59",
+        "40-59",
+        "60+",
+        "60+",
+    ]
     assert list(bands.cat.categories) == [band_label(lo, hi) for lo, hi in DEFAULT_AGE_BANDS]
     assert bands.cat.ordered
     assert age_bands(pd.Series(range(0, 117))).notna().all()
@@ -77,7 +94,15 @@ def test_age_bands_are_inclusive_ordered_and_cover_every_utkface_age():
 def test_paper_bands_leave_ages_past_100_unbanded():
     bands = age_bands([12, 13, 18, 19, 25, 26, 100, 101], PAPER_AGE_BANDS)
     assert list(bands.astype(object).where(bands.notna(), None)) == [
-        "0-12", "13-18", "13-18", "19-25", "19-25", "26-100", "26-100", None]
+        "0-12",
+        "13-18",
+        "13-18",
+        "19-25",
+        "19-25",
+        "26-100",
+        "26-100",
+        None,
+    ]
 
 
 def test_band_label_marks_the_open_top_band():

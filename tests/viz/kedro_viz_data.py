@@ -20,9 +20,13 @@ import pytest
 #: What a dataset's files hold, judged by the file suffix, and the Kedro-Viz preview type that
 #: shows it (kedro_datasets._typing). Models and pickles have no natural preview.
 PREVIEW_FOR_SUFFIX = {
-    ".parquet": "TablePreview", ".csv": "TablePreview", ".xlsx": "TablePreview",
+    ".parquet": "TablePreview",
+    ".csv": "TablePreview",
+    ".xlsx": "TablePreview",
     ".json": "JSONPreview",
-    ".png": "ImagePreview", ".jpg": "ImagePreview", ".jpeg": "ImagePreview",
+    ".png": "ImagePreview",
+    ".jpg": "ImagePreview",
+    ".jpeg": "ImagePreview",
 }
 #: Previews that are welcome but whose absence only gets reported, not failed.
 OPTIONAL_PREVIEW_FOR_SUFFIX = {".html": "HTMLPreview", ".svg": "ImagePreview"}
@@ -43,14 +47,15 @@ def build_viz(project: Path, *, include_previews: bool = False, timeout: float =
     command = [sys.executable, "-m", "kedro", "viz", "build"]
     if include_previews:
         command.append("--include-previews")
-    done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=timeout,
-                          env=_subprocess_env())
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=timeout, env=_subprocess_env())
     output = done.stdout + done.stderr
     if done.returncode != 0 or not (build / "api" / "main").is_file():
         hint = ""
         if "more than one node" in output or "OutputNotUniqueError" in output:
-            hint = ("two nodes write the same dataset name: give each dataset one maker "
-                    "(CONTRIBUTING.md, 'which pipeline makes each dataset')\n")
+            hint = (
+                "two nodes write the same dataset name: give each dataset one maker "
+                "(CONTRIBUTING.md, 'which pipeline makes each dataset')\n"
+            )
         pytest.fail(f"`kedro viz build` failed in {project}:\n{hint}{output[-12000:]}")
     return build
 
@@ -75,8 +80,11 @@ class VizGraph:
 
     def tasks(self, pipeline: str | None = None) -> list[dict]:
         """Task (function) nodes, of one registered pipeline when named."""
-        return [node for node in self.main["nodes"] if node["type"] == "task"
-                and (pipeline is None or pipeline in node["pipelines"])]
+        return [
+            node
+            for node in self.main["nodes"]
+            if node["type"] == "task" and (pipeline is None or pipeline in node["pipelines"])
+        ]
 
     @cached_property
     def datasets(self) -> dict[str, dict]:
@@ -122,8 +130,11 @@ def catalog_config(project: Path, env: str = "local") -> dict[str, dict]:
 
     loader = OmegaConfigLoader(conf_source=str(project / "conf"), base_env="base", default_run_env=env)
     config = loader["catalog"]
-    return {name: entry for name, entry in config.items()
-            if not name.startswith("_") and "{" not in name and isinstance(entry, dict)}
+    return {
+        name: entry
+        for name, entry in config.items()
+        if not name.startswith("_") and "{" not in name and isinstance(entry, dict)
+    }
 
 
 def dataset_class(entry: dict) -> type:

@@ -22,7 +22,14 @@ FLOW_ORDER: tuple[str, ...] = tuple(name for name in FLOW if name != "compare")
 
 #: The layers Kedro-Viz knows (its "Data Structure" convention), in flow order.
 KEDRO_VIZ_LAYERS: tuple[str, ...] = (
-    "raw", "intermediate", "primary", "feature", "model_input", "models", "model_output", "reporting",
+    "raw",
+    "intermediate",
+    "primary",
+    "feature",
+    "model_input",
+    "models",
+    "model_output",
+    "reporting",
 )
 
 #: A node name a reader can take in at a glance: snake_case words.
@@ -86,8 +93,9 @@ def duplicate_writers(outputs_by_pipeline: Mapping[str, Iterable[str]]) -> dict[
     return {dataset: sorted(names) for dataset, names in sorted(writers.items()) if len(names) > 1}
 
 
-def edges_between(outputs_by_pipeline: Mapping[str, Iterable[str]],
-                  inputs_by_pipeline: Mapping[str, Iterable[str]]) -> set[Edge]:
+def edges_between(
+    outputs_by_pipeline: Mapping[str, Iterable[str]], inputs_by_pipeline: Mapping[str, Iterable[str]]
+) -> set[Edge]:
     """Every (dataset, producer, consumer) where one pipeline reads what another writes.
 
     Parameters (``params:...``, ``parameters``) are not datasets and are left out.
@@ -111,9 +119,9 @@ def backward_edges(edges: Iterable[Edge]) -> list[Edge]:
     """Edges that run against :data:`FLOW_ORDER` (or touch a pipeline not in it)."""
     rank = {name: position for position, name in enumerate(FLOW_ORDER)}
     return sorted(
-        edge for edge in edges
-        if edge.producer not in rank or edge.consumer not in rank
-        or rank[edge.producer] >= rank[edge.consumer]
+        edge
+        for edge in edges
+        if edge.producer not in rank or edge.consumer not in rank or rank[edge.producer] >= rank[edge.consumer]
     )
 
 

@@ -13,18 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.viz.lineage import (
-    FLOW_ORDER,
-    INTENDED_EDGES,
-    KEDRO_VIZ_LAYERS,
-    SHARED_DATASETS,
-    Edge,
-    backward_edges,
-    duplicate_writers,
-    edges_between,
-    io_by_pipeline,
-    is_clear_node_name,
-)
 from tests.conftest import REPO_ROOT
 from tests.viz.kedro_viz_data import (
     OPTIONAL_PREVIEW_FOR_SUFFIX,
@@ -38,13 +26,24 @@ from tests.viz.kedro_viz_data import (
     read_only_view,
     suffix_of,
 )
-
+from tests.viz.lineage import (
+    FLOW_ORDER,
+    INTENDED_EDGES,
+    KEDRO_VIZ_LAYERS,
+    SHARED_DATASETS,
+    Edge,
+    backward_edges,
+    duplicate_writers,
+    edges_between,
+    io_by_pipeline,
+    is_clear_node_name,
+)
 
 # --- the checks themselves can fail ------------------------------------------------------------
 
+
 def test_duplicate_writers_names_each_shared_output_and_its_writers():
-    outputs = {"infer": {"predictions", "inference_failures"}, "correct": {"predictions"},
-               "report": {"group_metrics"}}
+    outputs = {"infer": {"predictions", "inference_failures"}, "correct": {"predictions"}, "report": {"group_metrics"}}
     assert duplicate_writers(outputs) == {"predictions": ["correct", "infer"]}
     assert duplicate_writers({"infer": {"predictions"}, "correct": {"corrected_predictions"}}) == {}
 
@@ -74,6 +73,7 @@ def test_the_intended_graph_follows_the_flow_order():
 
 # --- the real project, as Kedro-Viz draws it -----------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def lineage_project(project_factory) -> Path:
     return project_factory("lineage")
@@ -92,13 +92,16 @@ def catalog(lineage_project) -> dict[str, dict]:
 def test_every_pipeline_is_registered_with_named_nodes(viz):
     assert viz.pipeline_names == {*FLOW_ORDER, "__default__"}, (
         "Kedro-Viz should list exactly the flow's pipelines and __default__; "
-        "a new pipeline joins dex_bias.pipeline_registry.FLOW and CONTRIBUTING.md")
+        "a new pipeline joins dex_bias.pipeline_registry.FLOW and CONTRIBUTING.md"
+    )
     for pipeline in FLOW_ORDER:
         tasks = viz.tasks(pipeline)
         assert tasks, f"pipeline '{pipeline}' has no nodes in Kedro-Viz"
         unnamed = [task["full_name"] for task in tasks if not is_clear_node_name(task["full_name"])]
-        assert not unnamed, (f"pipeline '{pipeline}': give these nodes a snake_case name= "
-                             f"(Kedro made one up from the function): {unnamed}")
+        assert not unnamed, (
+            f"pipeline '{pipeline}': give these nodes a snake_case name= "
+            f"(Kedro made one up from the function): {unnamed}"
+        )
     default_tasks = {task["id"] for task in viz.tasks("__default__")}
     every_task = {task["id"] for pipeline in FLOW_ORDER for task in viz.tasks(pipeline)}
     assert default_tasks == every_task, "__default__ should be exactly the sum of the pipelines"
@@ -108,11 +111,18 @@ def test_each_pipeline_is_one_namespace_that_collapses_to_one_box(viz):
     modular = viz.main["modular_pipelines"]
     root_children = {(child["id"], child["type"]) for child in modular["__root__"]["children"]}
     for pipeline in FLOW_ORDER:
-        assert pipeline in modular, f"no Kedro-Viz box for '{pipeline}': create_pipeline() must set namespace='{pipeline}'"
+        assert pipeline in modular, (
+            f"no Kedro-Viz box for '{pipeline}': create_pipeline() must set namespace='{pipeline}'"
+        )
         assert (pipeline, "modularPipeline") in root_children, f"'{pipeline}' is not a top-level box"
-        outside = [task["full_name"] for task in viz.tasks(pipeline)
-                   if task["modular_pipelines"] != [pipeline] or not task["full_name"].startswith(pipeline + ".")]
-        assert not outside, f"nodes of '{pipeline}' outside its namespace (they would stay drawn when it collapses): {outside}"
+        outside = [
+            task["full_name"]
+            for task in viz.tasks(pipeline)
+            if task["modular_pipelines"] != [pipeline] or not task["full_name"].startswith(pipeline + ".")
+        ]
+        assert not outside, (
+            f"nodes of '{pipeline}' outside its namespace (they would stay drawn when it collapses): {outside}"
+        )
     loose = sorted(viz.nodes_by_id[node_id]["name"] for node_id, kind in root_children if kind == "task")
     assert not loose, f"nodes outside any pipeline's namespace: {loose}"
 
@@ -124,8 +134,7 @@ def test_no_dataset_is_written_by_two_pipelines():
 
     configure_project("dex_bias")
     outputs, _ = io_by_pipeline(find_pipelines(raise_errors=True))
-    assert duplicate_writers(outputs) == {}, (
-        "each catalog name has exactly one maker; rename one of the outputs")
+    assert duplicate_writers(outputs) == {}, "each catalog name has exactly one maker; rename one of the outputs"
 
 
 def test_shared_datasets_flow_along_the_intended_edges(viz):
@@ -133,13 +142,17 @@ def test_shared_datasets_flow_along_the_intended_edges(viz):
     missing = sorted(INTENDED_EDGES - drawn)
     assert not missing, "edges promised in CONTRIBUTING.md but not drawn: " + ", ".join(map(str, missing))
     against = backward_edges(drawn)
-    assert not against, "datasets flowing against ingest -> align -> train/infer -> explain -> report -> correct: " + ", ".join(map(str, against))
+    assert not against, (
+        "datasets flowing against ingest -> align -> train/infer -> explain -> report -> correct: "
+        + ", ".join(map(str, against))
+    )
     for dataset, (maker, _readers) in SHARED_DATASETS.items():
         assert dataset in viz.outputs_by_pipeline.get(maker, set()), f"'{dataset}' should be made by '{maker}'"
         # Drawn outside the maker's box (a namespace output), so it stays visible when collapsed.
         node_id = viz.datasets[dataset]["id"]
         assert node_id in viz.main["modular_pipelines"][maker]["outputs"], (
-            f"'{dataset}' is hidden inside '{maker}': keep prefix_datasets_with_namespace=False")
+            f"'{dataset}' is hidden inside '{maker}': keep prefix_datasets_with_namespace=False"
+        )
 
 
 def _contributing_table() -> dict[str, tuple[str, list[str]]]:
@@ -184,12 +197,15 @@ def test_every_persisted_dataset_is_versioned(viz, catalog):
         versioned = file_config(entry).get("versioned") if "Partitioned" in cls.__name__ else entry.get("versioned")
         if versioned is not True:
             unversioned.append(name)
-    assert not unversioned, (f"set `versioned: true` (for a PartitionedDataset: on its inner dataset) "
-                             f"in conf/base/catalog_<pipeline>.yml for: {sorted(unversioned)}")
+    assert not unversioned, (
+        f"set `versioned: true` (for a PartitionedDataset: on its inner dataset) "
+        f"in conf/base/catalog_<pipeline>.yml for: {sorted(unversioned)}"
+    )
 
 
-OTHER_CONF_ENVS = sorted(path.name for path in (REPO_ROOT / "conf").iterdir()
-                         if path.is_dir() and path.name not in ("base", "local"))
+OTHER_CONF_ENVS = sorted(
+    path.name for path in (REPO_ROOT / "conf").iterdir() if path.is_dir() and path.name not in ("base", "local")
+)
 
 
 @pytest.mark.parametrize("env", ["local", *OTHER_CONF_ENVS])
@@ -203,8 +219,10 @@ def test_every_dataset_carries_a_kedro_viz_layer(viz, lineage_project, env):
         layer = ((entry.get("metadata") or {}).get("kedro-viz") or {}).get("layer")
         if layer not in KEDRO_VIZ_LAYERS:
             wrong[name] = layer
-    assert not wrong, (f"conf env '{env}': metadata: {{kedro-viz: {{layer: ...}}}} missing or not one of "
-                       f"{KEDRO_VIZ_LAYERS} (a MemoryDataset declared in the catalog too): {wrong}")
+    assert not wrong, (
+        f"conf env '{env}': metadata: {{kedro-viz: {{layer: ...}}}} missing or not one of "
+        f"{KEDRO_VIZ_LAYERS} (a MemoryDataset declared in the catalog too): {wrong}"
+    )
     if env == "local":
         assert set(viz.main["layers"]) <= set(KEDRO_VIZ_LAYERS)
         # CONTRIBUTING.md's layer column says what the catalog says (a row of several datasets lists
@@ -234,9 +252,11 @@ def _previews_missing(catalog: dict[str, dict], kinds: dict[str, str]) -> dict[s
 
 def test_tables_json_and_images_offer_a_preview(catalog):
     missing = _previews_missing(catalog, PREVIEW_FOR_SUFFIX)
-    assert not missing, ("Kedro-Viz cannot preview these (use a dataset with preview(), or "
-                         "implement preview() returning kedro_datasets._typing types): "
-                         + "; ".join(f"{name}: {why}" for name, why in sorted(missing.items())))
+    assert not missing, (
+        "Kedro-Viz cannot preview these (use a dataset with preview(), or "
+        "implement preview() returning kedro_datasets._typing types): "
+        + "; ".join(f"{name}: {why}" for name, why in sorted(missing.items()))
+    )
 
 
 def test_report_optional_previews(catalog):

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.viz.lineage import FLOW_ORDER
 from tests.browser import chromium_path, open_in_chromium
+from tests.viz.lineage import FLOW_ORDER
 
 pytestmark = pytest.mark.browser
 
@@ -97,8 +97,9 @@ def kedro_viz_server(project: Path, log_path: Path) -> Iterator[tuple[str, subpr
     env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "kedro", "viz", "run", "--host", HOST, "--port", str(port), "--no-browser"]
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=project, stdout=log, stderr=subprocess.STDOUT,
-                                   env=env, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=project, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     try:
         url = None
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -125,8 +126,11 @@ def errors_of_our_own(errors: list[str]) -> list[str]:
     Each blocked font request shows twice: as the failed request (which names the URL) and as
     Chromium's generic "Failed to load resource" console line; drop one of each per request.
     """
-    offline = [e for e in errors if e.startswith("requestfailed:")
-               and any(f"//{host}/" in e for host in OFFLINE_TOLERATED_HOSTS)]
+    offline = [
+        e
+        for e in errors
+        if e.startswith("requestfailed:") and any(f"//{host}/" in e for host in OFFLINE_TOLERATED_HOSTS)
+    ]
     remaining = [e for e in errors if e not in offline]
     for _ in offline:
         generic = next((e for e in remaining if "Failed to load resource: net::ERR_" in e), None)
@@ -157,7 +161,8 @@ def test_kedro_viz_shows_every_pipeline_as_a_box_without_console_errors(project_
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         # Every pipeline's collapsed box, labelled with its name, must be drawn before the shot.
         all_boxes = "svg" + "".join(
-            f':has(g.pipeline-node--modularPipeline[data-id="{name}"]:has-text("{name}"))' for name in FLOW_ORDER)
+            f':has(g.pipeline-node--modularPipeline[data-id="{name}"]:has-text("{name}"))' for name in FLOW_ORDER
+        )
         errors = open_in_chromium(url, screenshot, wait_for=all_boxes, viewport=(1600, 1400))
     print(f"kedro viz run served in {serving_s:.1f} s; total with browser {time.monotonic() - started:.1f} s")
 

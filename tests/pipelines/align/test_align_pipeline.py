@@ -40,14 +40,19 @@ def contact(faces: pd.DataFrame, landmarks: pd.DataFrame):
 def test_parameters_give_the_stages_in_order_and_refuse_unknown_keys():
     settings = AlignSettings.from_parameters(PARAMS.detection, PARAMS.crop, PARAMS.five_point)
     assert [(s.name, s.upsample, s.pad) for s in settings.stages] == [
-        ("upsample_1", 1, 0.0), ("padded", 1, 0.25), ("upsample_2", 2, 0.0)]
+        ("upsample_1", 1, 0.0),
+        ("padded", 1, 0.25),
+        ("upsample_2", 2, 0.0),
+    ]
     assert (settings.margin, settings.alignment, settings.edge) == (0.4, "box", "pad")
     assert PARAMS.chunk_size == 16
     # An env that sets a few keys of `align` keeps the base values of the rest (the soft merge).
     assert base_parameters({"align.chunk_size": 4}).align == replace(PARAMS, chunk_size=4)
     no_fallbacks = base_parameters({"align.detection.fallbacks": []}).align
-    assert AlignSettings.from_parameters(no_fallbacks.detection, PARAMS.crop, PARAMS.five_point).stages == \
-        settings.stages[:1]
+    assert (
+        AlignSettings.from_parameters(no_fallbacks.detection, PARAMS.crop, PARAMS.five_point).stages
+        == settings.stages[:1]
+    )
     with pytest.raises(ParameterError, match="upsampel"):
         base_parameters({"align.detection.fallbacks": [{"name": "x", "upsampel": 2, "pad": 0.0}]})
     with pytest.raises(ParameterError, match="parameters_dask.yml"):  # the old align.dask block says where it went
@@ -70,7 +75,7 @@ def awkward_faces(tmp_path_factory) -> pd.DataFrame:
     files["gray.jpg"] = lambda path: Image.fromarray(rendered[4]).convert("L").save(path)
     files["cmyk.jpg"] = lambda path: Image.fromarray(rendered[5]).convert("CMYK").save(path, "JPEG")
     files["png_named.jpg"] = lambda path: Image.fromarray(rendered[6]).save(path, "PNG")
-    sixteen = (np.asarray(Image.fromarray(rendered[7]).convert("L"), dtype=np.uint16) * 257)
+    sixteen = np.asarray(Image.fromarray(rendered[7]).convert("L"), dtype=np.uint16) * 257
     files["sixteen_bit.png"] = lambda path: Image.fromarray(sixteen).save(path)
     files["blank.jpg"] = lambda path: Image.fromarray(np.full((200, 200, 3), 200, np.uint8)).save(path)
     for name, write in files.items():
@@ -85,8 +90,12 @@ def test_awkward_layouts_are_converted_and_aligned_and_the_rest_fail_with_their_
     # Every awkward layout is converted and aligned; only the blank and the emptied file fail.
     assert len(landmarks) + len(failures) == len(awkward_faces)
     assert dict(zip(failures["image_id"], failures["reason"])) == {
-        "blank.jpg": "no_face_found", "deleted_after_ingest.jpg": "image_unreadable"}
-    assert landmarks["image_id"].tolist() == [n for n in awkward_faces["image_id"] if n not in set(failures["image_id"])]
+        "blank.jpg": "no_face_found",
+        "deleted_after_ingest.jpg": "image_unreadable",
+    }
+    assert landmarks["image_id"].tolist() == [
+        n for n in awkward_faces["image_id"] if n not in set(failures["image_id"])
+    ]
 
 
 @pytest.mark.slow  # starts a LocalCluster of 2 workers
@@ -136,8 +145,7 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
     folder.mkdir()
     for path in random.Random(20170109).sample(chips, 220):
         shutil.copy(path, folder / path.name)
-    project = project_factory("align_real", {"ingest.image_dir": str(folder),
-                                                       "align.chunk_size": 16})
+    project = project_factory("align_real", {"ingest.image_dir": str(folder), "align.chunk_size": 16})
     done = run_kedro(project, "--pipelines=ingest,align")
 
     faces = pd.read_parquet(latest(project, "data/02_intermediate/faces.parquet"))
@@ -153,8 +161,19 @@ def test_ingest_and_align_on_real_chips_reconcile_and_find_faces(utkface_dir, pr
     assert len(landmarks) / len(faces) >= 0.97
     assert "faces = landmarks + alignment_failures" in " ".join((done.stdout + done.stderr).split())
     # One run, one stamp: the three align outputs share the version folder name.
-    assert len({path.parent.name for path in (sheet, latest(project, "data/03_primary/landmarks.parquet"),
-                                               latest(project, "data/03_primary/alignment_failures.parquet"))}) == 1
+    assert (
+        len(
+            {
+                path.parent.name
+                for path in (
+                    sheet,
+                    latest(project, "data/03_primary/landmarks.parquet"),
+                    latest(project, "data/03_primary/alignment_failures.parquet"),
+                )
+            }
+        )
+        == 1
+    )
     assert Image.open(sheet).size[0] > 400
     # Landmarks sit inside their crops: the 40 % margin keeps the face well inside.
     from dex_bias.faces import landmarks_in_crop

@@ -11,8 +11,13 @@ import pytest
 from tests.conftest import REPO_ROOT, base_parameters, run_in_process
 from tests.stats.conftest import synthetic_predictions
 
-VENDOR = {"format": "onnx", "file": "vendor.onnx", "input": {"size": 64}, "age": {"classes": {"count": 101}},
-          "gender": None}
+VENDOR = {
+    "format": "onnx",
+    "file": "vendor.onnx",
+    "input": {"size": 64},
+    "age": {"classes": {"count": 101}},
+    "gender": None,
+}
 
 
 def test_each_declared_model_gets_its_own_branch_sharing_faces_and_landmarks(audited_models_config):
@@ -21,10 +26,19 @@ def test_each_declared_model_gets_its_own_branch_sharing_faces_and_landmarks(aud
     audited_models_config(audit=["trained", "dlib_age_v1"])
     pipelines = register_pipelines()
     branch = pipelines["dlib_age_v1"]
-    assert {"faces", "landmarks", "dlib_age_v1.age_model", "params:infer", "params:explain",
-            "params:report"} <= branch.inputs()
-    assert {"dlib_age_v1.predictions", "dlib_age_v1.region_attributions", "dlib_age_v1.audit_report"} <= \
-        branch.all_outputs()
+    assert {
+        "faces",
+        "landmarks",
+        "dlib_age_v1.age_model",
+        "params:infer",
+        "params:explain",
+        "params:report",
+    } <= branch.inputs()
+    assert {
+        "dlib_age_v1.predictions",
+        "dlib_age_v1.region_attributions",
+        "dlib_age_v1.audit_report",
+    } <= branch.all_outputs()
     assert not {"predictions", "age_model", "audit_report"} & (branch.inputs() | branch.all_outputs())
     # The registered pipelines hold both models' branches; the default also trains, corrects and compares.
     assert {"predictions", "dlib_age_v1.predictions"} <= pipelines["infer"].all_outputs()
@@ -34,8 +48,10 @@ def test_each_declared_model_gets_its_own_branch_sharing_faces_and_landmarks(aud
 
     audited_models_config(audit=["dlib_age_v1"])  # a published model alone: nothing to train or compare
     alone = register_pipelines()
-    assert not {"age_model", "correction_model", "model_comparison_report", "predictions"} & \
-        alone["__default__"].all_outputs()
+    assert (
+        not {"age_model", "correction_model", "model_comparison_report", "predictions"}
+        & alone["__default__"].all_outputs()
+    )
     assert "compare" not in alone and "train" in alone  # train stays runnable on its own
 
 
@@ -45,13 +61,18 @@ def test_a_declared_models_branch_runs_on_its_own_predictions_with_the_shared_pa
     audited_models_config(audit=["trained", "dlib_age_v1"])
     branch = register_pipelines()["dlib_age_v1"]
     metrics_slice = branch.from_nodes("dlib_age_v1.report.prepare_report_input").to_nodes(
-        "dlib_age_v1.report.compute_group_metrics")
+        "dlib_age_v1.report.compute_group_metrics"
+    )
     assert metrics_slice.inputs() == {"dlib_age_v1.predictions", "params:report"}
     predictions = synthetic_predictions(300, seed=4)
-    made = run_in_process(metrics_slice, {"dlib_age_v1.predictions": predictions},
-                          base_parameters({"report.bootstrap.n_boot": 100}))
-    assert set(made) == {"dlib_age_v1.report_predictions", "dlib_age_v1.report_input_quarantine",
-                         "dlib_age_v1.group_metrics"}
+    made = run_in_process(
+        metrics_slice, {"dlib_age_v1.predictions": predictions}, base_parameters({"report.bootstrap.n_boot": 100})
+    )
+    assert set(made) == {
+        "dlib_age_v1.report_predictions",
+        "dlib_age_v1.report_input_quarantine",
+        "dlib_age_v1.group_metrics",
+    }
     metrics = made["dlib_age_v1.group_metrics"]
     overall = metrics[(metrics.grouping == "overall") & (metrics.band_scheme == "audit")].iloc[0]
     assert overall.n == len(predictions)
@@ -63,19 +84,33 @@ def test_the_compare_pipeline_puts_the_models_side_by_side(audited_models_config
 
     audited_models_config(audit=["trained", "vendor"], declarations={"vendor": VENDOR})
     trained = synthetic_predictions(800, seed=1, noise=4.0)
-    vendor = trained.assign(predicted_age=np.clip(trained["age"] + np.random.default_rng(2).normal(0, 9, len(trained))
-                                                  + 6.0 * (trained["race"] == 3), 0, None))
+    vendor = trained.assign(
+        predicted_age=np.clip(
+            trained["age"] + np.random.default_rng(2).normal(0, 9, len(trained)) + 6.0 * (trained["race"] == 3), 0, None
+        )
+    )
     vendor = vendor.iloc[:700]  # the vendor's table misses 100 faces: they are left out of the comparison
     rng = np.random.default_rng(3)
-    attributions = pd.DataFrame([(i, "regions", region, rng.normal()) for i in trained["image_id"][:60]
-                                 for region in ("nose", "mouth", "chin")],
-                                columns=["image_id", "method", "region", "weight"])
+    attributions = pd.DataFrame(
+        [
+            (i, "regions", region, rng.normal())
+            for i in trained["image_id"][:60]
+            for region in ("nose", "mouth", "chin")
+        ],
+        columns=["image_id", "method", "region", "weight"],
+    )
     parameters = base_parameters({"report.bootstrap.n_boot": 100})
-    out = run_in_process(create_pipeline(), {
-        "predictions": trained, "vendor.predictions": vendor, "region_attributions": attributions,
-        "vendor.region_attributions": attributions.iloc[:0],
-        "params:models": replace(parameters.models, audit=["trained", "vendor"], declarations={"vendor": VENDOR}),
-    }, parameters)
+    out = run_in_process(
+        create_pipeline(),
+        {
+            "predictions": trained,
+            "vendor.predictions": vendor,
+            "region_attributions": attributions,
+            "vendor.region_attributions": attributions.iloc[:0],
+            "params:models": replace(parameters.models, audit=["trained", "vendor"], declarations={"vendor": VENDOR}),
+        },
+        parameters,
+    )
 
     coverage = out["model_coverage"].set_index("model")
     assert coverage.loc["trained", "left_out"] == 100 and (coverage["compared"] == 700).all()
@@ -97,14 +132,18 @@ def test_every_persisted_output_of_a_model_branch_has_its_dataset_factory():
     from kedro.config import OmegaConfigLoader
     from kedro.io import DataCatalog, MemoryDataset
 
-    from dex_bias.pipeline_registry import PER_MODEL
     from dex_bias.hooks import project_pipelines
+    from dex_bias.pipeline_registry import PER_MODEL
 
     config = OmegaConfigLoader(str(REPO_ROOT / "conf"), base_env="base", default_run_env="local")["catalog"]
     catalog = DataCatalog.from_config({name: entry for name, entry in config.items() if not name.startswith("_")})
     folders = project_pipelines()
-    persisted = {name for pipeline in PER_MODEL for name in folders[pipeline].all_outputs()
-                 if name in config and config[name].get("type") != "MemoryDataset"}
+    persisted = {
+        name
+        for pipeline in PER_MODEL
+        for name in folders[pipeline].all_outputs()
+        if name in config and config[name].get("type") != "MemoryDataset"
+    }
     assert {"predictions", "region_attributions", "audit_report"} <= persisted
     for name in sorted(persisted):
         dataset = catalog.get(f"some_model.{name}")

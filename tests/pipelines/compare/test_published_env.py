@@ -12,13 +12,19 @@ from tests.browser import open_in_chromium
 from tests.conftest import REPO_ROOT, latest, run_kedro
 
 YU4U_FILE = REPO_ROOT / published_models()["yu4u_wrn_16_8_v05"].file
-SMALL = ("--params", "ingest.demo.count=160,explain.max_images=3,explain.lime.num_samples=40,"
-                     "explain.quality.sample_size=1,report.bootstrap.n_boot=100")
+SMALL = (
+    "--params",
+    "ingest.demo.count=160,explain.max_images=3,explain.lime.num_samples=40,"
+    "explain.quality.sample_size=1,report.bootstrap.n_boot=100",
+)
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not YU4U_FILE.exists(), reason=f"yu4u's weights are not here ({YU4U_FILE}); get them with "
-                                                      "`python -m dex_bias.models.fetch yu4u_wrn_16_8_v05` (CI does)"),
+    pytest.mark.skipif(
+        not YU4U_FILE.exists(),
+        reason=f"yu4u's weights are not here ({YU4U_FILE}); get them with "
+        "`python -m dex_bias.models.fetch yu4u_wrn_16_8_v05` (CI does)",
+    ),
 ]
 
 
@@ -42,7 +48,9 @@ def test_both_published_models_are_audited_on_the_same_faces(published_run):
     assert set(wrn["model_version"]) == {published_models()["yu4u_wrn_16_8_v05"].sha256[:12]}
     for model in ("yu4u_wrn_16_8_v05", "dlib_age_v1"):
         assert latest(published_run, f"data/08_reporting/{model}/audit_report.html").exists()
-        attributions = pd.read_parquet(latest(published_run, f"data/07_model_output/{model}/region_attributions.parquet"))
+        attributions = pd.read_parquet(
+            latest(published_run, f"data/07_model_output/{model}/region_attributions.parquet")
+        )
         assert attributions["image_id"].nunique() == 3
     # Nothing of the model trained here in this env.
     assert not any((published_run / "data/06_models/age_model.keras").glob("*"))

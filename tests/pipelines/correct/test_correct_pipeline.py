@@ -34,8 +34,9 @@ def test_demo_reports_the_correction_effect_on_the_planted_group_out_of_sample(d
     assert ("nothing" in decision) == (model.method == "none")
     # When nothing helps ('none' is kept), judge the first candidate evaluated: the bin rule is no
     # longer always among them (with 30-row cells it corrects nothing on the demo's calibration half).
-    evaluated = metrics[metrics["correction"] == (chosen["correction"].iloc[0] if len(chosen)
-                                                  else metrics["correction"].iloc[0])]
+    evaluated = metrics[
+        metrics["correction"] == (chosen["correction"].iloc[0] if len(chosen) else metrics["correction"].iloc[0])
+    ]
     row = evaluated[(evaluated["grouping"] == "race") & (evaluated["group"] == planted)].iloc[0]
     held_out = split[split["correction_part"] == "held_out"]
     calibration = split[split["correction_part"] == "calibration"]
@@ -54,7 +55,9 @@ def test_demo_reports_the_correction_effect_on_the_planted_group_out_of_sample(d
     assert set(predictions.columns) <= set(corrected.columns)
     assert np.allclose(corrected["uncorrected_age"], truth.loc[corrected["image_id"], "predicted_age"])
     assert corrected["model_name"].str.endswith("+" + model.name).all()
-    assert np.allclose(corrected["predicted_age"], model.predict(corrected.assign(predicted_age=corrected["uncorrected_age"])))
+    assert np.allclose(
+        corrected["predicted_age"], model.predict(corrected.assign(predicted_age=corrected["uncorrected_age"]))
+    )
 
     gender = catalog.load("gender_metrics")
     if "prob_female" in predictions and predictions["prob_female"].notna().any():
@@ -74,7 +77,8 @@ def test_correct_runs_on_an_external_csv_and_the_report_reruns_on_corrected_esti
     ids = [f"{a}_{g}_{r}_2017{i:010d}.jpg.chip.jpg" for i, (a, g, r) in enumerate(zip(age, gender, race))]
     (tmp_path / "data" / "01_raw").mkdir(parents=True)
     pd.DataFrame({"image_id": ids, "predicted_age": predicted}).to_csv(
-        tmp_path / "data" / "01_raw" / "external_predictions.csv", index=False)
+        tmp_path / "data" / "01_raw" / "external_predictions.csv", index=False
+    )
 
     # `kedro run --pipelines=correct --env external`: in-process, through that env's catalog.
     with caplog.at_level(logging.INFO):
@@ -92,8 +96,11 @@ def test_correct_runs_on_an_external_csv_and_the_report_reruns_on_corrected_esti
     pd.testing.assert_frame_equal(project_catalog(tmp_path, env="corrected").load("predictions"), corrected)
 
     # `kedro run --pipelines=report --env corrected`: the report reads the corrected estimates.
-    run_in_process(report_pipeline(), parameters=base_parameters({"report.bootstrap.n_boot": 200}),
-                   catalog=project_catalog(tmp_path, env="corrected"))
+    run_in_process(
+        report_pipeline(),
+        parameters=base_parameters({"report.bootstrap.n_boot": 200}),
+        catalog=project_catalog(tmp_path, env="corrected"),
+    )
     group_metrics = project_catalog(tmp_path, env="corrected").load("group_metrics")
     overall = group_metrics[group_metrics["grouping"] == "overall"].iloc[0]
     assert overall["n"] == len(corrected)

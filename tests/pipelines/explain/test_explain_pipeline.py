@@ -14,10 +14,16 @@ N_FACES = 10
 
 
 def _params():
-    return base_parameters({
-        "explain.lime.num_samples": 120, "explain.lime.batch_size": 256, "explain.quickshift.sample_size": 3,
-        "explain.quality.sample_size": 2, "explain.quality.stability_seeds": 2, "explain.quality.random_orders": 2,
-    }).explain
+    return base_parameters(
+        {
+            "explain.lime.num_samples": 120,
+            "explain.lime.batch_size": 256,
+            "explain.quickshift.sample_size": 3,
+            "explain.quality.sample_size": 2,
+            "explain.quality.stability_seeds": 2,
+            "explain.quality.random_orders": 2,
+        }
+    ).explain
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +46,18 @@ def _run(stand_in_inputs, params, dask=SYNCHRONOUS, store=None):
     from dex_bias.pipelines.explain.pipeline import create_pipeline
 
     faces, landmarks, predictions, model = stand_in_inputs
-    return run_in_process(create_pipeline(), {
-        "faces": faces, "landmarks": landmarks, "predictions": predictions, "age_model": model,
-        "params:explain": params, "params:dask": dask, "explain_chunks": store})
+    return run_in_process(
+        create_pipeline(),
+        {
+            "faces": faces,
+            "landmarks": landmarks,
+            "predictions": predictions,
+            "age_model": model,
+            "params:explain": params,
+            "params:dask": dask,
+            "explain_chunks": store,
+        },
+    )
 
 
 def test_pipeline_on_stand_ins(stand_in_inputs):
@@ -52,12 +67,25 @@ def test_pipeline_on_stand_ins(stand_in_inputs):
     # counts reconcile: every face is explained or skipped with its reason
     assert set(attributions["image_id"]) | set(failures["image_id"]) == set(faces["image_id"])
     assert dict(zip(failures["image_id"], failures["reason"])) == {
-        faces["image_id"].iloc[0]: "no_landmarks", faces["image_id"].iloc[-1]: "no_prediction"}
+        faces["image_id"].iloc[0]: "no_landmarks",
+        faces["image_id"].iloc[-1]: "no_prediction",
+    }
     regions = attributions[attributions["method"] == "regions"]
     assert regions["image_id"].nunique() == N_FACES - 2
     assert (regions.groupby("image_id")["region"].apply(list) == [list(REGION_NAMES)] * (N_FACES - 2)).all()
-    contract = ["image_id", "method", "region", "weight", "region_empty", "intercept", "surrogate_r2",
-                "predicted_age", "age", "gender", "race"]
+    contract = [
+        "image_id",
+        "method",
+        "region",
+        "weight",
+        "region_empty",
+        "intercept",
+        "surrogate_r2",
+        "predicted_age",
+        "age",
+        "gender",
+        "race",
+    ]
     assert set(contract) <= set(attributions.columns)
     assert attributions["weight"].notna().all() and (regions["weight"] != 0).any()
     assert attributions.loc[attributions["region_empty"], "weight"].eq(0).all()
@@ -66,7 +94,11 @@ def test_pipeline_on_stand_ins(stand_in_inputs):
     quality = out["explanation_quality"]
     assert len(quality) == 2 and quality[["auc_attribution", "auc_random", "auc_gap"]].notna().all().all()
     group = out["group_attributions"]
-    means = regions.merge(faces[["image_id", "age_band"]]).groupby(["race", "gender", "age_band", "region"])["weight"].mean()
+    means = (
+        regions.merge(faces[["image_id", "age_band"]])
+        .groupby(["race", "gender", "age_band", "region"])["weight"]
+        .mean()
+    )
     check = group.set_index(["race", "gender", "age_band", "region"])["mean_weight"]
     pd.testing.assert_series_equal(check.sort_index(), means.sort_index(), check_names=False)
     # the same run seed gives the same weights
@@ -81,9 +113,13 @@ def test_explain_alone_after_the_demo_run_writes_a_new_version(demo_run):
     assert len(first) == 1
     old = pd.read_parquet(folder / first[0] / "region_attributions.parquet")
     # A smaller rerun (the suite's time is shared): a stratified 10 images, 150 samples each.
-    run_kedro(demo_run, "--pipelines=explain", "--params",
-              "explain.max_images=10,explain.lime.num_samples=150,explain.quickshift.sample_size=2,"
-              "explain.quality.sample_size=2")
+    run_kedro(
+        demo_run,
+        "--pipelines=explain",
+        "--params",
+        "explain.max_images=10,explain.lime.num_samples=150,explain.quickshift.sample_size=2,"
+        "explain.quality.sample_size=2",
+    )
     second = sorted(p.name for p in folder.iterdir())
     assert len(second) == 2 and first[0] in second
     assert pd.read_parquet(folder / first[0] / "region_attributions.parquet").equals(old)  # old version untouched
@@ -92,8 +128,12 @@ def test_explain_alone_after_the_demo_run_writes_a_new_version(demo_run):
     predictions_dir = demo_run / "data" / "07_model_output" / "predictions.parquet"
     latest_predictions = sorted(predictions_dir.iterdir())[-1] / "predictions.parquet"
     assert set(new["image_id"]) <= set(pd.read_parquet(latest_predictions)["image_id"])
-    for name in ("group_attribution_maps.png", "facial_regions.png", "explanation_quality.csv",
-                 "group_attributions.csv"):
+    for name in (
+        "group_attribution_maps.png",
+        "facial_regions.png",
+        "explanation_quality.csv",
+        "group_attributions.csv",
+    ):
         assert len(list((demo_run / "data" / "08_reporting" / name).iterdir())) == 2, name
     failures = demo_run / "data" / "07_model_output" / "explanation_failures.csv"
     assert len(list(failures.iterdir())) == 2

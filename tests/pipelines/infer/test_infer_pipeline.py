@@ -8,13 +8,21 @@ import pytest
 from dex_bias.models.inference import PROBABILITY_COLUMNS, splits_to_predict
 from dex_bias.pipelines.infer.pipeline import create_pipeline
 from tests.conftest import (
-    SYNCHRONOUS_DASK, base_parameters, latest, project_catalog, rendered_faces, run_in_process,
+    SYNCHRONOUS_DASK,
+    base_parameters,
+    latest,
+    project_catalog,
+    rendered_faces,
+    run_in_process,
 )
 
 
 def test_auto_splits_keep_the_trained_split_out():
     assert splits_to_predict({"trained_splits": ["train"]}, ["test", "train"], "auto") == ["test"]
-    assert splits_to_predict({"source": "weights_file", "trained_splits": []}, ["test", "train"], "auto") == ["test", "train"]
+    assert splits_to_predict({"source": "weights_file", "trained_splits": []}, ["test", "train"], "auto") == [
+        "test",
+        "train",
+    ]
     assert splits_to_predict({"trained_splits": ["train"]}, ["test", "train"], "all") == ["test", "train"]
     assert splits_to_predict({}, ["test", "train"], ["train"]) == ["train"]
     with pytest.raises(ValueError, match="auto"):
@@ -54,8 +62,12 @@ def inferred(tmp_path_factory):
     model = build_model("compact")
     set_model_card(model, {"backbone": "compact", "source": "trained_here", "trained_splits": ["train"]})
     project_catalog(root).save("age_model", model)
-    run_in_process(create_pipeline(), {"faces": faces, "landmarks": landmarks}, base_parameters(SYNCHRONOUS_DASK),
-                   catalog=project_catalog(root))
+    run_in_process(
+        create_pipeline(),
+        {"faces": faces, "landmarks": landmarks},
+        base_parameters(SYNCHRONOUS_DASK),
+        catalog=project_catalog(root),
+    )
     return root, faces, tested
 
 
@@ -66,7 +78,9 @@ def test_only_test_split_faces_are_predicted_and_every_one_is_accounted_for(infe
     model_version = latest(root, "data/06_models/age_model.keras").parent.name
     assert_only_test_faces_predicted_and_all_accounted_for(faces, predictions, failures, model_version)
     assert dict(zip(failures["image_id"], failures["reason"])) == {
-        tested[0]: "missing_landmarks", tested[1]: "unreadable_image"}
+        tested[0]: "missing_landmarks",
+        tested[1]: "unreadable_image",
+    }
     assert len(predictions) == len(tested) - 2
 
 
@@ -83,7 +97,8 @@ def demo_outputs(demo_run):
 @pytest.mark.slow
 def test_demo_run_predicts_only_test_split_faces_and_accounts_for_every_one(demo_outputs):
     assert_only_test_faces_predicted_and_all_accounted_for(
-        demo_outputs["faces"], demo_outputs["predictions"], demo_outputs["failures"], demo_outputs["model_version"])
+        demo_outputs["faces"], demo_outputs["predictions"], demo_outputs["failures"], demo_outputs["model_version"]
+    )
 
 
 @pytest.mark.slow

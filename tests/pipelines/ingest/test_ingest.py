@@ -49,8 +49,10 @@ def test_ingest_makes_the_demo_and_reconciles(tmp_path, monkeypatch, caplog):
     assert len(faces) + len(quarantine) == len(files) == 40
     assert set(faces["path"]) == {str(p.resolve()) for p in files}
     # The demo's own manifest is counted too: every file in the folder is accounted for.
-    assert ("found 41 files = 40 faces + 0 quarantined (none) + 1 skipped for their extension "
-            "(1 .json; only .jpg files are read)") in caplog.text
+    assert (
+        "found 41 files = 40 faces + 0 quarantined (none) + 1 skipped for their extension "
+        "(1 .json; only .jpg files are read)"
+    ) in caplog.text
     # A second run reuses the demo (same manifest) instead of rewriting it.
     before = {p.name: p.stat().st_mtime_ns for p in files}
     run_in_process(create_pipeline(), parameters=parameters, catalog=project_catalog(tmp_path))
@@ -80,8 +82,11 @@ def messy_folder(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     add("24_0_0_20170101000000005.jpg", None, lambda p: Image.fromarray(pixels).save(p, "PNG"))
     add("25_1_1_20170101000000006.jpg", None, lambda p: Image.fromarray(pixels[:, :, 0]).save(p, "JPEG"))
     add("26_0_2_20170101000000007.jpg", None, lambda p: Image.fromarray(pixels).convert("CMYK").save(p, "JPEG"))
-    add("27_1_3_20170101000000008.jpg", None,
-        lambda p: Image.fromarray(pixels[:, :, 1].astype(np.uint16) * 257).save(p, "PNG"))
+    add(
+        "27_1_3_20170101000000008.jpg",
+        None,
+        lambda p: Image.fromarray(pixels[:, :, 1].astype(np.uint16) * 257).save(p, "PNG"),
+    )
     # Malformed names and labels out of range.
     for name, reason in [
         ("61_1_20170109142408075.jpg.chip.jpg", "missing_field"),
@@ -111,12 +116,18 @@ def test_bad_inputs_are_converted_or_quarantined_with_their_reason(messy_folder,
     got = {str(Path(p).relative_to(root)): r for p, r in zip(quarantine["path"], quarantine["reason"])}
     assert got == expected
     assert quarantine["detail"].str.len().gt(0).all()
-    assert (f"found {len(found) + 2} files = {len(faces)} faces + {len(quarantine)} quarantined"
-            in caplog.text)  # + the demo's manifest and notes.txt
+    assert (
+        f"found {len(found) + 2} files = {len(faces)} faces + {len(quarantine)} quarantined" in caplog.text
+    )  # + the demo's manifest and notes.txt
     assert "+ 2 skipped for their extension (1 .json, 1 .txt; only .jpg files are read)" in caplog.text
-    converted = faces.set_index("image_id").loc[[
-        "24_0_0_20170101000000005.jpg", "25_1_1_20170101000000006.jpg",
-        "26_0_2_20170101000000007.jpg", "27_1_3_20170101000000008.jpg"]]
+    converted = faces.set_index("image_id").loc[
+        [
+            "24_0_0_20170101000000005.jpg",
+            "25_1_1_20170101000000006.jpg",
+            "26_0_2_20170101000000007.jpg",
+            "27_1_3_20170101000000008.jpg",
+        ]
+    ]
     assert list(converted["source_format"]) == ["PNG", "JPEG", "JPEG", "PNG"]
     assert list(converted["source_mode"].str[:1]) == ["R", "L", "C", "I"]
     kept = faces.set_index("image_id").loc[Path(next(k for k in expected if k.startswith("zz/"))).name, "path"]
@@ -137,8 +148,10 @@ def test_files_skipped_for_their_extension_are_counted_by_extension(tmp_path, ca
     with caplog.at_level(logging.INFO):
         faces, quarantine = ingest(root)
     assert len(faces) + len(quarantine) == len(faces_as_jpg)
-    assert (f"found {len(faces_as_jpg) + 5} files = {len(faces)} faces + 0 quarantined (none) + 5 skipped for "
-            f"their extension (1 (none), 1 .jpeg, 1 .json, 2 .png; only .jpg files are read)") in caplog.text
+    assert (
+        f"found {len(faces_as_jpg) + 5} files = {len(faces)} faces + 0 quarantined (none) + 5 skipped for "
+        f"their extension (1 (none), 1 .jpeg, 1 .json, 2 .png; only .jpg files are read)"
+    ) in caplog.text
     only_png = tmp_path / "png_only"
     only_png.mkdir()
     pixels.save(only_png / "30_0_1_20170101000000001.png")
@@ -158,10 +171,14 @@ def test_missing_or_empty_folder_is_one_clear_error(tmp_path):
 def test_split_is_seeded_stratified_and_order_free():
     rng = np.random.default_rng(0)
     n = 2000
-    faces = pd.DataFrame({
-        "image_id": [f"{i:05d}.jpg" for i in range(n)],
-        "race": rng.integers(0, 5, n), "gender": rng.integers(0, 2, n), "age": rng.integers(1, 90, n),
-    })
+    faces = pd.DataFrame(
+        {
+            "image_id": [f"{i:05d}.jpg" for i in range(n)],
+            "race": rng.integers(0, 5, n),
+            "gender": rng.integers(0, 2, n),
+            "age": rng.integers(1, 90, n),
+        }
+    )
     faces["age_band"] = age_bands(faces["age"]).astype(str)
     split = stratified_split(faces, test_share=0.25, seed=42)
     assert 0.23 < (split == "test").mean() < 0.27

@@ -15,11 +15,14 @@ BASE = synthetic_predictions(300, seed=9).assign(split="test")
 NO_ATTRIBUTIONS = pd.DataFrame(columns=["image_id", "method", "region", "weight"])
 
 
-@pytest.mark.parametrize("case, predictions", [
-    ("one_group", BASE.assign(race=1)),
-    ("all_equal", BASE.assign(predicted_age=30.0)),
-    ("no_minors", BASE[BASE.age >= 18]),
-])
+@pytest.mark.parametrize(
+    "case, predictions",
+    [
+        ("one_group", BASE.assign(race=1)),
+        ("all_equal", BASE.assign(predicted_age=30.0)),
+        ("no_minors", BASE[BASE.age >= 18]),
+    ],
+)
 def test_report_says_what_could_not_be_computed(case, predictions):
     out = _run(predictions, MemoryDataset(NO_ATTRIBUTIONS), MemoryDataset(synthetic_landmarks(predictions.image_id)))
     report = html.unescape(out["audit_report"])

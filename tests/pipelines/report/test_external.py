@@ -20,8 +20,11 @@ def audit_external(root, **params) -> None:
     """The report pipeline on ``root/CSV`` through the ``external`` env's catalog (outputs saved
     under ``root`` as a run saves them), fewer bootstrap draws (same code path); ``params``: more
     dotted keys."""
-    run_in_process(create_pipeline(), parameters=base_parameters({"report.bootstrap.n_boot": 200, **params}),
-                   catalog=project_catalog(root, env="external"))
+    run_in_process(
+        create_pipeline(),
+        parameters=base_parameters({"report.bootstrap.n_boot": 200, **params}),
+        catalog=project_catalog(root, env="external"),
+    )
 
 
 def write_csv(root, frame: pd.DataFrame) -> None:
@@ -57,7 +60,7 @@ def test_external_csv_is_audited_with_labels_from_ids(external_project):
     assert "Indian faces have a mean absolute error" in report
     assert "Not measured: this run has no landmarks" in report
     assert "not bias" in report  # the normality table is labelled for what it tests
-    assert "src=\"http" not in report and "href=\"http" not in report  # self-contained
+    assert 'src="http' not in report and 'href="http' not in report  # self-contained
 
 
 @pytest.mark.browser
@@ -80,8 +83,14 @@ def test_bad_csv_stops_with_rows_listed_or_is_quarantined(tmp_path):
         audit_external(tmp_path)
     output = str(failed.value)
     assert CSV in output and "5 of 121 rows cannot be audited" in output
-    for expected in ("non_numeric_prediction: 1 rows", "negative_prediction: 1 rows", "unparseable_id: 1 rows",
-                     "duplicate_id: 2 rows", "row 6 ('passport_photo_0005.png')", "report.input.allow_quarantine"):
+    for expected in (
+        "non_numeric_prediction: 1 rows",
+        "negative_prediction: 1 rows",
+        "unparseable_id: 1 rows",
+        "duplicate_id: 2 rows",
+        "row 6 ('passport_photo_0005.png')",
+        "report.input.allow_quarantine",
+    ):
         assert expected in output, expected
     assert not (tmp_path / "data" / "08_reporting").exists()  # stopped before any output
     audit_external(tmp_path, **{"report.input.allow_quarantine": True})

@@ -19,13 +19,21 @@ REGIONS = ["nose", "mouth", "chin", "left_cheek"]
 
 def _params():
     # The split filter is exercised here; the default audits every row.
-    return base_parameters({"report.bootstrap.n_boot": 100, "report.tests.n_perm": 500,
-                            "report.input.splits": ["test"]}).report
+    return base_parameters(
+        {"report.bootstrap.n_boot": 100, "report.tests.n_perm": 500, "report.input.splits": ["test"]}
+    ).report
 
 
 def _run(predictions: pd.DataFrame, attributions, landmarks) -> dict:
-    return run_in_process(create_pipeline(), {"predictions": predictions, "params:report": _params(),
-                                              "region_attributions": attributions, "landmarks": landmarks})
+    return run_in_process(
+        create_pipeline(),
+        {
+            "predictions": predictions,
+            "params:report": _params(),
+            "region_attributions": attributions,
+            "landmarks": landmarks,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +48,16 @@ def test_with_attributions_and_landmarks_every_section_is_made(predictions):
     rng = np.random.default_rng(5)
     regions = pd.DataFrame(
         [(i, "regions", r, rng.normal()) for i in predictions.image_id for r in REGIONS],
-        columns=["image_id", "method", "region", "weight"])
+        columns=["image_id", "method", "region", "weight"],
+    )
     quickshift = pd.DataFrame(
-        [(i, "quickshift", r, rng.uniform()) for i in predictions.image_id
-         for r in [*INNER_REGIONS, *OUTER_FEATURES.values(), "background"]],
-        columns=["image_id", "method", "region", "weight"])
+        [
+            (i, "quickshift", r, rng.uniform())
+            for i in predictions.image_id
+            for r in [*INNER_REGIONS, *OUTER_FEATURES.values(), "background"]
+        ],
+        columns=["image_id", "method", "region", "weight"],
+    )
     landmarks = synthetic_landmarks(predictions.image_id, seed=6)
     out = _run(predictions, MemoryDataset(pd.concat([regions, quickshift])), MemoryDataset(landmarks))
     audited = (predictions.split == "test").sum()
@@ -66,17 +79,25 @@ def test_with_attributions_and_landmarks_every_section_is_made(predictions):
     assert set(out["significance_tests"].family) == {"omnibus", "pairwise", "group_vs_rest", "gate_vs_rest"}
     assert not out["age_gate_metrics"].empty and not out["challenge_age_buffers"].empty
     assert set(out["age_verification_metrics"].metric) == {
-        "challenge_false_positive", "age_range_estimate", "verification_minors_pass", "verification_adults_fail"}
+        "challenge_false_positive",
+        "age_range_estimate",
+        "verification_minors_pass",
+        "verification_adults_fail",
+    }
     assert {"mae", "balanced_mae", "within_5"} <= set(out["group_spread"].metric)
 
 
 def test_without_attributions_or_landmarks_the_report_says_so(predictions, tmp_path):
     def absent(name, columns):
-        return OptionalDataset(dataset={"type": "pandas.ParquetDataset", "filepath": str(tmp_path / name)},
-                               columns=columns)
+        return OptionalDataset(
+            dataset={"type": "pandas.ParquetDataset", "filepath": str(tmp_path / name)}, columns=columns
+        )
 
-    out = _run(predictions.drop(columns=["prob_female"]), absent("none.parquet", ["image_id", "method", "region", "weight"]),
-               absent("no_landmarks.parquet", ["image_id"]))
+    out = _run(
+        predictions.drop(columns=["prob_female"]),
+        absent("none.parquet", ["image_id", "method", "region", "weight"]),
+        absent("no_landmarks.parquet", ["image_id"]),
+    )
     assert out["paper_correlation_table"].empty and out["region_weight_correlations"].empty
     assert out["image_quality_metrics"].empty
     report = out["audit_report"]
