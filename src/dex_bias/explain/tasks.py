@@ -388,6 +388,14 @@ def _run_stage(
     )
 
 
+def _attributions_and_failures(results: list[dict[str, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An attribution stage's chunks as ``(attribution rows, failures)``, typed even when empty."""
+    return (
+        concat_tables(results, "attributions", empty=empty_attributions()),
+        concat_tables(results, "failures", empty=_failures_frame([])),
+    )
+
+
 def explain_regions(
     targets: pd.DataFrame,
     model,
@@ -406,10 +414,7 @@ def explain_regions(
     results = _run_stage(
         "regions", regions_chunk, targets, model, settings, fan_out, chunk_size=chunk_size, store=store, root=root
     )
-    return (
-        concat_tables(results, "attributions", empty=empty_attributions()),
-        concat_tables(results, "failures", empty=_failures_frame([])),
-    )
+    return _attributions_and_failures(results)
 
 
 def explain_quickshift(
@@ -426,10 +431,7 @@ def explain_quickshift(
     results = _run_stage(
         "quickshift", quickshift_chunk, sample, model, settings, fan_out, chunk_size=chunk_size, store=store, root=root
     )
-    return (
-        concat_tables(results, "attributions", empty=empty_attributions()),
-        concat_tables(results, "failures", empty=_failures_frame([])),
-    )
+    return _attributions_and_failures(results)
 
 
 def measure_quality(
