@@ -31,6 +31,25 @@ ATTRIBUTION_COLUMNS = [
     "model_age",
 ]
 WEIGHT_COLUMNS = ["image_id", "region", "weight"]
+#: Region names, in label order (label i of :mod:`~dex_bias.explain.regions`' maps is
+#: ``REGION_NAMES[i]``); the dataset contract's spelling of the ``region`` column. Here, not in
+#: ``regions``, so that the statistics read it without loading the region drawing.
+REGION_NAMES: tuple[str, ...] = (
+    "nose",
+    "left_eye_area",
+    "right_eye_area",
+    "left_inner_eye",
+    "right_inner_eye",
+    "left_cheek",
+    "right_cheek",
+    "mouth",
+    "chin",
+    "top_band",
+    "left_band",
+    "right_band",
+    "bottom_band",
+    "background",
+)
 
 
 def empty_attributions() -> pd.DataFrame:

@@ -43,25 +43,10 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, cKDTree
 from skimage.draw import polygon as fill_polygon
 
+from dex_bias.explain.attributions import REGION_NAMES
 from dex_bias.schema import settings_dataclass
 
-#: Region names, in label order (label i is ``REGION_NAMES[i]``); the dataset contract's spelling.
-REGION_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye_area",
-    "right_eye_area",
-    "left_inner_eye",
-    "right_inner_eye",
-    "left_cheek",
-    "right_cheek",
-    "mouth",
-    "chin",
-    "top_band",
-    "left_band",
-    "right_band",
-    "bottom_band",
-    "background",
-)
+#: Label i is ``REGION_NAMES[i]`` (defined with the attributions table, which names regions so).
 REGION_INDEX: dict[str, int] = {name: i for i, name in enumerate(REGION_NAMES)}
 N_REGIONS = len(REGION_NAMES)
 BACKGROUND = REGION_INDEX["background"]

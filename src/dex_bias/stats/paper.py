@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from dex_bias.explain.attributions import method_weights
+from dex_bias.explain.attributions import REGION_NAMES, method_weights
 from dex_bias.stats.metrics import with_display_columns
 from dex_bias.utkface import PAPER_AGE_BANDS
 
@@ -63,17 +63,7 @@ logger = logging.getLogger(__name__)
 NORMALTEST_MIN_N = 8
 CORRELATION_MIN_N = 3
 #: The nine inner regions whose mean share is the article's ``face`` feature.
-INNER_REGIONS: tuple[str, ...] = (
-    "nose",
-    "left_eye_area",
-    "right_eye_area",
-    "left_inner_eye",
-    "right_inner_eye",
-    "left_cheek",
-    "right_cheek",
-    "mouth",
-    "chin",
-)
+INNER_REGIONS: tuple[str, ...] = REGION_NAMES[: REGION_NAMES.index("chin") + 1]
 #: The article's outer features and our bands: its left and right are the image's, ours the subject's.
 OUTER_FEATURES: dict[str, str] = {
     "outer_boundary_left": "right_band",
