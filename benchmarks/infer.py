@@ -49,7 +49,7 @@ SHARED_TAR = ROOT.parent / "shared" / "data" / "utkface_crop_part1.tar"
 from dex_bias.faces import cut_crops  # noqa: E402
 from dex_bias.models import build_model, spec_for  # noqa: E402
 from dex_bias.models.inference import predict_faces  # noqa: E402
-from dex_bias.utkface import parse_utkface_name  # noqa: E402
+from dex_bias.utkface import face_row, parse_utkface_name  # noqa: E402
 
 
 def image_paths(count: int, folder: Path, seed: int) -> list[Path]:
@@ -82,12 +82,7 @@ def face_table(paths: list[Path]) -> pd.DataFrame:
         width, height = Image.open(path).size
         rows.append(
             {
-                "image_id": path.name,
-                "path": str(path),
-                "age": labels.age,
-                "gender": labels.gender,
-                "race": labels.race,
-                "split": "test",
+                **face_row(path, labels),
                 "crop_a": float(width),
                 "crop_b": 0.0,
                 "crop_c": -0.5,

@@ -48,25 +48,13 @@ from dex_bias.models.registry import published_models  # noqa: E402
 from dex_bias.models.runtime import KerasNetwork, OnnxNetwork, load_estimator  # noqa: E402
 from dex_bias.models.weights import WeightsFileError  # noqa: E402
 from dex_bias.parameters import project_parameters  # noqa: E402
-from dex_bias.utkface import parse_utkface_name  # noqa: E402
+from dex_bias.utkface import face_row, parse_utkface_name  # noqa: E402
 from infer import image_paths  # noqa: E402  (benchmarks/infer.py: the same seeded images)
 
 
 def aligned_table(paths: list[Path]) -> pd.DataFrame:
     """faces joined with landmarks (5-point landmarks included) for ``paths``."""
-    faces = pd.DataFrame(
-        [
-            {
-                "image_id": p.name,
-                "path": str(p),
-                "age": (labels := parse_utkface_name(p.name)).age,
-                "gender": labels.gender,
-                "race": labels.race,
-                "split": "test",
-            }
-            for p in paths
-        ]
-    )
+    faces = pd.DataFrame([face_row(p, parse_utkface_name(p.name)) for p in paths])
     parameters = project_parameters(ROOT / "conf", env="base", overrides={"dask.progress": False})
     align = parameters.align
     landmarks, failures = align_table(

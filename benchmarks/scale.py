@@ -58,7 +58,7 @@ def load() -> str:
 
 def sample_faces(count: int, folder: Path, seed: int = 12) -> pd.DataFrame:
     """``count`` faces with labels and paths: UTKFace chips when the tar is here, else demo faces."""
-    from dex_bias.utkface import parse_utkface_name
+    from dex_bias.utkface import face_row, parse_utkface_name
 
     if SHARED_TAR.exists():
         with tarfile.open(SHARED_TAR) as tar:
@@ -79,19 +79,7 @@ def sample_faces(count: int, folder: Path, seed: int = 12) -> pd.DataFrame:
             Image.fromarray(render_demo_face(face, rng, 200)[0]).save(path)
             paths.append(path)
         source = "demo faces (no UTKFace tar here)"
-    rows = []
-    for path in paths:
-        labels = parse_utkface_name(path.name)
-        rows.append(
-            {
-                "image_id": path.name,
-                "path": str(path),
-                "age": labels.age,
-                "gender": labels.gender,
-                "race": labels.race,
-                "split": "test",
-            }
-        )
+    rows = [face_row(path, parse_utkface_name(path.name)) for path in paths]
     print(f"images: {len(rows)} {source}")
     return pd.DataFrame(rows)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,19 @@ def parse_utkface_name(name: str) -> FaceLabels:
     if race not in RACE_NAMES:
         raise LabelError("race_out_of_range", f"{name!r}: race {race} is not one of 0-4")
     return FaceLabels(age=age, gender=gender, race=race, stamp=match["stamp"], kind=kind)
+
+
+def face_row(path: Path, labels: FaceLabels, split: str = "test") -> dict[str, object]:
+    """A ``faces`` row for the chip at ``path``: ``image_id`` (its file name), ``path``, the coded
+    labels and ``split``."""
+    return {
+        "image_id": path.name,
+        "path": str(path),
+        "age": labels.age,
+        "gender": labels.gender,
+        "race": labels.race,
+        "split": split,
+    }
 
 
 def band_label(low: int, high: int) -> str:

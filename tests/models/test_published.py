@@ -12,7 +12,7 @@ from dex_bias.faces.align import align_table
 from dex_bias.models.inference import join_faces_and_landmarks, predict_faces
 from dex_bias.models.registry import published_models
 from dex_bias.models.runtime import load_estimator
-from dex_bias.utkface import parse_utkface_name
+from dex_bias.utkface import face_row, parse_utkface_name
 from tests.conftest import REPO_ROOT, base_align_settings, base_parameters
 from tests.fanout.conftest import fan_out
 
@@ -36,12 +36,7 @@ def faces_table(folder, count: int, seed: int, adults_only: bool = False) -> pd.
             continue
         rows.append(
             {
-                "image_id": path.name,
-                "path": str(path),
-                "age": labels.age,
-                "gender": labels.gender,
-                "race": labels.race,
-                "split": "test",
+                **face_row(path, labels),
                 "width": 200,
                 "height": 200,
             }
