@@ -17,15 +17,7 @@ import pytest
 
 from dex_bias.stats.paper import INNER_REGIONS, OUTER_FEATURES
 from tests.conftest import base_parameters, run_in_process
-from tests.stats.conftest import synthetic_landmarks, synthetic_predictions
-
-VENDOR = {
-    "format": "onnx",
-    "file": "vendor.onnx",
-    "input": {"size": 64},
-    "age": {"classes": {"count": 101}},
-    "gender": None,
-}
+from tests.stats.conftest import VENDOR, synthetic_landmarks, synthetic_predictions, two_models
 
 
 def report_parameters():
@@ -75,22 +67,7 @@ def audit_outputs() -> dict:
 def comparison_outputs() -> dict:
     from dex_bias.pipelines.compare import nodes
 
-    trained = synthetic_predictions(800, seed=1, noise=4.0)
-    vendor = trained.assign(
-        predicted_age=np.clip(
-            trained["age"] + np.random.default_rng(2).normal(0, 9, len(trained)) + 6.0 * (trained["race"] == 3), 0, None
-        )
-    )
-    vendor = vendor.iloc[:700]
-    rng = np.random.default_rng(3)
-    attributions = pd.DataFrame(
-        [
-            (i, "regions", region, rng.normal())
-            for i in trained["image_id"][:60]
-            for region in ("nose", "mouth", "chin")
-        ],
-        columns=["image_id", "method", "region", "weight"],
-    )
+    trained, vendor, attributions = two_models()
     report_params, compare_params = report_parameters(), base_parameters().compare
     models_params = replace(base_parameters().models, audit=["trained", "vendor"], declarations={"vendor": VENDOR})
     compared, coverage = nodes.collect_predictions(report_params, trained=trained, vendor=vendor)

@@ -34,6 +34,39 @@ def predictions() -> pd.DataFrame:
     return synthetic_predictions()
 
 
+#: A declared second model for the comparison tests (an ONNX classifier of 101 ages).
+VENDOR = {
+    "format": "onnx",
+    "file": "vendor.onnx",
+    "input": {"size": 64},
+    "age": {"classes": {"count": 101}},
+    "gender": None,
+}
+
+
+def two_models() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(trained, vendor, attributions)`` for the model comparison: 800 faces; the vendor's
+    estimates are noisier and 6 years older for race 3, and miss the last 100 faces; region
+    weights for the first 60 faces."""
+    trained = synthetic_predictions(800, seed=1, noise=4.0)
+    vendor = trained.assign(
+        predicted_age=np.clip(
+            trained["age"] + np.random.default_rng(2).normal(0, 9, len(trained)) + 6.0 * (trained["race"] == 3), 0, None
+        )
+    )
+    vendor = vendor.iloc[:700]
+    rng = np.random.default_rng(3)
+    attributions = pd.DataFrame(
+        [
+            (i, "regions", region, rng.normal())
+            for i in trained["image_id"][:60]
+            for region in ("nose", "mouth", "chin")
+        ],
+        columns=["image_id", "method", "region", "weight"],
+    )
+    return trained, vendor, attributions
+
+
 def synthetic_landmarks(image_ids, seed: int = 0, scale=None, yaw=None) -> pd.DataFrame:
     """A landmarks table (``image_id``, ``x_00``…``y_67`` in pixels) from a rough 68-point face.
 

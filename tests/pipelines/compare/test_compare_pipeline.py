@@ -4,20 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT, base_parameters, run_in_process
-from tests.stats.conftest import synthetic_predictions
-
-VENDOR = {
-    "format": "onnx",
-    "file": "vendor.onnx",
-    "input": {"size": 64},
-    "age": {"classes": {"count": 101}},
-    "gender": None,
-}
+from tests.stats.conftest import VENDOR, synthetic_predictions, two_models
 
 
 def test_each_declared_model_gets_its_own_branch_sharing_faces_and_landmarks(audited_models_config):
@@ -83,22 +73,8 @@ def test_the_compare_pipeline_puts_the_models_side_by_side(audited_models_config
     from dex_bias.pipelines.compare.pipeline import create_pipeline
 
     audited_models_config(audit=["trained", "vendor"], declarations={"vendor": VENDOR})
-    trained = synthetic_predictions(800, seed=1, noise=4.0)
-    vendor = trained.assign(
-        predicted_age=np.clip(
-            trained["age"] + np.random.default_rng(2).normal(0, 9, len(trained)) + 6.0 * (trained["race"] == 3), 0, None
-        )
-    )
-    vendor = vendor.iloc[:700]  # the vendor's table misses 100 faces: they are left out of the comparison
-    rng = np.random.default_rng(3)
-    attributions = pd.DataFrame(
-        [
-            (i, "regions", region, rng.normal())
-            for i in trained["image_id"][:60]
-            for region in ("nose", "mouth", "chin")
-        ],
-        columns=["image_id", "method", "region", "weight"],
-    )
+    # the vendor's table misses 100 faces: they are left out of the comparison
+    trained, vendor, attributions = two_models()
     parameters = base_parameters({"report.bootstrap.n_boot": 100})
     out = run_in_process(
         create_pipeline(),
