@@ -187,6 +187,16 @@ class Measure:
     low: str
     high: str
 
+    @classmethod
+    def mae(cls, key: str, label: str, table: pd.DataFrame) -> Measure:
+        """MAE in years with its interval (a ``group_metrics`` table)."""
+        return cls(key, label, "years", table, "mae", "mae_ci_low", "mae_ci_high")
+
+    @classmethod
+    def rate(cls, key: str, label: str, table: pd.DataFrame) -> Measure:
+        """A gate rate in percent with its Wilson interval (a gates table)."""
+        return cls(key, label, "percent", table, "rate", "ci_low", "ci_high")
+
     def lookup(self, grouping: str, group: str, **where: object) -> dict | None:
         """The table's row of ``grouping``/``group`` (and ``where``), as a dict; None if absent."""
         rows = self.table[(self.table["grouping"] == grouping) & (self.table["group"].astype(str) == str(group))]
@@ -351,21 +361,11 @@ def audit_card(
         features: single features whose groups get a row (e.g. race, gender), after "overall".
         gate_columns: the gate rates shown, e.g. ``[("minors_accepted", 18), ("minors_accepted", 25)]``.
     """
-    measures = [Measure("mae", "MAE (years)", "years", group_metrics, "mae", "mae_ci_low", "mae_ci_high")]
+    measures = [Measure.mae("mae", "MAE (years)", group_metrics)]
     for measure, age in gate_columns:
         subset = gates[(gates["measure"] == measure) & (gates["challenge_age"] == float(age))]
         if len(subset):
-            measures.append(
-                Measure(
-                    f"{measure}@{age:g}",
-                    f"{words(measure).capitalize()} at {age:g} (%)",
-                    "percent",
-                    subset,
-                    "rate",
-                    "ci_low",
-                    "ci_high",
-                )
-            )
+            measures.append(Measure.rate(f"{measure}@{age:g}", f"{words(measure).capitalize()} at {age:g} (%)", subset))
     groups = [("overall", "all")] + [
         (feature, str(group))
         for feature in features
@@ -438,29 +438,9 @@ def comparison_card(
     gate_rows = gates[(gates["measure"] == gate_measure) & (gates["challenge_age"] == float(challenge_age))]
     measures = []
     for model in models:
-        measures.append(
-            Measure(
-                f"mae:{model}",
-                f"{model}",
-                "years",
-                metrics[metrics["model"] == model],
-                "mae",
-                "mae_ci_low",
-                "mae_ci_high",
-            )
-        )
+        measures.append(Measure.mae(f"mae:{model}", f"{model}", metrics[metrics["model"] == model]))
     for model in models:
-        measures.append(
-            Measure(
-                f"gate:{model}",
-                f"{model}",
-                "percent",
-                gate_rows[gate_rows["model"] == model],
-                "rate",
-                "ci_low",
-                "ci_high",
-            )
-        )
+        measures.append(Measure.rate(f"gate:{model}", f"{model}", gate_rows[gate_rows["model"] == model]))
     groups = [("overall", "all")] + [
         (feature, str(group))
         for feature in features
