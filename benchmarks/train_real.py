@@ -34,16 +34,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_TAR = ROOT.parent / "shared" / "data" / "utkface_crop_part1.tar"
-DATA_LAYERS = (
-    "01_raw",
-    "02_intermediate",
-    "03_primary",
-    "04_feature",
-    "05_model_input",
-    "06_models",
-    "07_model_output",
-    "08_reporting",
-)
+sys.path.insert(0, str(ROOT / "src"))
+from dex_bias import DATA_LAYERS  # noqa: E402
+
 RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
 
 

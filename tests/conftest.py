@@ -43,18 +43,10 @@ import yaml
 from kedro.io import MemoryDataset
 from omegaconf import OmegaConf
 
+from dex_bias import DATA_LAYERS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TAR = REPO_ROOT.parent / "shared" / "data" / "utkface_crop_part1.tar"
-DATA_LAYERS = (
-    "01_raw",
-    "02_intermediate",
-    "03_primary",
-    "04_feature",
-    "05_model_input",
-    "06_models",
-    "07_model_output",
-    "08_reporting",
-)
 
 #: The demo used by end-to-end tests: small enough for CI, large enough for the statistics.
 TEST_DEMO_PARAMS: dict[str, object] = {}
