@@ -7,6 +7,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
+from dex_bias.explain.attributions import ATTRIBUTION_COLUMNS
 from dex_bias.explain.regions import REGION_NAMES
 from tests.conftest import base_parameters, rendered_faces, run_in_process, run_kedro
 
@@ -73,20 +74,7 @@ def test_pipeline_on_stand_ins(stand_in_inputs):
     regions = attributions[attributions["method"] == "regions"]
     assert regions["image_id"].nunique() == N_FACES - 2
     assert (regions.groupby("image_id")["region"].apply(list) == [list(REGION_NAMES)] * (N_FACES - 2)).all()
-    contract = [
-        "image_id",
-        "method",
-        "region",
-        "weight",
-        "region_empty",
-        "intercept",
-        "surrogate_r2",
-        "predicted_age",
-        "age",
-        "gender",
-        "race",
-    ]
-    assert set(contract) <= set(attributions.columns)
+    assert set(ATTRIBUTION_COLUMNS) <= set(attributions.columns)
     assert attributions["weight"].notna().all() and (regions["weight"] != 0).any()
     assert attributions.loc[attributions["region_empty"], "weight"].eq(0).all()
     quick = attributions[attributions["method"] == "quickshift"]
