@@ -13,6 +13,7 @@ from dex_bias.correction.evaluate import correction_effects, gate_effects
 from dex_bias.correction.models import fit_bin_rule, fit_regression
 from dex_bias.correction.split import CALIBRATION, HELD_OUT
 from dex_bias.pipelines.correct.nodes import evaluate_corrections, fit_corrections, split_calibration
+from dex_bias.stats.engine import Estimation
 from tests.conftest import base_parameters
 from tests.correction.conftest import planted_predictions
 
@@ -80,7 +81,9 @@ def test_a_group_too_small_for_a_ci_is_reported_as_such_without_nan_crash():
     # Only three held-out faces of race 4: enough for a point estimate, not for an interval.
     held_out = pd.concat([held_out[held_out["race"] != 4], held_out[held_out["race"] == 4].head(3)])
     corrections = {"bin_rule": fit_bin_rule(calibration), "regression_deg1": fit_regression(calibration, 1)}
-    metrics = correction_effects(held_out, corrections, chosen="bin_rule", n_boot=200, min_n=30, min_n_ci=10)
+    metrics = correction_effects(
+        held_out, corrections, chosen="bin_rule", min_n_ci=10, estimation=Estimation(n_boot=200, min_n=30)
+    )
     tiny = metrics[(metrics["grouping"] == "race") & (metrics["group"] == "Others")]
     assert len(tiny) == 2 and (tiny["n"] == 3).all()
     assert (tiny["status"] == "too_few_for_ci").all()
@@ -119,7 +122,7 @@ def test_intervals_carry_the_uncertainty_of_the_fit_when_calibration_is_bootstra
     for n_calibration in (60, 3000):
         calibration = planted_predictions(n=n_calibration, seed=15, race_offset=PLANTED, noise=6.0)
         correction = {"regression_deg1": fit_regression(calibration, 1, min_group_n=5)}
-        common = dict(sensitive_features=("race",), n_boot=400, seed=3)
+        common = dict(sensitive_features=("race",), estimation=Estimation(n_boot=400, seed=3))
         refit = correction_effects(held_out, correction, calibration=calibration, **common)
         fixed = correction_effects(held_out, correction, **common)
         row, row_fixed = (frame[frame["grouping"] == "overall"].iloc[0] for frame in (refit, fixed))

@@ -18,7 +18,7 @@ from dex_bias.stats.comparison import (
     rank_biserial,
     same_faces,
 )
-from dex_bias.stats.engine import gini
+from dex_bias.stats.engine import Estimation, gini
 
 
 def predictions_of(rng, n: int = 400, *, noise_a: float = 5.0, noise_b: float = 5.0, race_effect: float = 0.0):
@@ -115,11 +115,11 @@ def test_a_worse_model_in_one_group_is_named_there_and_only_there():
 
 def test_metrics_spread_and_leaderboard_agree_with_the_group_rows():
     long, _ = same_faces(predictions_of(np.random.default_rng(8), 900, noise_a=3.0, race_effect=8.0))
-    metrics = model_metrics(long, n_boot=200, seed=1)
+    metrics = model_metrics(long, estimation=Estimation(n_boot=200, seed=1))
     for model, part in long.groupby("model"):  # noqa: B007 (read by the query as @model)
         mae = (part["predicted_age"] - part["age"]).abs().mean()
         assert metrics.query("model == @model and grouping == 'overall'")["mae"].iloc[0] == pytest.approx(mae)
-    spread = model_spread(long, features=("race",), n_boot=200, seed=1)
+    spread = model_spread(long, features=("race",), estimation=Estimation(n_boot=200, seed=1))
     mae_spread = spread[spread["metric"] == "mae"].set_index("model")
     for model in ("model_a", "model_b"):
         groups = metrics.query("model == @model and grouping == 'race'")

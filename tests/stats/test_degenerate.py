@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dex_bias.stats.engine import Estimation
 from dex_bias.stats.gates import age_gate_metrics, challenge_age_buffers
 from dex_bias.stats.gender import gender_metrics
 from dex_bias.stats.metrics import group_metrics
@@ -25,14 +26,16 @@ CASES = {
 
 def _everything(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {
-        "group_metrics": group_metrics(df, n_boot=20),
+        "group_metrics": group_metrics(df, estimation=Estimation(n_boot=20)),
         "significance_tests": significance_tests(df, n_perm=99, n_boot=20),
         "age_gate_metrics": age_gate_metrics(df),
         "challenge_age_buffers": challenge_age_buffers(df),
         "age_verification_metrics": age_verification_metrics(df, verification_settings()),
-        "group_spread": group_spread(df, verification_settings(), n_boot=20),
+        "group_spread": group_spread(df, verification_settings(), estimation=Estimation(n_boot=20)),
         "paper_normality_table": paper_normality_table(df),
-        "image_quality_metrics": quality_metrics(df, synthetic_landmarks(df.image_id), n_boot=20),
+        "image_quality_metrics": quality_metrics(
+            df, synthetic_landmarks(df.image_id), estimation=Estimation(n_boot=20)
+        ),
         "gender_metrics": gender_metrics(df.assign(prob_female=0.7)) if len(df) else gender_metrics(df),
     }
 

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats as st
 
 from dex_bias.stats.engine import (
+    Estimation,
     Metric,
     bootstrap_indices,
     gini,
@@ -30,7 +31,7 @@ def table():
 
 
 def test_groups_labels_and_values_match_pandas_groupby(table):
-    frame = metric_frame(table, MAE, ["race", "gender"], n_boot=50)
+    frame = metric_frame(table, MAE, ["race", "gender"], estimation=Estimation(n_boot=50))
     assert list(frame.grouping.unique()) == ["overall", "race", "gender", "race × gender"]
     error = (table.predicted_age - table.age).abs()
     direct = error.groupby([table.race, table.gender], observed=True).agg(["mean", "size"])
@@ -42,15 +43,14 @@ def test_groups_labels_and_values_match_pandas_groupby(table):
 
 
 def test_outer_grouping_tables_each_model_as_its_own_population(table):
-    both = metric_frame(table, MAE, ["race"], outer="model_name", n_boot=200, seed=4)
+    both = metric_frame(table, MAE, ["race"], outer="model_name", estimation=Estimation(n_boot=200, seed=4))
     assert set(both.model_name) == {"model_a", "model_b"}
     alone = metric_frame(
         table[table.model_name == "model_a"].reset_index(drop=True),
         MAE,
         ["race"],
         outer="model_name",
-        n_boot=200,
-        seed=4,
+        estimation=Estimation(n_boot=200, seed=4),
     )
     mine = both[both.model_name == "model_a"].reset_index(drop=True)
     # Seeds come from the row's own labels, so a row's interval does not depend on the other rows.
@@ -60,7 +60,7 @@ def test_outer_grouping_tables_each_model_as_its_own_population(table):
 
 
 def test_bootstrap_interval_agrees_with_scipy(table):
-    frame = metric_frame(table, MAE, ["race"], n_boot=4000, seed=1, intersections=False)
+    frame = metric_frame(table, MAE, ["race"], intersections=False, estimation=Estimation(n_boot=4000, seed=1))
     white = table[table.race == "White"]
     row = frame[frame.group == "White"].iloc[0]
     reference = st.bootstrap(
@@ -111,7 +111,7 @@ def test_gini_and_spread_match_independent_formulas():
 
 
 def test_spread_interval_resamples_each_group_like_scipys_multi_sample_bootstrap(table):
-    frame = spread_frame(table, MAE, ["race"], n_boot=3000, seed=3, min_n=30)
+    frame = spread_frame(table, MAE, ["race"], estimation=Estimation(n_boot=3000, seed=3, min_n=30))
     row = frame.iloc[0]
     errors = [(part.predicted_age - part.age).abs().to_numpy() for _, part in table.groupby("race", observed=True)]
     means = [e.mean() for e in errors]
@@ -126,7 +126,7 @@ def test_spread_interval_resamples_each_group_like_scipys_multi_sample_bootstrap
     ).confidence_interval
     assert row.max_minus_min_ci_low == pytest.approx(reference.low, abs=0.15)
     assert row.max_minus_min_ci_high == pytest.approx(reference.high, abs=0.15)
-    few = spread_frame(table.head(40), MAE, ["race"], min_n=30)
+    few = spread_frame(table.head(40), MAE, ["race"], estimation=Estimation(min_n=30))
     assert few.iloc[0].status.startswith("too_few_groups") and few.iloc[0].groups_left_out
 
 

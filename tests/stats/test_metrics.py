@@ -3,11 +3,12 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
+from dex_bias.stats.engine import Estimation
 from dex_bias.stats.metrics import balanced_mae, group_metrics
 
 
 def test_group_rows_match_direct_numpy(predictions):
-    table = group_metrics(predictions, n_boot=200, seed=3, min_n=60)
+    table = group_metrics(predictions, estimation=Estimation(n_boot=200, seed=3, min_n=60))
     black = predictions[predictions["race"] == 1]
     error = black["predicted_age"].to_numpy() - black["age"].to_numpy()
     row = table[(table["grouping"] == "race") & (table["group"] == "Black")].iloc[0]
@@ -25,7 +26,9 @@ def test_group_rows_match_direct_numpy(predictions):
 
 
 def test_intersections_bands_and_min_n_flag(predictions):
-    table = group_metrics(predictions, n_boot=50, bands=((0, 12), (13, 18), (19, 25), (26, 100)), min_n=40)
+    table = group_metrics(
+        predictions, estimation=Estimation(n_boot=50, bands=((0, 12), (13, 18), (19, 25), (26, 100)), min_n=40)
+    )
     cells = table[table["grouping"] == "race × gender × age_band"]
     teen_asian_women = predictions[
         (predictions.race == 2) & (predictions.gender == 1) & predictions.age.between(13, 18)
@@ -56,7 +59,11 @@ def test_balanced_mae_weighs_fixed_reference_cells_equally():
 def test_balanced_mae_interval_matches_scipys_bootstrap_resampling_each_cell(predictions):
     bands = ((0, 29), (30, 59), (60, 89))
     table = group_metrics(
-        predictions, sensitive_features=("race",), intersections=False, n_boot=4000, balanced_bands=bands, seed=2
+        predictions,
+        sensitive_features=("race",),
+        intersections=False,
+        balanced_bands=bands,
+        estimation=Estimation(n_boot=4000, seed=2),
     )
     black = predictions[predictions.race == 1]
     cells = [
@@ -76,6 +83,6 @@ def test_balanced_mae_interval_matches_scipys_bootstrap_resampling_each_cell(pre
     ).confidence_interval
     assert row.balanced_mae_ci_low == pytest.approx(reference.low, abs=0.12)
     assert row.balanced_mae_ci_high == pytest.approx(reference.high, abs=0.12)
-    age_band_rows = group_metrics(predictions, n_boot=10, intersections=False)
+    age_band_rows = group_metrics(predictions, intersections=False, estimation=Estimation(n_boot=10))
     assert age_band_rows.loc[age_band_rows.grouping == "age_band", "balanced_mae"].isna().all()
     assert age_band_rows.loc[age_band_rows.grouping == "age_band", "notes"].str.contains("not defined").all()

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dex_bias.stats.engine import Estimation
 from dex_bias.stats.quality import quality_covariates, quality_metrics
 from tests.stats.conftest import synthetic_landmarks, synthetic_predictions
 
@@ -38,7 +39,7 @@ def test_mae_per_quality_bin_and_group_matches_pandas():
     df["predicted_age"] = df.age + (df.predicted_age - df.age) / scale
     landmarks = synthetic_landmarks(df.image_id, seed=3, scale=scale)
     landmarks = landmarks.iloc[:-50]  # 50 faces without landmarks
-    table = quality_metrics(df, landmarks, n_boot=100)
+    table = quality_metrics(df, landmarks, estimation=Estimation(n_boot=100))
     distance = quality_covariates(landmarks).set_index("image_id").interocular_distance
     joined = df.set_index("image_id").join(distance)
     edges = np.quantile(distance, [0, 0.25, 0.5, 0.75, 1.0])

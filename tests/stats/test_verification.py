@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
+from dex_bias.stats.engine import Estimation
 from dex_bias.stats.verification import age_verification_metrics, group_spread
 from tests.stats.conftest import synthetic_predictions, verification_settings
 
@@ -81,7 +82,9 @@ def test_verification_threshold_is_set_on_the_reference_group_and_read_for_every
 
 
 def test_spread_across_groups_max_minus_min_and_gini(df):
-    spread = group_spread(df, verification_settings(), n_boot=200, features=("race", "gender", "race × gender"))
+    spread = group_spread(
+        df, verification_settings(), features=("race", "gender", "race × gender"), estimation=Estimation(n_boot=200)
+    )
     mae = spread[(spread.metric == "mae") & (spread.feature == "race")].iloc[0]
     by_race = (df.predicted_age - df.age).abs().groupby(df.race).mean()
     assert mae.max_minus_min == pytest.approx(by_race.max() - by_race.min())

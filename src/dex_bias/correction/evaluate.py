@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dex_bias.correction.models import AgeCorrection
-from dex_bias.stats.engine import Metric, bootstrap_indices, metric_frame
+from dex_bias.stats.engine import Estimation, Metric, bootstrap_indices, metric_frame
 from dex_bias.stats.gates import age_gate_metrics
 from dex_bias.stats.metrics import (
     mean_absolute_error,
@@ -32,7 +32,6 @@ from dex_bias.stats.metrics import (
     root_mean_squared_error,
     with_display_columns,
 )
-from dex_bias.utkface import DEFAULT_AGE_BANDS
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +81,7 @@ def correction_effects(
     chosen: str | None = None,
     sensitive_features: Sequence[str] = ("race", "gender", "age_band"),
     intersections: bool = False,
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    min_n: int = 30,
+    estimation: Estimation = Estimation(),
     min_n_ci: int = 10,
 ) -> pd.DataFrame:
     """MAE, RMSE and bias (mean signed error) before and after each correction, per group.
@@ -101,7 +96,8 @@ def correction_effects(
             replicate; when None, they treat the fitted correction as fixed (and say so in
             ``interval``).
         chosen: the name of the correction the pipeline keeps (flagged in ``chosen``).
-        min_n: groups smaller than this get status ``small_group`` (intervals wide).
+        estimation: the age bands, bootstrap replicates, seed and interval level; groups smaller
+            than its ``min_n`` get status ``small_group`` (intervals wide).
         min_n_ci: groups smaller than this get status ``too_few_for_ci``: point estimates are
             given, intervals are left empty (NaN) since a bootstrap of a handful of faces is
             not an interval anyone should read.
@@ -115,13 +111,10 @@ def correction_effects(
         and ``min_n_ci``.
     """
     held_out = held_out.reset_index(drop=True)
-    table = with_display_columns(held_out, bands)
+    table = with_display_columns(held_out, estimation.bands)
     common = dict(
         intersections=intersections,
-        n_boot=n_boot,
-        seed=seed,
-        confidence=confidence,
-        min_n=min_n,
+        estimation=estimation,
         min_n_interval=min_n_ci,
     )
     frames = []
@@ -132,10 +125,13 @@ def correction_effects(
         scored = table.assign(corrected_age=correction.predict(held_out))
         replicate_columns, interval = None, "held-out rows resampled; the fitted correction held fixed"
         if calibration is not None and len(calibration):
-            rng = np.random.default_rng([int(seed), len(name), sum(map(ord, name))])
-            replicate_columns = {"corrected_age": refitted_predictions(correction, calibration, held_out, n_boot, rng)}
+            rng = np.random.default_rng([int(estimation.seed), len(name), sum(map(ord, name))])
+            replicate_columns = {
+                "corrected_age": refitted_predictions(correction, calibration, held_out, estimation.n_boot, rng)
+            }
             interval = (
-                f"held-out rows resampled and the correction refitted on {n_boot} bootstrap samples of calibration"
+                f"held-out rows resampled and the correction refitted on {estimation.n_boot} bootstrap samples "
+                "of calibration"
             )
         frame = metric_frame(scored, EFFECT_METRICS, sensitive_features, replicate_columns=replicate_columns, **common)
         frame.insert(0, "chosen", name == chosen)
@@ -147,7 +143,7 @@ def correction_effects(
         return pd.DataFrame(columns=["correction", "chosen", "grouping", "group", *sensitive_features, "n", "status"])
     result = pd.concat(frames, ignore_index=True)
     result["status"] = np.where(
-        result["n"] < min_n_ci, "too_few_for_ci", np.where(result["n"] < min_n, "small_group", "ok")
+        result["n"] < min_n_ci, "too_few_for_ci", np.where(result["n"] < estimation.min_n, "small_group", "ok")
     )
     result = result.drop(columns=["small_group", "notes"])
     result["min_n_ci"] = min_n_ci
@@ -176,9 +172,7 @@ def gate_effects(
     challenge_ages: Sequence[float] = (18, 21, 25),
     by: Sequence[str] = ("race", "gender"),
     intersections: bool = False,
-    confidence: float = 0.95,
-    min_n: int = 30,
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    estimation: Estimation = Estimation(),
 ) -> pd.DataFrame:
     """Age-gate rates on the held-out part, uncorrected and after each correction.
 
@@ -191,9 +185,7 @@ def gate_effects(
         challenge_ages=challenge_ages,
         by=by,
         intersections=intersections,
-        confidence=confidence,
-        min_n=min_n,
-        bands=bands,
+        estimation=estimation,
     )
     uncorrected = age_gate_metrics(held_out, **options)
     frames.append(uncorrected.assign(estimate="uncorrected", chosen=False))

@@ -4,6 +4,7 @@ settings classes (:mod:`dex_bias.schema`); the correct pipeline's nodes take :cl
 from __future__ import annotations
 
 from dex_bias.schema import settings_dataclass
+from dex_bias.stats.engine import Estimation
 from dex_bias.utkface import AgeBands
 
 
@@ -96,3 +97,15 @@ class CorrectionSettings:
     age_bands: AgeBands
     evaluation: CorrectionEvaluation
     gender: GenderSettings
+
+    @property
+    def estimation(self) -> Estimation:
+        """How the held-out before/after tables are estimated: ``age_bands`` and ``evaluation``'s bootstrap."""
+        evaluation = self.evaluation
+        return Estimation(
+            bands=self.age_bands,
+            confidence=evaluation.confidence,
+            min_n=evaluation.min_n,
+            n_boot=evaluation.n_boot,
+            seed=evaluation.seed,
+        )

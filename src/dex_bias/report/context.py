@@ -156,9 +156,10 @@ def gender_table(predictions: pd.DataFrame, settings: AuditSettings) -> pd.DataF
     """The gender head's accuracy (``dex_bias.stats.gender``), or None when ``prob_female`` is empty."""
     if "prob_female" not in predictions.columns or predictions["prob_female"].isna().all():
         return None
+    from dex_bias.stats.engine import Estimation
     from dex_bias.stats.gender import gender_metrics
 
-    return gender_metrics(predictions, bands=settings.age_bands, min_n=settings.min_n)
+    return gender_metrics(predictions, estimation=Estimation(bands=settings.age_bands, min_n=settings.min_n))
 
 
 def _card_gates(challenge_ages: Sequence[float]) -> list[tuple[str, float]]:

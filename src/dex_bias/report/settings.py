@@ -1,13 +1,15 @@
 """The audit's parameters, ``params:report`` (conf/base/parameters_report.yml), as settings classes.
 
 The report pipeline's nodes and the ``compare`` pipeline take :class:`ReportSettings`; the
-statistics functions get its values one by one. Lists of numbers keep the YAML's ints (a
+statistics functions get its :attr:`~ReportSettings.estimation` (bands, interval level, smallest
+group, bootstrap) as one value, and their own settings one by one. Lists of numbers keep the YAML's ints (a
 challenge age of 18 stays 18 in the tables' columns).
 """
 
 from __future__ import annotations
 
 from dex_bias.schema import settings_dataclass
+from dex_bias.stats.engine import Estimation
 from dex_bias.stats.verification import AgeVerificationSettings
 from dex_bias.utkface import AgeBands
 
@@ -91,3 +93,14 @@ class ReportSettings:
     def balanced_bands(self) -> AgeBands:
         """The bands of the balanced MAE's reference cells: ``balanced_mae_bands``, else ``age_bands``."""
         return self.balanced_mae_bands or self.age_bands
+
+    @property
+    def estimation(self) -> Estimation:
+        """How every table is estimated: the audit's age bands, ``confidence``, ``min_n`` and ``bootstrap``."""
+        return Estimation(
+            bands=self.age_bands,
+            confidence=self.confidence,
+            min_n=self.min_n,
+            n_boot=self.bootstrap.n_boot,
+            seed=self.bootstrap.seed,
+        )

@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats as st
 
 from dex_bias.explain.attributions import method_weights
-from dex_bias.stats.engine import Metric, spread_frame
+from dex_bias.stats.engine import Estimation, Metric, spread_frame
 from dex_bias.stats.gates import RATE, age_gate_metrics, gate_outcomes
 from dex_bias.stats.metrics import ERROR_COLUMNS, group_metrics, mean_absolute_error, with_display_columns
 from dex_bias.stats.significance import holm
@@ -111,25 +111,11 @@ def model_metrics(
     long: pd.DataFrame,
     *,
     features: Sequence[str] = ("race", "gender", "age_band"),
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    min_n: int = 30,
+    estimation: Estimation = Estimation(),
 ) -> pd.DataFrame:
     """The audit's error metrics per model × group (single features), bootstrap intervals: ``group_metrics``
     with ``model`` as the outer column."""
-    return group_metrics(
-        long,
-        sensitive_features=features,
-        bands=bands,
-        intersections=False,
-        outer="model",
-        n_boot=n_boot,
-        seed=seed,
-        confidence=confidence,
-        min_n=min_n,
-    )
+    return group_metrics(long, sensitive_features=features, intersections=False, outer="model", estimation=estimation)
 
 
 def model_gate_metrics(
@@ -137,39 +123,24 @@ def model_gate_metrics(
     *,
     challenge_ages: Sequence[float] = (18, 21, 25),
     features: Sequence[str] = ("race", "gender"),
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
-    confidence: float = 0.95,
-    min_n: int = 30,
+    estimation: Estimation = Estimation(),
 ) -> pd.DataFrame:
     """The age-gate rates of ``age_gate_metrics`` per model × group (Wilson intervals)."""
-    return age_gate_metrics(
-        long,
-        challenge_ages,
-        features,
-        intersections=False,
-        outer="model",
-        confidence=confidence,
-        min_n=min_n,
-        bands=bands,
-    )
+    return age_gate_metrics(long, challenge_ages, features, intersections=False, outer="model", estimation=estimation)
 
 
 def model_spread(
     long: pd.DataFrame,
     *,
     features: Sequence[str] = ("race", "gender"),
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    estimation: Estimation = Estimation(),
     gate_measure: str = "minors_accepted",
     challenge_age: float = 25,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    min_n: int = 30,
 ) -> pd.DataFrame:
     """Per model and feature: the spread across groups of MAE and of one gate rate (``gate_measure`` at
     ``challenge_age``), as ``engine.SPREAD_COLUMNS`` led by ``model``; groups below ``min_n`` left out."""
-    table = with_display_columns(long, bands)
-    common = dict(outer="model", n_boot=n_boot, seed=seed, confidence=confidence, min_n=min_n)
+    table = with_display_columns(long, estimation.bands)
+    common = dict(outer="model", estimation=estimation)
     counted, event = gate_outcomes(table, challenge_age, gate_measure)
     gate_name = f"{gate_measure} at {challenge_age:g}"
     return pd.concat(

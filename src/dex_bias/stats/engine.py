@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
+from dex_bias.utkface import DEFAULT_AGE_BANDS
+
 OVERALL = "overall"
 ALL = "all"
 GROUPING_JOIN = " × "
@@ -47,6 +49,27 @@ BLOCK_ENTRIES = 2_000_000
 
 STATUS_OK = "ok"
 STATUS_NO_CASES = "no_cases"
+
+
+@dataclass(frozen=True)
+class Estimation:
+    """How every table of the audit is estimated: one value handed from the settings to each function.
+
+    Attributes:
+        bands: inclusive ``(low, high)`` true-age bands (years) of the ``age_band`` groups.
+        confidence: the level of every interval (percentile bootstrap and Wilson).
+        min_n: groups with fewer rows are flagged ``small_group`` (estimates indicative only) and
+            left out of spreads and buffers.
+        n_boot: bootstrap replicates per interval.
+        seed: the base seed; each row × metric draws from ``row_seed(seed, outer, grouping,
+            group, metric)``, so a row's interval does not depend on the rest of the table.
+    """
+
+    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS
+    confidence: float = 0.95
+    min_n: int = 30
+    n_boot: int = 1000
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -243,10 +266,7 @@ def metric_frame(
     outer: str | None = None,
     intersections: bool = True,
     where: str | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    min_n: int = 30,
+    estimation: Estimation = Estimation(),
     min_n_interval: int = 2,
     replicate_columns: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
@@ -262,11 +282,8 @@ def metric_frame(
         where: a boolean column: groups are formed from all rows, metrics use only the rows
             where it is True (e.g. minors only, for a gate rate); a group with none of those
             rows gets status ``no_cases`` and NaN metrics (never a rate of 0).
-        n_boot: bootstrap replicates per interval.
-        seed: base seed; each row × metric draws from ``row_seed(seed, outer, grouping, group,
-            metric)``.
-        confidence: interval level.
-        min_n: groups with fewer rows get status ``small_group`` (estimates indicative only).
+        estimation: ``n_boot``, ``seed``, ``confidence`` and ``min_n`` (groups with fewer rows
+            get status ``small_group``) of :class:`Estimation`.
         min_n_interval: groups with fewer rows get no interval (NaN bounds, said in ``notes``).
         replicate_columns: column → ``(n_boot, len(table))`` array used in place of the column
             in bootstrap replicate ``b`` (row ``b``); e.g. corrected ages from a correction
@@ -284,9 +301,9 @@ def metric_frame(
     """
     replicate_columns = dict(replicate_columns or {})
     for name, values in replicate_columns.items():
-        if np.shape(values) != (n_boot, len(table)):
+        if np.shape(values) != (estimation.n_boot, len(table)):
             raise ValueError(
-                f"replicate column {name!r} must have shape (n_boot, rows) = {(n_boot, len(table))}, "
+                f"replicate column {name!r} must have shape (n_boot, rows) = {(estimation.n_boot, len(table))}, "
                 f"not {np.shape(values)}"
             )
     needed = {column for metric in metrics.values() for column in metric.columns}
@@ -326,11 +343,11 @@ def metric_frame(
             if metric.interval == "wilson":
                 events = int(round(np.nansum(arrays[0]))) if n else 0
                 row[f"{name}_events"] = events
-                low, high = wilson(events, n, confidence) if n else (float("nan"), float("nan"))
+                low, high = wilson(events, n, estimation.confidence) if n else (float("nan"), float("nan"))
             elif metric.interval == "bootstrap":
                 low = high = float("nan")
                 if n >= max(min_n_interval, 1) and np.isfinite(value):
-                    rng = row_seed(seed, group.outer, group.grouping_label, group.label, name)
+                    rng = row_seed(estimation.seed, group.outer, group.grouping_label, group.label, name)
                     replicate_arrays = {
                         position: replicate_columns[column][:, rows]
                         for position, column in enumerate(metric.columns)
@@ -338,19 +355,24 @@ def metric_frame(
                     }
                     strata = columns[metric.strata][rows] if metric.strata else None
                     replicates = bootstrap_replicates(
-                        arrays, metric.function, n_boot, rng, strata=strata, replicate_arrays=replicate_arrays
+                        arrays,
+                        metric.function,
+                        estimation.n_boot,
+                        rng,
+                        strata=strata,
+                        replicate_arrays=replicate_arrays,
                     )
-                    low, high = percentile_interval(replicates, confidence)
+                    low, high = percentile_interval(replicates, estimation.confidence)
                 elif 0 < n < min_n_interval:
                     notes.append(f"{name}: no interval (n={n} < {min_n_interval})")
             if metric.interval != "none":
                 row[f"{name}_ci_low"], row[f"{name}_ci_high"] = low, high
             if reason:
                 notes.append(f"{name}: {reason}")
-        row["small_group"] = 0 < n < min_n
-        row["status"] = _size_status(n, min_n)
+        row["small_group"] = 0 < n < estimation.min_n
+        row["status"] = _size_status(n, estimation.min_n)
         if row["small_group"]:
-            notes.insert(0, f"small group: n={n} < {min_n}, estimates indicative only")
+            notes.insert(0, f"small group: n={n} < {estimation.min_n}, estimates indicative only")
         row["notes"] = "; ".join(notes)
         rows_out.append(row)
     if not rows_out:
@@ -424,10 +446,7 @@ def spread_frame(
     *,
     outer: str | None = None,
     where: str | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    min_n: int = 30,
+    estimation: Estimation = Estimation(),
 ) -> pd.DataFrame:
     """How far apart the groups of each feature are, per metric: max − min, max / min, Gini.
 
@@ -458,20 +477,22 @@ def spread_frame(
                     arrays = [table[column].to_numpy(float)[rows] for column in metric.columns]
                     reason = metric.undefined(*arrays) if (metric.undefined and len(rows)) else None
                     value = float(metric.function(*arrays)) if len(rows) and not reason else float("nan")
-                    if len(rows) < min_n or not np.isfinite(value):
+                    if len(rows) < estimation.min_n or not np.isfinite(value):
                         left_out.append(f"{group.label} (n={len(rows)})")
                         continue
-                    rng = row_seed(seed, group.outer, group.grouping_label, group.label, name)
+                    rng = row_seed(estimation.seed, group.outer, group.grouping_label, group.label, name)
                     strata = table[metric.strata].to_numpy()[rows] if metric.strata else None
                     kept.append(group.label)
                     values.append(value)
-                    replicates.append(bootstrap_replicates(arrays, metric.function, n_boot, rng, strata=strata))
+                    replicates.append(
+                        bootstrap_replicates(arrays, metric.function, estimation.n_boot, rng, strata=strata)
+                    )
                 row: dict[str, object] = {} if outer is None else {outer: outer_value}
                 row.update(
                     {"feature": feature, "metric": name, "groups": len(kept), "groups_left_out": ", ".join(left_out)}
                 )
                 if len(kept) < 2:
-                    row["status"] = f"too_few_groups ({len(kept)} with n >= {min_n} and a defined {name})"
+                    row["status"] = f"too_few_groups ({len(kept)} with n >= {estimation.min_n} and a defined {name})"
                     rows_out.append(row)
                     continue
                 value_array = np.asarray(values)
@@ -490,9 +511,9 @@ def spread_frame(
                     }
                 )
                 row["max_minus_min_ci_low"], row["max_minus_min_ci_high"] = percentile_interval(
-                    boot["max_minus_min"], confidence
+                    boot["max_minus_min"], estimation.confidence
                 )
-                row["gini_ci_low"], row["gini_ci_high"] = percentile_interval(boot["gini"], confidence)
+                row["gini_ci_low"], row["gini_ci_high"] = percentile_interval(boot["gini"], estimation.confidence)
                 rows_out.append(row)
     columns = ([outer] if outer else []) + list(SPREAD_COLUMNS)
     return pd.DataFrame(rows_out, columns=columns) if rows_out else pd.DataFrame(columns=columns)

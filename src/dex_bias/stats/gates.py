@@ -20,9 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from dex_bias.stats.engine import Metric, iter_groups, metric_frame
+from dex_bias.stats.engine import Estimation, Metric, iter_groups, metric_frame
 from dex_bias.stats.metrics import with_display_columns
-from dex_bias.utkface import DEFAULT_AGE_BANDS
 
 LEGAL_AGE = 18
 #: measure -> (who is counted: a function of true age, is the outcome "estimate >= τ"?)
@@ -60,8 +59,7 @@ def rate_frame(
     by: Sequence[str],
     *,
     intersections: bool,
-    confidence: float,
-    min_n: int,
+    estimation: Estimation,
     outer: str | None = None,
 ) -> pd.DataFrame:
     """Rates of ``event`` among ``counted`` rows per group (engine, Wilson), as ``events``/``n``/``rate``/CI.
@@ -76,8 +74,7 @@ def rate_frame(
         outer=outer,
         intersections=intersections,
         where="counted",
-        confidence=confidence,
-        min_n=min_n,
+        estimation=estimation,
     )
     return frame.rename(columns={"rate_events": "events", "rate_ci_low": "ci_low", "rate_ci_high": "ci_high"})
 
@@ -89,9 +86,7 @@ def age_gate_metrics(
     *,
     intersections: bool = True,
     outer: str | None = None,
-    confidence: float = 0.95,
-    min_n: int = 30,
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    estimation: Estimation = Estimation(),
 ) -> pd.DataFrame:
     """Gate rates for each challenge age, overall and per group, with Wilson intervals.
 
@@ -108,7 +103,7 @@ def age_gate_metrics(
         n < min_n, ``no_cases`` when the group has nobody the measure counts: rate and bounds
         are then NaN, and the report prints "no cases").
     """
-    table = with_display_columns(df, bands)
+    table = with_display_columns(df, estimation.bands)
     frames = []
     for measure in GATE_MEASURES:
         ages = [LEGAL_AGE] if measure == "adults_refused" else challenge_ages
@@ -120,8 +115,7 @@ def age_gate_metrics(
                 event.to_numpy(),
                 by,
                 intersections=intersections,
-                confidence=confidence,
-                min_n=min_n,
+                estimation=estimation,
                 outer=outer,
             )
             frames.append(frame.assign(challenge_age=float(challenge_age), measure=measure))
@@ -137,8 +131,7 @@ def challenge_age_buffers(
     targets: Sequence[float] = (0.01, 0.05),
     candidate_ages: Sequence[float] = tuple(range(LEGAL_AGE, 61)),
     intersections: bool = False,
-    min_n: int = 30,
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    estimation: Estimation = Estimation(),
 ) -> pd.DataFrame:
     """Per group, the smallest challenge age at which at most ``target`` of minors are accepted.
 
@@ -152,7 +145,7 @@ def challenge_age_buffers(
     ``buffer_years``, ``rate_at_buffer``, ``status`` (``ok``, ``small_group``, ``not_reached``,
     ``no_minors``).
     """
-    table = with_display_columns(df, bands)
+    table = with_display_columns(df, estimation.bands)
     candidates = np.asarray(sorted(candidate_ages), dtype=float)
     out = []
     ages, estimates = table["age"].to_numpy(float), table["predicted_age"].to_numpy(float)
@@ -177,7 +170,7 @@ def challenge_age_buffers(
             if not len(reached):
                 status = "not_reached"
             else:
-                status = "small_group" if len(minors) < min_n else "ok"
+                status = "small_group" if len(minors) < estimation.min_n else "ok"
             out.append(
                 dict(
                     row,

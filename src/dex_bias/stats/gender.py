@@ -10,13 +10,12 @@ and Indian faces for a Wiki-trained model.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from dex_bias.stats.engine import Metric, metric_frame
-from dex_bias.utkface import DEFAULT_AGE_BANDS, RACE_NAMES, age_bands
+from dex_bias.stats.engine import Estimation, Metric, metric_frame
+from dex_bias.utkface import RACE_NAMES, age_bands
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,9 @@ def _mean(values: np.ndarray) -> np.ndarray:
 
 
 def gender_metrics(
-    df: pd.DataFrame, *, bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS, min_n: int = 30, confidence: float = 0.95
+    df: pd.DataFrame,
+    *,
+    estimation: Estimation = Estimation(),
 ) -> pd.DataFrame:
     """Accuracy, confusion matrix and both error rates of the gender head, by race × age band.
 
@@ -71,8 +72,8 @@ def gender_metrics(
         df: a prepared predictions table (``dex_bias.stats.contract.prepare_predictions``):
             ``gender`` (true, 0 male / 1 female), ``race`` (0-4), ``age`` (years) and
             ``prob_female`` (the gender head's probability of female).
-        bands: inclusive age bands on true age (default 0-12, 13-17, 18-24, 25-39, 40-59, 60+).
-        min_n: groups with fewer faces are flagged ``small_group`` in ``status`` (as in the report).
+        estimation: ``bands`` (inclusive age bands on true age), ``min_n`` (groups with fewer faces
+            are flagged ``small_group`` in ``status``, as in the report) and ``confidence``.
 
     Returns:
         One row per group of the engine's groupings ``overall``, ``race``, ``age_band`` and
@@ -107,7 +108,7 @@ def gender_metrics(
                 df.loc[usable, "race"].astype(int).map(RACE_NAMES).to_numpy(),
                 categories=[RACE_NAMES[code] for code in sorted(RACE_NAMES)],
             ),
-            "age_band": age_bands(df.loc[usable, "age"].to_numpy(), bands).to_numpy(),
+            "age_band": age_bands(df.loc[usable, "age"].to_numpy(), estimation.bands).to_numpy(),
             "correct": (guessed == true_gender).astype(float),
             "male": true_gender == MALE,
             "female": true_gender == FEMALE,
@@ -119,7 +120,7 @@ def gender_metrics(
         for read_name, read_code in (("male", MALE), ("female", FEMALE)):
             table[f"{true_name}_read_as_{read_name}"] = (true_mask & (guessed == read_code)).astype(float)
     features = ("race", "age_band")
-    common = dict(intersections=True, confidence=confidence, min_n=min_n)
+    common = dict(intersections=True, estimation=estimation)
     counts = {
         name: Metric(_indicator_sum, (name,), interval="none")
         for name in ("male_read_as_male", "male_read_as_female", "female_read_as_male", "female_read_as_female")
@@ -152,7 +153,11 @@ def gender_metrics(
         flags = (
             []
             if row.status == "ok"
-            else [f"{row.status} ({row.n} < {min_n}: wide interval)" if row.status == "small_group" else row.status]
+            else [
+                f"{row.status} ({row.n} < {estimation.min_n}: wide interval)"
+                if row.status == "small_group"
+                else row.status
+            ]
         )
         if row.n_male == 0:
             flags.append("no_male_faces (male error rate undefined)")

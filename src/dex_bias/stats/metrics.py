@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dex_bias.stats.engine import (
+    Estimation,
     Metric,
     bootstrap_replicates,
     iter_groups,
@@ -170,15 +171,11 @@ def group_metrics(
     df: pd.DataFrame,
     *,
     sensitive_features: Sequence[str] = ("race", "gender", "age_band"),
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    estimation: Estimation = Estimation(),
     balanced_bands: Sequence[Sequence[int]] | None = None,
     accuracy_within: Sequence[float] = (5, 10),
     intersections: bool = True,
     outer: str | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    min_n: int = 30,
 ) -> pd.DataFrame:
     """The audit's metric table: standard error metrics, Acc(x) and balanced MAE for every group.
 
@@ -186,7 +183,7 @@ def group_metrics(
         df: a predictions table that passed ``contract.prepare_predictions`` (``age``,
             ``gender``, ``race`` codes, ``predicted_age`` in years).
         sensitive_features: columns to group by; ``age_band`` is made from true age and
-            ``bands`` (inclusive ``(low, high)`` years).
+            ``estimation.bands`` (inclusive ``(low, high)`` years).
         balanced_bands: the age bands of balanced MAE's reference cells (× gender); the audit
             bands when None. Fixed cells, so every group is weighed the same way.
         accuracy_within: the x (years) of each Acc(x) column ``within_<x>``.
@@ -199,18 +196,15 @@ def group_metrics(
         reference cell (``balanced_mae_ci_low``/``_high``; NaN with a note where a group lacks a
         reference cell, and for age-band groups), and ``min_n``.
     """
-    table = with_display_columns(df, bands)
-    balanced_bands = tuple(balanced_bands or bands)
+    table = with_display_columns(df, estimation.bands)
+    balanced_bands = tuple(balanced_bands or estimation.bands)
     frame = metric_frame(
         table,
         error_metrics(accuracy_within),
         sensitive_features,
         outer=outer,
         intersections=intersections,
-        n_boot=n_boot,
-        seed=seed,
-        confidence=confidence,
-        min_n=min_n,
+        estimation=estimation,
     )
     truth = table["age"].to_numpy(float)
     absolute = np.abs(table["predicted_age"].to_numpy(float) - truth)
@@ -231,15 +225,15 @@ def group_metrics(
                 reason = f"balanced_mae: no rows in reference cell(s) {', '.join(lacking)}"
             else:
                 value = float(balanced_mean(absolute[rows], cells[rows], required))
-                rng = row_seed(seed, group.outer, group.grouping_label, group.label, "balanced_mae")
+                rng = row_seed(estimation.seed, group.outer, group.grouping_label, group.label, "balanced_mae")
                 replicates = bootstrap_replicates(
                     [absolute[rows], cells[rows]],
                     lambda v, c, r=tuple(required): balanced_mean(v, c, r),
-                    n_boot,
+                    estimation.n_boot,
                     rng,
                     strata=cells[rows],
                 )
-                low, high = percentile_interval(replicates, confidence)
+                low, high = percentile_interval(replicates, estimation.confidence)
         if reason:
             notes[position] = "; ".join(filter(None, [notes[position], reason]))
         values.append(value)
@@ -249,5 +243,5 @@ def group_metrics(
     frame["balanced_mae_ci_low"] = lows
     frame["balanced_mae_ci_high"] = highs
     frame["notes"] = notes
-    frame["min_n"] = min_n
+    frame["min_n"] = estimation.min_n
     return frame

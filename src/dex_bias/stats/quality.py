@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from dex_bias.stats.engine import Metric, metric_frame
+from dex_bias.stats.engine import Estimation, Metric, metric_frame
 from dex_bias.stats.metrics import ERROR_COLUMNS, mean_absolute_error, with_display_columns
 from dex_bias.utkface import DEFAULT_AGE_BANDS
 
@@ -109,11 +109,7 @@ def quality_metrics(
     by: Sequence[str] = ("race", "gender"),
     interocular_bins: int = 4,
     yaw_edges: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 1.0),
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    min_n: int = 30,
+    estimation: Estimation = Estimation(),
 ) -> pd.DataFrame:
     """MAE by image-quality bin × group, with bootstrap intervals (``QUALITY_COLUMNS``).
 
@@ -135,7 +131,7 @@ def quality_metrics(
     if landmarks is None or landmarks.empty or predictions.empty:
         return empty
     covariates = quality_covariates(landmarks).drop_duplicates("image_id")
-    table = with_display_columns(predictions, bands)
+    table = with_display_columns(predictions, estimation.bands)
     table["image_id"] = table["image_id"].astype(str)
     table = table.merge(covariates, on="image_id", how="left")
     unmeasured = int(table["interocular_distance"].isna().sum())
@@ -157,10 +153,7 @@ def quality_metrics(
             by,
             outer=column,
             intersections=False,
-            n_boot=n_boot,
-            seed=seed,
-            confidence=confidence,
-            min_n=min_n,
+            estimation=estimation,
         )
         frames.append(frame.rename(columns={column: "bin"}).assign(covariate=covariate))
     result = pd.concat(frames, ignore_index=True)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from dex_bias.schema import settings_dataclass
-from dex_bias.stats.engine import Metric, spread_frame
+from dex_bias.stats.engine import Estimation, Metric, spread_frame
 from dex_bias.stats.gates import RATE, rate_frame
 from dex_bias.stats.metrics import (
     ERROR_COLUMNS,
@@ -256,9 +256,7 @@ def age_verification_metrics(
     by: Sequence[str] = ("race", "gender"),
     intersections: bool = True,
     outer: str | None = None,
-    confidence: float = 0.95,
-    min_n: int = 30,
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    estimation: Estimation = Estimation(),
 ) -> pd.DataFrame:
     """NIST's age-verification rates per group with Wilson intervals (``VERIFICATION_COLUMNS``).
 
@@ -278,7 +276,7 @@ def age_verification_metrics(
         ``ci_low``, ``ci_high``, ``status`` (``ok``, ``small_group``, ``no_cases``,
         ``undefined`` where no threshold could be set), ``notes``.
     """
-    table = with_display_columns(df, bands)
+    table = with_display_columns(df, estimation.bands)
     frames = []
     for definition in rate_definitions(table, settings):
         frame = rate_frame(
@@ -287,8 +285,7 @@ def age_verification_metrics(
             definition.event,
             by,
             intersections=intersections,
-            confidence=confidence,
-            min_n=min_n,
+            estimation=estimation,
             outer=outer,
         )
         frame = frame.assign(metric=definition.metric, parameters=definition.parameters, threshold=definition.threshold)
@@ -312,11 +309,7 @@ def group_spread(
     accuracy_within: Sequence[float] = (5,),
     balanced_bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
     outer: str | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    min_n: int = 30,
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
+    estimation: Estimation = Estimation(),
 ) -> pd.DataFrame:
     """Spread across the groups of each feature: max − min, max / min and Gini, with bootstrap CIs.
 
@@ -328,7 +321,7 @@ def group_spread(
     Returns ``engine.SPREAD_COLUMNS`` (led by ``outer`` when given) plus ``parameters``, one row
     per feature × metric (× rate parameters).
     """
-    table = with_display_columns(df, bands)
+    table = with_display_columns(df, estimation.bands)
     for feature in features:
         if INTERSECTION in feature:
             parts = [part.strip() for part in feature.split(INTERSECTION)]
@@ -356,7 +349,7 @@ def group_spread(
             undefined=lacking,
         )
     }
-    common = dict(outer=outer, n_boot=n_boot, seed=seed, confidence=confidence, min_n=min_n)
+    common = dict(outer=outer, estimation=estimation)
     frames = [spread_frame(table, errors, features, **common).assign(parameters="")]
     without_gender = [f for f in features if "gender" not in f]
     if without_gender:

@@ -64,23 +64,13 @@ def compare_metrics(
     compared: pd.DataFrame, report_params: ReportSettings, compare_params: CompareSettings
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """MAE and mean signed error (bootstrap CIs) and gate rates (Wilson CIs) per model and group."""
-    bootstrap = report_params.bootstrap
-    metrics = comparison.model_metrics(
-        compared,
-        features=compare_params.features,
-        bands=report_params.age_bands,
-        n_boot=bootstrap.n_boot,
-        seed=bootstrap.seed,
-        confidence=report_params.confidence,
-        min_n=report_params.min_n,
-    )
+    estimation = report_params.estimation
+    metrics = comparison.model_metrics(compared, features=compare_params.features, estimation=estimation)
     gates = comparison.model_gate_metrics(
         compared,
         challenge_ages=report_params.challenge_ages,
         features=compare_params.gate_features,
-        bands=report_params.age_bands,
-        confidence=report_params.confidence,
-        min_n=report_params.min_n,
+        estimation=estimation,
     )
     return metrics, gates
 
@@ -89,17 +79,13 @@ def measure_spread(
     compared: pd.DataFrame, report_params: ReportSettings, compare_params: CompareSettings
 ) -> pd.DataFrame:
     """Per model and feature: the spread across groups of MAE and of the leaderboard's gate rate (CIs)."""
-    board, bootstrap = compare_params.leaderboard, report_params.bootstrap
+    board = compare_params.leaderboard
     return comparison.model_spread(
         compared,
         features=compare_params.gate_features,
-        bands=report_params.age_bands,
+        estimation=report_params.estimation,
         gate_measure=board.gate_measure,
         challenge_age=float(board.challenge_age),
-        n_boot=bootstrap.n_boot,
-        seed=bootstrap.seed,
-        confidence=report_params.confidence,
-        min_n=report_params.min_n,
     )
 
 

@@ -12,6 +12,7 @@ from dex_bias.correction.models import AgeCorrection, select_correction
 from dex_bias.correction.settings import CorrectionSettings
 from dex_bias.correction.split import CALIBRATION, HELD_OUT, calibration_split
 from dex_bias.stats.contract import PredictionsContractError, prepare_predictions
+from dex_bias.stats.engine import Estimation
 from dex_bias.stats.gender import gender_metrics
 
 logger = logging.getLogger(__name__)
@@ -97,11 +98,7 @@ def evaluate_corrections(
         chosen=correction_model.name,
         sensitive_features=tuple(evaluation.sensitive_features),
         intersections=evaluation.intersections,
-        bands=params.age_bands,
-        n_boot=evaluation.n_boot,
-        seed=evaluation.seed,
-        confidence=evaluation.confidence,
-        min_n=evaluation.min_n,
+        estimation=params.estimation,
         min_n_ci=evaluation.min_n_ci,
     )
     gates = gate_effects(
@@ -111,9 +108,7 @@ def evaluate_corrections(
         challenge_ages=tuple(evaluation.challenge_ages),
         by=tuple(evaluation.gate_groups),
         intersections=evaluation.intersections,
-        confidence=evaluation.confidence,
-        min_n=evaluation.min_n,
-        bands=params.age_bands,
+        estimation=params.estimation,
     )
     return metrics, gates
 
@@ -127,4 +122,4 @@ def correct_predictions(
 
 def measure_gender(prepared: pd.DataFrame, params: CorrectionSettings) -> pd.DataFrame:
     """Gender-head accuracy and error rates per race × age band (empty, with a logged reason, without a head)."""
-    return gender_metrics(prepared, bands=params.age_bands, min_n=params.gender.min_n)
+    return gender_metrics(prepared, estimation=Estimation(bands=params.age_bands, min_n=params.gender.min_n))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pandas as pd
 from PIL import Image
@@ -59,19 +60,14 @@ def prepare_report_input(predictions: pd.DataFrame, params: ReportSettings) -> t
 def compute_group_metrics(predictions: pd.DataFrame, params: ReportSettings) -> pd.DataFrame:
     """Metric table for the audit bands and, for the age-band groupings, the article's bands."""
     common = dict(
-        n_boot=params.bootstrap.n_boot,
-        seed=params.bootstrap.seed,
-        confidence=params.confidence,
-        min_n=params.min_n,
+        sensitive_features=params.sensitive_features,
         intersections=params.intersections,
         accuracy_within=params.accuracy_within,
         outer=_outer(params, predictions),
         balanced_bands=params.balanced_mae_bands,
     )
-    audit = group_metrics(predictions, sensitive_features=params.sensitive_features, bands=params.age_bands, **common)
-    article = group_metrics(
-        predictions, sensitive_features=params.sensitive_features, bands=params.paper_age_bands, **common
-    )
+    audit = group_metrics(predictions, estimation=params.estimation, **common)
+    article = group_metrics(predictions, estimation=replace(params.estimation, bands=params.paper_age_bands), **common)
     article = article[article["grouping"].str.contains("age_band")]
     return pd.concat([audit.assign(band_scheme="audit"), article.assign(band_scheme="article")], ignore_index=True)
 
@@ -105,13 +101,11 @@ def compute_age_gates(predictions: pd.DataFrame, params: ReportSettings) -> tupl
         challenge_ages=params.challenge_ages,
         by=params.gate_features,
         intersections=params.intersections,
-        confidence=params.confidence,
-        min_n=params.min_n,
-        bands=params.age_bands,
+        estimation=params.estimation,
         outer=_outer(params, predictions),
     )
     buffers = challenge_age_buffers(
-        predictions, by=params.gate_features, targets=params.buffer_targets, min_n=params.min_n, bands=params.age_bands
+        predictions, by=params.gate_features, targets=params.buffer_targets, estimation=params.estimation
     )
     return rates, buffers
 
@@ -124,9 +118,7 @@ def compute_age_verification(predictions: pd.DataFrame, params: ReportSettings) 
         params.age_verification,
         by=params.gate_features,
         intersections=params.intersections,
-        confidence=params.confidence,
-        min_n=params.min_n,
-        bands=params.age_bands,
+        estimation=params.estimation,
         outer=outer,
     )
     spread = group_spread(
@@ -136,11 +128,7 @@ def compute_age_verification(predictions: pd.DataFrame, params: ReportSettings) 
         accuracy_within=params.accuracy_within,
         outer=outer,
         balanced_bands=params.balanced_bands,
-        n_boot=params.bootstrap.n_boot,
-        seed=params.bootstrap.seed,
-        confidence=params.confidence,
-        min_n=params.min_n,
-        bands=params.age_bands,
+        estimation=params.estimation,
     )
     return rates, spread
 
@@ -154,11 +142,7 @@ def compute_image_quality(predictions: pd.DataFrame, landmarks: pd.DataFrame, pa
         by=params.gate_features,
         interocular_bins=quality.interocular_bins,
         yaw_edges=quality.yaw_edges,
-        bands=params.age_bands,
-        n_boot=params.bootstrap.n_boot,
-        seed=params.bootstrap.seed,
-        confidence=params.confidence,
-        min_n=params.min_n,
+        estimation=params.estimation,
     )
 
 
