@@ -6,7 +6,7 @@ images, the cost of a task, and how long all of UTKFace would take per model on 
 
 Images: UTKFace chips from ``../shared/data/utkface_crop_part1.tar`` where present (a seeded sample,
 aligned here first), else demo faces made by ``dex_bias.demo``. The explain stage is the pipeline's
-own (:func:`dex_bias.explain.tasks.explain_regions`: crops cut on the workers, LIME over the 14
+own (:func:`dex_bias.explain.tasks.explain` ``"regions"``: crops cut on the workers, LIME over the 14
 regions, ``--num-samples`` perturbations, chunks of ``explain.chunk_size``), on a local Dask cluster:
 
 1. speed: the same ``--images`` faces explained on a cluster of 1 worker, then of 2 (each warmed up
@@ -208,8 +208,8 @@ def main() -> None:
             for workers in (1, 2):
                 close_clusters()
                 engine = engine_of(workers)
-                tasks.explain_regions(warm, model, settings, engine, chunk_size=1)
-                seconds, _ = timed(tasks.explain_regions, measured, model, settings, engine, chunk_size=chunk)
+                tasks.explain("regions", warm, model, settings, engine, chunk_size=1)
+                seconds, _ = timed(tasks.explain, "regions", measured, model, settings, engine, chunk_size=chunk)
                 rates[workers] = max(rates[workers], len(measured) / seconds)
                 print(
                     f"explain on {workers} worker(s), run {repeat + 1}: {len(measured)} faces in {seconds:.1f} s = "
@@ -233,7 +233,7 @@ def main() -> None:
             close_clusters()
             engine = engine_of(2)
             with PeakMemory() as memory:
-                seconds, _ = timed(tasks.explain_regions, rows, model, settings, engine, chunk_size=chunk)
+                seconds, _ = timed(tasks.explain, "regions", rows, model, settings, engine, chunk_size=chunk)
             peaks[label] = memory.peak
             print(
                 f"memory, {label} ({len(rows)} faces, {seconds:.0f} s): peak {memory.peak / 2**20:.0f} MiB in all "
@@ -275,8 +275,8 @@ def main() -> None:
             predict_table(candidate, table.head(8), one, chunk_size=infer.chunk_size, **predicting)
             seconds, _ = timed(predict_table, candidate, table.head(64), one, chunk_size=64, **predicting)
             infer_seconds = seconds / min(64, len(table))
-            tasks.explain_regions(warm.head(1), candidate, settings, one, chunk_size=1)
-            seconds, _ = timed(tasks.explain_regions, few, candidate, settings, one, chunk_size=chunk)
+            tasks.explain("regions", warm.head(1), candidate, settings, one, chunk_size=1)
+            seconds, _ = timed(tasks.explain, "regions", few, candidate, settings, one, chunk_size=chunk)
             explain_seconds = seconds / len(few)
             rows_out.append((name, align_seconds, infer_seconds, explain_seconds))
             print(

@@ -128,7 +128,7 @@ def test_a_worker_killed_midway_is_replaced_and_the_run_ends_with_the_same_table
         explain_inputs["predictions"], explain_inputs["landmarks"], explain_inputs["faces"], settings
     )
     model = explain_inputs["age_model"]
-    reference, _ = tasks.explain_regions(targets, model, settings, fan_out(**SYNCHRONOUS), chunk_size=2)
+    reference, _ = tasks.explain("regions", targets, model, settings, fan_out(**SYNCHRONOUS), chunk_size=2)
 
     store = ChunkStore(tmp_path / "killed")
     killed = []
@@ -146,8 +146,8 @@ def test_a_worker_killed_midway_is_replaced_and_the_run_ends_with_the_same_table
 
     killer = threading.Thread(target=kill_one_worker_after_the_first_chunk, daemon=True)
     killer.start()
-    attributions, _ = tasks.explain_regions(
-        targets, model, settings, fan_out(**CLUSTER, retries=0), chunk_size=2, store=store
+    attributions, _ = tasks.explain(
+        "regions", targets, model, settings, fan_out(**CLUSTER, retries=0), chunk_size=2, store=store
     )
     killer.join(timeout=5)
     assert killed, "no worker was killed: the run ended before its first chunk was written"

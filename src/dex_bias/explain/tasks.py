@@ -2,12 +2,13 @@
 
 Three stages, each a list of chunks of ``chunk_size`` faces (:mod:`dex_bias.fanout`):
 
-- :func:`explain_regions`: LIME of the expected age over the 14 facial regions of every face
+- ``regions``: LIME of the expected age over the 14 facial regions of every face
   (:func:`dex_bias.explain.lime_regions.explain_images`), one row per face and region;
-- :func:`explain_quickshift`: the article's method on a sample (LIME over quickshift segments,
+- ``quickshift``: the article's method on a sample (LIME over quickshift segments,
   summarised per region as the share of positively weighted pixels);
-- :func:`measure_quality`: deletion curves and seed stability on a sample
-  (:mod:`dex_bias.explain.quality`).
+- ``quality``: deletion curves and seed stability on a sample (:mod:`dex_bias.explain.quality`).
+
+:func:`explain` runs one stage.
 
 A chunk's task gets its rows of the targets table (ids, paths, labels, the prediction and the
 landmarks) and a :class:`~dex_bias.models.shipping.ModelRef`; it cuts the crops itself (crops are
@@ -21,7 +22,7 @@ fingerprint of its rows, the model and the stage's settings; a rerun computes on
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -388,15 +389,16 @@ def _run_stage(
     )
 
 
-def _attributions_and_failures(results: list[dict[str, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """An attribution stage's chunks as ``(attribution rows, failures)``, typed even when empty."""
-    return (
-        concat_tables(results, "attributions", empty=empty_attributions()),
-        concat_tables(results, "failures", empty=_failures_frame([])),
-    )
+#: Each stage's chunk function and the table its chunks return (``attributions`` or ``quality``).
+STAGES: dict[str, tuple[Callable[..., dict[str, pd.DataFrame]], str]] = {
+    "regions": (regions_chunk, "attributions"),
+    "quickshift": (quickshift_chunk, "attributions"),
+    "quality": (quality_chunk, "quality"),
+}
 
 
-def explain_regions(
+def explain(
+    stage: str,
     targets: pd.DataFrame,
     model,
     settings: ExplainSettings,
@@ -405,60 +407,32 @@ def explain_regions(
     chunk_size: int = 8,
     store: ChunkStore | None = None,
     root=None,
+    weights: Mapping[str, Sequence[float]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """LIME over facial regions for every target: ``(attribution rows, failures)``, in target order.
+    """One stage (:data:`STAGES`) over every face of ``targets``: ``(rows, failures)``, in target order.
 
     ``targets``: ``image_id``, ``path``, ``predicted_age``, ``age``, ``gender``, ``race`` and the
-    landmarks columns. ``model``: a Keras model or a declared model's estimator.
+    landmarks columns. ``model``: a Keras model or a declared model's estimator. ``regions`` and
+    ``quickshift`` return attribution rows (typed even when empty); ``quality`` returns quality rows
+    and needs ``weights``: each face's 14 region weights (in
+    :data:`~dex_bias.explain.regions.REGION_NAMES` order).
     """
+    if stage not in STAGES:
+        raise ValueError(f"explain stage must be one of {sorted(STAGES)}, not {stage!r}")
+    if stage == "quality" and weights is None:
+        raise ValueError("the quality stage needs each face's region weights (weights=...)")
+    function, table = STAGES[stage]
     results = _run_stage(
-        "regions", regions_chunk, targets, model, settings, fan_out, chunk_size=chunk_size, store=store, root=root
-    )
-    return _attributions_and_failures(results)
-
-
-def explain_quickshift(
-    sample: pd.DataFrame,
-    model,
-    settings: ExplainSettings,
-    fan_out: FanOut,
-    *,
-    chunk_size: int = 8,
-    store: ChunkStore | None = None,
-    root=None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The article's quickshift LIME for every face of ``sample``: ``(attribution rows, failures)``."""
-    results = _run_stage(
-        "quickshift", quickshift_chunk, sample, model, settings, fan_out, chunk_size=chunk_size, store=store, root=root
-    )
-    return _attributions_and_failures(results)
-
-
-def measure_quality(
-    sample: pd.DataFrame,
-    weights: Mapping[str, Sequence[float]],
-    model,
-    settings: ExplainSettings,
-    fan_out: FanOut,
-    *,
-    chunk_size: int = 8,
-    store: ChunkStore | None = None,
-    root=None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Deletion curves and seed stability for every face of ``sample``: ``(quality rows, failures)``.
-
-    ``weights``: each face's 14 region weights (in :data:`~dex_bias.explain.regions.REGION_NAMES` order).
-    """
-    results = _run_stage(
-        "quality",
-        quality_chunk,
-        sample,
+        stage,
+        function,
+        targets,
         model,
         settings,
         fan_out,
         chunk_size=chunk_size,
         store=store,
         root=root,
-        extra=weights,
+        extra=weights if stage == "quality" else None,
     )
-    return concat_tables(results, "quality"), concat_tables(results, "failures", empty=_failures_frame([]))
+    empty = empty_attributions() if table == "attributions" else None
+    return concat_tables(results, table, empty=empty), concat_tables(results, "failures", empty=_failures_frame([]))

@@ -70,8 +70,8 @@ def explain_with_regions(
     mean landmark template) for the group maps. Fanned out and resumable (module docstring).
     """
     view = frame.model_view(age_model)
-    attributions, failures = tasks.explain_regions(
-        targets, age_model, params, dask, chunk_size=params.chunk_size, store=explain_chunks
+    attributions, failures = tasks.explain(
+        "regions", targets, age_model, params, dask, chunk_size=params.chunk_size, store=explain_chunks
     )
     disagreements = prediction_disagreements(attributions, params.prediction_tolerance)
     if disagreements:
@@ -104,8 +104,8 @@ def explain_with_quickshift(
     if not options.enabled or targets.empty:
         return empty_attributions()
     sample = stratified_sample(targets, options.sample_size, params.seed + 1).reset_index(drop=True)
-    rows, failures = tasks.explain_quickshift(
-        sample, age_model, params, dask, chunk_size=params.chunk_size, store=explain_chunks
+    rows, failures = tasks.explain(
+        "quickshift", sample, age_model, params, dask, chunk_size=params.chunk_size, store=explain_chunks
     )
     logger.info(
         "explain: %d images explained over quickshift segments (%d could not be cut)",
@@ -132,8 +132,8 @@ def measure_quality(
     sample, weights = quality_sample(targets, region_attributions, params.quality.sample_size, params.seed + 2)
     if sample.empty:
         return pd.DataFrame(columns=NO_QUALITY_COLUMNS)
-    quality, _ = tasks.measure_quality(
-        sample, weights, age_model, params, dask, chunk_size=params.chunk_size, store=explain_chunks
+    quality, _ = tasks.explain(
+        "quality", sample, age_model, params, dask, chunk_size=params.chunk_size, store=explain_chunks, weights=weights
     )
     if quality.empty:
         return pd.DataFrame(columns=NO_QUALITY_COLUMNS)
