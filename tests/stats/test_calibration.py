@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 
 from dex_bias.stats.calibration import monte_carlo_bound, rejection_rates, simulate_predictions
+from dex_bias.stats.engine import Estimation
 from dex_bias.stats.significance import significance_tests
 
 SIMULATIONS = 200
 ALPHA = 0.05
 #: Permutations per family in the harness: any B keeps a permutation test valid ((1 + k) / (1 + B)).
-FAST = dict(n_perm=199, n_boot=1)
+FAST = dict(n_perm=199, estimation=Estimation(min_n=10, n_boot=1))
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def test_same_faces_keeps_the_faces_every_model_predicted_and_refuses_mismatched
 def test_rank_biserial_is_pingouins_and_the_paired_p_is_scipys_with_holm_from_statsmodels():
     rng = np.random.default_rng(1)
     long, _ = same_faces(predictions_of(rng, 300, noise_a=7.0))
-    tests = paired_model_tests(long, features=("race",), n_boot=200, seed=3)
+    tests = paired_model_tests(long, features=("race",), estimation=Estimation(min_n=10, n_boot=200, seed=3))
     absolute = long.assign(error=(long["predicted_age"] - long["age"]).abs()).pivot(
         index="image_id", columns="model", values="error"
     )
@@ -98,7 +98,7 @@ def test_the_paired_test_holds_its_size_when_the_models_are_exchangeable():
     rejections, simulations, alpha = 0, 300, 0.05
     for _ in range(simulations):
         long, _ = same_faces(predictions_of(rng, 120))
-        overall = paired_model_tests(long, features=(), n_boot=10, seed=0).iloc[0]
+        overall = paired_model_tests(long, features=(), estimation=Estimation(min_n=10, n_boot=10, seed=0)).iloc[0]
         rejections += overall["p_corr"] < alpha
     rate = rejections / simulations
     assert rate <= alpha + 2 * np.sqrt(alpha * (1 - alpha) / simulations)
@@ -106,7 +106,9 @@ def test_the_paired_test_holds_its_size_when_the_models_are_exchangeable():
 
 def test_a_worse_model_in_one_group_is_named_there_and_only_there():
     long, _ = same_faces(predictions_of(np.random.default_rng(5), 1500, race_effect=12.0))
-    tests = paired_model_tests(long, features=("race",), n_boot=200, seed=6).set_index(["grouping", "group"])
+    tests = paired_model_tests(long, features=("race",), estimation=Estimation(min_n=10, n_boot=200, seed=6)).set_index(
+        ["grouping", "group"]
+    )
     black = tests.loc[("race", "Black")]
     assert black["p_corr"] < 1e-6 and black["rank_biserial"] > 0 and black["verdict"] == "model_b has smaller errors"
     others = tests.drop(index=[("race", "Black"), ("overall", "all")])

@@ -27,7 +27,7 @@ CASES = {
 def _everything(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {
         "group_metrics": group_metrics(df, estimation=Estimation(n_boot=20)),
-        "significance_tests": significance_tests(df, n_perm=99, n_boot=20),
+        "significance_tests": significance_tests(df, n_perm=99, estimation=Estimation(min_n=10, n_boot=20)),
         "age_gate_metrics": age_gate_metrics(df),
         "challenge_age_buffers": challenge_age_buffers(df),
         "age_verification_metrics": age_verification_metrics(df, verification_settings()),

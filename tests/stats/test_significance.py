@@ -11,6 +11,7 @@ from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
 from dex_bias.stats.calibration import simulate_predictions
+from dex_bias.stats.engine import Estimation
 from dex_bias.stats.permutation import (
     bootstrap_difference_interval,
     permutation_test,
@@ -88,7 +89,9 @@ def test_gate_rate_difference_p_matches_the_exact_hypergeometric_distribution():
 
 def test_group_vs_rest_difference_is_the_stratum_standardised_mean_difference():
     df = simulate_predictions(np.random.default_rng(8), 800, planted_race=1, planted_scale=1.0)
-    tests = significance_tests(df, features=("race",), pairwise=False, n_perm=500, n_boot=300, stratum_years=5)
+    tests = significance_tests(
+        df, features=("race",), pairwise=False, n_perm=500, stratum_years=5, estimation=Estimation(min_n=10, n_boot=300)
+    )
     row = tests[
         (tests.family == "group_vs_rest") & (tests.outcome == "absolute_error") & (tests.group == "Black")
     ].iloc[0]
@@ -122,7 +125,9 @@ def test_direction_comes_from_the_tested_statistic_not_from_ranks():
     )
     cles = pg.mwu(error[group], error[~group])["CLES"].iloc[0]
     assert cles < 0.4  # the rank view
-    tests = significance_tests(df, features=("race",), pairwise=False, n_perm=999, n_boot=500)
+    tests = significance_tests(
+        df, features=("race",), pairwise=False, n_perm=999, estimation=Estimation(min_n=10, n_boot=500)
+    )
     row = tests[
         (tests.family == "group_vs_rest") & (tests.outcome == "absolute_error") & (tests.group == "Black")
     ].iloc[0]
@@ -151,7 +156,7 @@ def test_interval_agrees_with_scipys_two_sample_bootstrap_in_one_stratum():
 
 def test_holm_families_are_named_and_sized_and_p_corr_is_holm_over_them():
     df = synthetic_predictions(1500, seed=11, race_bias={1: 5.0})
-    tests = significance_tests(df, n_perm=400, n_boot=50, seed=5)
+    tests = significance_tests(df, n_perm=400, estimation=Estimation(min_n=10, n_boot=50, seed=5))
     for _family, part in tests[tests.status == "ok"].groupby("holm_family"):
         assert part.p_corr.to_numpy() == pytest.approx(multipletests(part.p_unc.to_numpy(), method="holm")[1])
         assert (part.holm_family_size == len(part)).all()
@@ -168,20 +173,23 @@ def test_holm_families_are_named_and_sized_and_p_corr_is_holm_over_them():
 def test_no_bias_flags_nothing():
     # One table; how often a table without bias gets a flag is measured by the calibration harness
     # (tests/stats/test_calibration.py), where race is confounded with age.
-    tests = significance_tests(synthetic_predictions(1500, seed=12), n_boot=50, n_perm=999)
+    tests = significance_tests(
+        synthetic_predictions(1500, seed=12), n_perm=999, estimation=Estimation(min_n=10, n_boot=50)
+    )
     assert flagged_groups(tests, "race") == [] and flagged_groups(tests, "gender") == []
 
 
 def test_small_groups_get_a_status_not_nan_or_crash():
     df = synthetic_predictions(300, seed=3)
     df = df[(df.race != 4) | (df.index < 40)]  # a handful of "Others"
-    tests = significance_tests(df, min_n=15, n_boot=20, n_perm=99)
+    tests = significance_tests(df, n_perm=99, estimation=Estimation(min_n=15, n_boot=20))
     assert tests.status.notna().all() and (tests.status != "").all()
     small = tests[tests.status.str.startswith("too_small")]
     assert (small.group == "Others").any()
     ok = tests[tests.status == "ok"]
     assert ok.p_unc.notna().all() and ok.p_corr.notna().all()
-    tiny = significance_tests(df.head(12), min_n=10, n_boot=20, n_perm=99)  # nothing testable at all
+    # Nothing testable at all.
+    tiny = significance_tests(df.head(12), n_perm=99, estimation=Estimation(min_n=10, n_boot=20))
     assert len(tiny) and not (tiny.status == "ok").any()
     assert tiny.p_corr.isna().all()
 
@@ -190,8 +198,17 @@ def test_outer_grouping_tests_each_model_on_its_own():
     one = simulate_predictions(np.random.default_rng(20), 500, planted_race=1, planted_scale=1.5)
     two = simulate_predictions(np.random.default_rng(21), 500)
     both = pd.concat([one.assign(model_name="a"), two.assign(model_name="b")], ignore_index=True)
-    tests = significance_tests(both, features=("race",), pairwise=False, n_perm=300, n_boot=50, outer="model_name")
-    alone = significance_tests(two, features=("race",), pairwise=False, n_perm=300, n_boot=50)
+    tests = significance_tests(
+        both,
+        features=("race",),
+        pairwise=False,
+        n_perm=300,
+        outer="model_name",
+        estimation=Estimation(min_n=10, n_boot=50),
+    )
+    alone = significance_tests(
+        two, features=("race",), pairwise=False, n_perm=300, estimation=Estimation(min_n=10, n_boot=50)
+    )
     mine = tests[tests.model_name == "b"].drop(columns="model_name").reset_index(drop=True)
     pd.testing.assert_frame_equal(mine, alone)
     assert flagged_groups(tests[tests.model_name == "a"], "race") == ["Black"]

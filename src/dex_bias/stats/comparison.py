@@ -245,11 +245,7 @@ def paired_model_tests(
     long: pd.DataFrame,
     *,
     features: Sequence[str] = ("race", "gender", "age_band"),
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
-    min_n: int = 10,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
+    estimation: Estimation = Estimation(min_n=10),
     alpha: float = 0.05,
 ) -> pd.DataFrame:
     """Wilcoxon signed-rank tests of ``|error_a| − |error_b|`` on the same images, per pair of models × group.
@@ -260,10 +256,10 @@ def paired_model_tests(
     percentile-bootstrap interval, ``mean_difference`` (years, a − b) with its interval, then
     ``p_corr`` (Holm over every test of the table) and ``verdict``: which model has the smaller
     errors in that group, read from the sign of the rank-biserial correlation when Holm's p is
-    below ``alpha``, else ``no difference shown``. Groups with fewer than ``min_n`` pairs get
+    below ``alpha``, else ``no difference shown``. Groups with fewer than ``estimation.min_n`` pairs get
     status ``too_small`` and no test.
     """
-    table = with_display_columns(long, bands)
+    table = with_display_columns(long, estimation.bands)
     table["absolute_error"] = (table["predicted_age"] - table["age"]).abs()
     wide = table.pivot_table(index="image_id", columns="model", values="absolute_error", observed=True)
     labels = table.drop_duplicates("image_id").set_index("image_id")[list(features)].loc[wide.index]
@@ -278,30 +274,30 @@ def paired_model_tests(
             mask = (column == value).to_numpy()
             if mask.any():
                 groupings.append((feature, str(value), mask))
-    rng_seed = itertools.count(seed)
+    rng_seed = itertools.count(estimation.seed)
     rows = []
     for model_a, model_b in itertools.combinations(models, 2):
         differences_all = (wide[model_a] - wide[model_b]).to_numpy(float)
         for grouping, group, mask in groupings:
             d = differences_all[mask]
             row = {"model_a": model_a, "model_b": model_b, "grouping": grouping, "group": group, "n": int(len(d))}
-            if len(d) < min_n or not np.any(d != 0):
+            if len(d) < estimation.min_n or not np.any(d != 0):
                 rows.append(
                     dict(
                         row,
-                        status=f"too_small (n={len(d)} < {min_n})"
-                        if len(d) < min_n
+                        status=f"too_small (n={len(d)} < {estimation.min_n})"
+                        if len(d) < estimation.min_n
                         else "no_difference (identical errors)",
                     )
                 )
                 continue
             test = st.wilcoxon(d)
             rng = np.random.default_rng(next(rng_seed))
-            alpha_ci = (1 - confidence) / 2
+            alpha_ci = (1 - estimation.confidence) / 2
             effects, means = [], []
-            block = max(1, min(n_boot, 2_000_000 // len(d)))
-            for start in range(0, n_boot, block):
-                sample = d[rng.integers(0, len(d), (min(block, n_boot - start), len(d)))]
+            block = max(1, min(estimation.n_boot, 2_000_000 // len(d)))
+            for start in range(0, estimation.n_boot, block):
+                sample = d[rng.integers(0, len(d), (min(block, estimation.n_boot - start), len(d)))]
                 effects.append(rank_biserial(sample))
                 means.append(sample.mean(axis=1))
             effects, means = np.concatenate(effects), np.concatenate(means)

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 import pingouin as pg
 
-from dex_bias.stats.engine import row_seed
+from dex_bias.stats.engine import Estimation, row_seed
 from dex_bias.stats.gates import gate_outcomes
 from dex_bias.stats.metrics import with_display_columns
 from dex_bias.stats.permutation import (
@@ -56,7 +56,6 @@ from dex_bias.stats.permutation import (
     permutation_test,
     standardised_contrast,
 )
-from dex_bias.utkface import DEFAULT_AGE_BANDS
 
 logger = logging.getLogger(__name__)
 
@@ -236,16 +235,12 @@ def significance_tests(
     *,
     features: Sequence[str] = ("race", "gender"),
     outcomes: Sequence[str] = OUTCOMES,
-    bands: Sequence[Sequence[int]] = DEFAULT_AGE_BANDS,
     challenge_ages: Sequence[float] = (18, 21, 25),
     stratum_years: int = 5,
     gate_stratum_years: int = 1,
     pairwise: bool = True,
-    min_n: int = 10,
     n_perm: int = 2000,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
+    estimation: Estimation = Estimation(min_n=10),
     alpha: float = 0.05,
     outer: str | None = None,
 ) -> pd.DataFrame:
@@ -256,15 +251,17 @@ def significance_tests(
             ``predicted_age`` years).
         features: sensitive features whose groups are compared (``race``, ``gender``).
         outcomes: per-row values compared: ``absolute_error`` and/or ``signed_error`` (years).
-        bands: age bands (only for the display columns; tests use ``stratum_years``).
         challenge_ages: τ (years) of the gate tests.
         stratum_years: width (years of true age) of the strata of the error tests.
         gate_stratum_years: width of the strata of the gate tests (gate outcomes change steeply
             near the threshold, so single years by default).
         pairwise: also test every pair of groups (absolute error).
-        min_n: rows each side needs in strata both sides have.
-        n_perm, n_boot: permutations per test family, bootstrap replicates per interval.
-        seed: every draw is seeded from it and the test's labels.
+        n_perm: permutations per test family.
+        estimation: ``min_n``, the rows each side needs in strata both sides have (10 by
+            default: a test compares within strata, so its smallest group is smaller than a
+            table's); ``n_boot`` and ``confidence`` of the intervals; ``seed``, from which every
+            draw is seeded with the test's labels; ``bands``, for the display columns only (tests
+            use ``stratum_years``).
         alpha: the level of ``worse`` and ``direction`` (after Holm).
         outer: a column (e.g. ``model_name``): the tests are made within each of its values (one
             population per model; Holm families stay within a value), which leads each row.
@@ -279,34 +276,36 @@ def significance_tests(
     options = dict(
         features=features,
         outcomes=outcomes,
-        bands=bands,
         challenge_ages=challenge_ages,
         stratum_years=stratum_years,
         gate_stratum_years=gate_stratum_years,
         pairwise=pairwise,
-        min_n=min_n,
         n_perm=n_perm,
-        n_boot=n_boot,
-        confidence=confidence,
+        estimation=estimation,
         alpha=alpha,
     )
     if outer is not None:
         if outer not in df.columns:
             raise KeyError(f"outer grouping column {outer!r} is not in the table")
         parts = [
-            significance_tests(part, seed=seed, **options).assign(**{outer: value})
-            for value, part in df.groupby(outer, sort=True)
+            significance_tests(part, **options).assign(**{outer: value}) for value, part in df.groupby(outer, sort=True)
         ]
-        result = pd.concat(parts, ignore_index=True) if parts else significance_tests(df.iloc[:0], seed=seed, **options)
+        result = pd.concat(parts, ignore_index=True) if parts else significance_tests(df.iloc[:0], **options)
         return result[[outer, *[c for c in result.columns if c != outer]]] if outer in result else result
-    table = with_display_columns(df, bands)
+    table = with_display_columns(df, estimation.bands)
     unknown = sorted(set(outcomes) - set(OUTCOMES))
     if unknown:
         raise ValueError(f"unknown outcome(s) {unknown}; use {list(OUTCOMES)}")
     signed = table["predicted_age"].to_numpy(float) - table["age"].to_numpy(float)
     values_of = {"absolute_error": np.abs(signed), "signed_error": signed}
     rows: list[dict] = []
-    common = dict(min_n=min_n, n_perm=n_perm, n_boot=n_boot, seed=seed, confidence=confidence)
+    common = dict(
+        min_n=estimation.min_n,
+        n_perm=n_perm,
+        n_boot=estimation.n_boot,
+        seed=estimation.seed,
+        confidence=estimation.confidence,
+    )
     omnibus_rows: dict[str, list[int]] = {outcome: [] for outcome in outcomes}
     for feature in features:
         labels = table[feature].astype(object).where(table[feature].notna(), None).astype(str).to_numpy()

@@ -6,6 +6,7 @@ Thin wrappers over ``dex_bias.stats.comparison`` and ``dex_bias.report.compariso
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pandas as pd
 from PIL import Image
@@ -98,15 +99,10 @@ def test_model_pairs(
     compared: pd.DataFrame, report_params: ReportSettings, compare_params: CompareSettings
 ) -> pd.DataFrame:
     """Wilcoxon signed-rank tests between models per group, Holm-corrected, with effects and intervals."""
-    bootstrap = report_params.bootstrap
     return comparison.paired_model_tests(
         compared,
         features=compare_params.features,
-        bands=report_params.age_bands,
-        min_n=report_params.tests.min_n,
-        n_boot=bootstrap.n_boot,
-        seed=bootstrap.seed,
-        confidence=report_params.confidence,
+        estimation=replace(report_params.estimation, min_n=report_params.tests.min_n),
         alpha=report_params.alpha,
     )
 
