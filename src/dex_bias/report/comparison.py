@@ -516,17 +516,13 @@ def comparison_report_context(
         ),
         "leaderboard": leaderboard_display(tables.leaderboard, features, gate_label),
         "spread": t.display_table(
-            "model_group_spread",
-            t.spread_display(tables.spread),
-            t.SPREAD_COLUMNS,
-            csv=tables.spread,
-            group_by="feature",
+            "model_group_spread", tables.spread, t.SPREAD_COLUMNS, show=t.spread_display, group_by="feature"
         ),
         "metrics": t.display_table(
             "model_comparison_metrics",
-            t.with_note(tables.metrics),
+            tables.metrics,
             t.group_metric_columns(tables.metrics),
-            csv=tables.metrics,
+            show=t.with_note,
             collapsed=True,
             group_by="model",
         ),
@@ -534,7 +530,7 @@ def comparison_report_context(
             "model_comparison_gates", tables.gates, t.GATE_COLUMNS, collapsed=True, group_by="model"
         ),
         "paired": t.display_table(
-            "model_paired_tests", t.paired_display(tables.paired), t.PAIRED_COLUMNS, csv=tables.paired, collapsed=False
+            "model_paired_tests", tables.paired, t.PAIRED_COLUMNS, show=t.paired_display, collapsed=False
         ),
         "attention": t.display_table(
             "model_region_attention", tables.attention, t.ATTENTION_COLUMNS, collapsed=True, group_by="model"
