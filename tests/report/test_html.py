@@ -45,7 +45,7 @@ def test_findings_are_records_whose_numbers_are_the_tables(audit_outputs, audit_
     overall = metrics[metrics.grouping == "overall"].iloc[0]
     first = audit_report.findings[0]
     assert isinstance(first, OverallError)
-    assert (first.n, first.mae, first.mae_low, first.mae_high) == (
+    assert (first.n, first.mae.value, first.mae.low, first.mae.high) == (
         overall.n,
         overall.mae,
         overall.mae_ci_low,
@@ -58,7 +58,7 @@ def test_findings_are_records_whose_numbers_are_the_tables(audit_outputs, audit_
     )
     for finding in differences:
         row = flagged[(flagged.group == finding.group) & (flagged.outcome == finding.outcome)].iloc[0]
-        assert (finding.difference, finding.low, finding.high, finding.p_corr) == (
+        assert (finding.difference.value, finding.difference.low, finding.difference.high, finding.p_corr) == (
             row.difference,
             row.difference_ci_low,
             row.difference_ci_high,

@@ -26,6 +26,7 @@ from dex_bias.report import formats
 from dex_bias.report import tables as t
 from dex_bias.report.card import ReportCard, comparison_card
 from dex_bias.report.figures import PALETTE
+from dex_bias.report.findings import Estimate, Rate
 from dex_bias.report.html import image_data_uri, render
 
 
@@ -143,9 +144,7 @@ class ModelMae:
     """One model's overall MAE and its bootstrap interval (years)."""
 
     model: str
-    mae: float
-    low: float
-    high: float
+    mae: Estimate
 
 
 @dataclass(frozen=True)
@@ -163,9 +162,7 @@ class ModelSpread:
     """One model's spread of group MAE across a feature's groups: range with interval, Gini, worst group."""
 
     model: str
-    range: float
-    low: float
-    high: float
+    range: Estimate
     gini: float
     worst_group: str
 
@@ -195,10 +192,7 @@ class ModelRate:
     """One model's overall gate rate with its Wilson interval and n."""
 
     model: str
-    rate: float
-    low: float
-    high: float
-    n: int
+    rate: Rate
 
 
 @dataclass(frozen=True)
@@ -217,9 +211,7 @@ class PairedOverall:
 
     model_a: str
     model_b: str
-    difference: float
-    low: float
-    high: float
+    difference: Estimate
     rank_biserial: float
     p_corr: float
     verdict: str
@@ -261,10 +253,7 @@ def comparison_findings(
         MostAccurate(
             len(leaderboard),
             int(leaderboard.iloc[0]["n"]),
-            [
-                ModelMae(str(row["model"]), float(row["mae"]), float(row["mae_ci_low"]), float(row["mae_ci_high"]))
-                for _, row in leaderboard.iterrows()
-            ],
+            [ModelMae(str(row["model"]), Estimate.of(row, "mae")) for _, row in leaderboard.iterrows()],
         )
     )
     for feature in features:
@@ -278,9 +267,7 @@ def comparison_findings(
                 [
                     ModelSpread(
                         str(model),
-                        float(board.loc[model, column]),
-                        float(board.loc[model, f"{column}_ci_low"]),
-                        float(board.loc[model, f"{column}_ci_high"]),
+                        Estimate.of(board.loc[model], column),
                         float(board.loc[model, f"{feature}_mae_gini"]),
                         str(board.loc[model, f"{feature}_mae_worst_group"]),
                     )
@@ -310,16 +297,7 @@ def comparison_findings(
             OverallGate(
                 gate_measure,
                 float(challenge_age),
-                [
-                    ModelRate(
-                        str(row["model"]),
-                        float(row["rate"]),
-                        float(row["ci_low"]),
-                        float(row["ci_high"]),
-                        int(row["n"]),
-                    )
-                    for _, row in overall_gate.iterrows()
-                ],
+                [ModelRate(str(row["model"]), Rate.of(row)) for _, row in overall_gate.iterrows()],
             )
         )
     tested = paired[paired["status"] == "ok"]
@@ -332,9 +310,7 @@ def comparison_findings(
                 PairedOverall(
                     str(model_a),
                     str(model_b),
-                    float(o["mean_difference"]),
-                    float(o["mean_difference_ci_low"]),
-                    float(o["mean_difference_ci_high"]),
+                    Estimate.of(o, "mean_difference"),
                     float(o["rank_biserial"]),
                     float(o["p_corr"]),
                     str(o["verdict"]),
@@ -516,17 +492,13 @@ def comparison_report_context(
         ),
         "leaderboard": leaderboard_display(tables.leaderboard, features, gate_label),
         "spread": t.display_table(
-            "model_group_spread",
-            t.spread_display(tables.spread),
-            t.SPREAD_COLUMNS,
-            csv=tables.spread,
-            group_by="feature",
+            "model_group_spread", tables.spread, t.SPREAD_COLUMNS, show=t.spread_display, group_by="feature"
         ),
         "metrics": t.display_table(
             "model_comparison_metrics",
-            t.with_note(tables.metrics),
+            tables.metrics,
             t.group_metric_columns(tables.metrics),
-            csv=tables.metrics,
+            show=t.with_note,
             collapsed=True,
             group_by="model",
         ),
@@ -534,7 +506,7 @@ def comparison_report_context(
             "model_comparison_gates", tables.gates, t.GATE_COLUMNS, collapsed=True, group_by="model"
         ),
         "paired": t.display_table(
-            "model_paired_tests", t.paired_display(tables.paired), t.PAIRED_COLUMNS, csv=tables.paired, collapsed=False
+            "model_paired_tests", tables.paired, t.PAIRED_COLUMNS, show=t.paired_display, collapsed=False
         ),
         "attention": t.display_table(
             "model_region_attention", tables.attention, t.ATTENTION_COLUMNS, collapsed=True, group_by="model"

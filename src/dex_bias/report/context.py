@@ -11,7 +11,7 @@ here: the report node only gathers its inputs and calls these two.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -189,85 +189,40 @@ def _display_tables(
     metrics_rest = tables.group_metrics.drop(main.index)
     columns = lead + t.group_metric_columns(tables.group_metrics)
     tests = tables.significance_tests
-    family = {name: tests[tests["family"] == name] for name in ("group_vs_rest", "omnibus", "gate_vs_rest", "pairwise")}
+
+    def catalog_table(
+        name: str, columns: list[t.Column], group_by: str, show: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    ) -> t.DisplayTable:
+        """The table of :class:`AuditTables` called ``name``, all its rows, its CSV under that name."""
+        return t.display_table(name, getattr(tables, name), columns, show=show, group_by=group_by)
+
     out = {
         "group_metrics": t.display_table(
-            "group_metrics",
-            t.with_note(main),
-            [c for c in columns if c.source != "band_scheme"],
-            csv=main,
-            collapsed=False,
+            "group_metrics", main, [c for c in columns if c.source != "band_scheme"], show=t.with_note, collapsed=False
         ),
         "group_metrics_more": t.display_table(
-            "group_metrics_intersections_and_article_bands",
-            t.with_note(metrics_rest),
-            columns,
-            csv=metrics_rest,
-            collapsed=True,
+            "group_metrics_intersections_and_article_bands", metrics_rest, columns, show=t.with_note, collapsed=True
         ),
-        "tests_group_vs_rest": t.display_table(
-            "significance_tests_group_vs_rest",
-            t.tests_display(family["group_vs_rest"]),
-            lead + t.GROUP_TEST_COLUMNS,
-            csv=family["group_vs_rest"],
+    }
+    for family, family_columns in t.TEST_FAMILY_COLUMNS.items():
+        out[f"tests_{family}"] = t.display_table(
+            f"significance_tests_{family}",
+            tests[tests["family"] == family],
+            lead + family_columns,
+            show=t.tests_display,
             group_by="feature",
+        )
+    out |= {
+        "verification": catalog_table(
+            "age_verification_metrics", lead + t.VERIFICATION_COLUMNS, "parameters", t.with_note
         ),
-        "tests_omnibus": t.display_table(
-            "significance_tests_omnibus", family["omnibus"], lead + t.OMNIBUS_COLUMNS, group_by="feature"
-        ),
-        "tests_gate_vs_rest": t.display_table(
-            "significance_tests_gate_vs_rest",
-            t.tests_display(family["gate_vs_rest"]),
-            lead + t.GATE_TEST_COLUMNS,
-            csv=family["gate_vs_rest"],
-            group_by="feature",
-        ),
-        "tests_pairwise": t.display_table(
-            "significance_tests_pairwise",
-            t.tests_display(family["pairwise"]),
-            lead + t.PAIRWISE_COLUMNS,
-            csv=family["pairwise"],
-            group_by="feature",
-        ),
-        "verification": t.display_table(
-            "age_verification_metrics",
-            t.with_note(tables.age_verification_metrics),
-            lead + t.VERIFICATION_COLUMNS,
-            csv=tables.age_verification_metrics,
-            group_by="parameters",
-        ),
-        "spread": t.display_table(
-            "group_spread",
-            t.spread_display(tables.group_spread),
-            lead + t.SPREAD_COLUMNS,
-            csv=tables.group_spread,
-            group_by="metric",
-        ),
-        "buffers": t.display_table(
-            "challenge_age_buffers",
-            t.buffers_display(tables.challenge_age_buffers),
-            t.BUFFER_COLUMNS,
-            csv=tables.challenge_age_buffers,
-            group_by="target_rate",
-        ),
-        "gates": t.display_table(
-            "age_gate_metrics", tables.age_gate_metrics, lead + t.GATE_COLUMNS, group_by="measure"
-        ),
-        "quality_bins": t.display_table(
-            "image_quality_metrics", tables.image_quality_metrics, t.QUALITY_COLUMNS, group_by="bin"
-        ),
-        "appendix_a": t.display_table(
-            "paper_normality_table", tables.paper_normality_table, t.NORMALITY_COLUMNS, group_by="race"
-        ),
-        "appendix_b": t.display_table(
-            "paper_correlation_table", tables.paper_correlation_table, t.ARTICLE_CORRELATION_COLUMNS, group_by="race"
-        ),
-        "region_weights": t.display_table(
-            "region_weight_correlations",
-            tables.region_weight_correlations,
-            t.REGION_CORRELATION_COLUMNS,
-            group_by="race",
-        ),
+        "spread": catalog_table("group_spread", lead + t.SPREAD_COLUMNS, "metric", t.spread_display),
+        "buffers": catalog_table("challenge_age_buffers", t.BUFFER_COLUMNS, "target_rate", t.buffers_display),
+        "gates": catalog_table("age_gate_metrics", lead + t.GATE_COLUMNS, "measure"),
+        "quality_bins": catalog_table("image_quality_metrics", t.QUALITY_COLUMNS, "bin"),
+        "appendix_a": catalog_table("paper_normality_table", t.NORMALITY_COLUMNS, "race"),
+        "appendix_b": catalog_table("paper_correlation_table", t.ARTICLE_CORRELATION_COLUMNS, "race"),
+        "region_weights": catalog_table("region_weight_correlations", t.REGION_CORRELATION_COLUMNS, "race"),
     }
     if tables.image_quality_metrics is not None and not tables.image_quality_metrics.empty:
         from dex_bias.stats.quality import quality_summary
@@ -293,9 +248,9 @@ def _display_tables(
     if not missing.empty:
         out["not_computed"] = t.display_table(
             "not_computed",
-            t.not_computed_display(missing),
+            missing,
             t.NOT_COMPUTED_COLUMNS,
-            csv=missing,
+            show=t.not_computed_display,
             collapsed=False,
             group_by="table",
         )

@@ -11,10 +11,41 @@ share of minors needs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A number a sentence states with its 95 % interval (bootstrap for errors and differences)."""
+
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, row: pd.Series | Mapping[str, Any], column: str) -> Estimate:
+        """``row[column]`` and its bounds, ``<column>_ci_low`` and ``<column>_ci_high`` (the tables' convention)."""
+        return cls(float(row[column]), float(row[f"{column}_ci_low"]), float(row[f"{column}_ci_high"]))
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A share of ``n`` people with its Wilson interval; ``small``: a group below the minimum n."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+    small: bool = False
+
+    @classmethod
+    def of(cls, row: pd.Series | Mapping[str, Any], small: bool = False) -> Rate:
+        """The rate of a gate-rate or NIST row (its columns ``rate``, ``ci_low``, ``ci_high`` and ``n``)."""
+        return cls(float(row["rate"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n"]), small)
 
 
 @dataclass(frozen=True)
@@ -29,9 +60,7 @@ class OverallError:
     """How many faces, their MAE with its interval, and the mean signed error (years)."""
 
     n: int
-    mae: float
-    mae_low: float
-    mae_high: float
+    mae: Estimate
     mean_signed_error: float
     kind: ClassVar[str] = "overall_error"
 
@@ -58,17 +87,13 @@ class GroupDifference(VersusPeers):
     feature: str
     group: str
     outcome: str  # "absolute_error" or "signed_error"
-    difference: float
-    low: float
-    high: float
+    difference: Estimate
     p_corr: float
     family_size: int
     n_used: int
     n_others_used: int
     stratum_years: int
-    mae: float | None = None
-    mae_low: float | None = None
-    mae_high: float | None = None
+    mae: Estimate | None = None
     kind: ClassVar[str] = "group_difference"
 
 
@@ -91,9 +116,7 @@ class GateDifference(VersusPeers):
     group: str
     measure: str  # "minors_accepted" or "adults_challenged" …
     challenge_age: float
-    difference: float
-    low: float
-    high: float
+    difference: Estimate
     p_corr: float
     family_size: int
     kind: ClassVar[str] = "gate_difference"
@@ -101,15 +124,11 @@ class GateDifference(VersusPeers):
 
 @dataclass(frozen=True)
 class GroupRate:
-    """One group's rate with its Wilson interval, its n and whether it is below the minimum n."""
+    """One group's rate (with its Wilson interval, its n and whether it is below the minimum n)."""
 
     grouping: str
     group: str
-    rate: float
-    low: float
-    high: float
-    n: int
-    small: bool
+    rate: Rate
 
 
 @dataclass(frozen=True)
@@ -117,7 +136,7 @@ class MinorsAccepted:
     """The share of minors estimated at or above a challenge age, overall and in the worst group."""
 
     challenge_age: float
-    overall: GroupRate
+    overall: Rate
     worst: GroupRate | None
     kind: ClassVar[str] = "minors_accepted"
 
@@ -127,11 +146,7 @@ class NistRate:
     """One of NIST's headline rates overall (Challenge-25 false positives, minors passing verification)."""
 
     parameters: str
-    rate: float
-    low: float
-    high: float
-    n: int
-    small: bool
+    rate: Rate
     kind: ClassVar[str] = "nist_rate"
 
 
@@ -172,60 +187,45 @@ def _group_findings(tests: pd.DataFrame, metrics: pd.DataFrame, alpha: float, st
             if outcome == "absolute_error":
                 out.append(NoGroupDifference(str(feature), family_size, alpha, stratum_years))
             continue
-        for row in flagged.itertuples():
-            mae = {}
-            if outcome == "absolute_error":
-                own = metrics[(metrics["grouping"] == feature) & (metrics["group"] == row.group)]
-                if len(own):
-                    mae = dict(
-                        mae=float(own.iloc[0]["mae"]),
-                        mae_low=float(own.iloc[0]["mae_ci_low"]),
-                        mae_high=float(own.iloc[0]["mae_ci_high"]),
-                    )
+        for _, row in flagged.iterrows():
+            own = metrics[(metrics["grouping"] == feature) & (metrics["group"] == row["group"])]
             out.append(
                 GroupDifference(
                     feature=str(feature),
-                    group=str(row.group),
+                    group=str(row["group"]),
                     outcome=str(outcome),
-                    difference=float(row.difference),
-                    low=float(row.difference_ci_low),
-                    high=float(row.difference_ci_high),
-                    p_corr=float(row.p_corr),
+                    difference=Estimate.of(row, "difference"),
+                    p_corr=float(row["p_corr"]),
                     family_size=family_size,
-                    n_used=int(row.n_used),
-                    n_others_used=int(row.n_b_used),
+                    n_used=int(row["n_used"]),
+                    n_others_used=int(row["n_b_used"]),
                     stratum_years=stratum_years,
-                    **mae,
+                    mae=Estimate.of(own.iloc[0], "mae") if outcome == "absolute_error" and len(own) else None,
                 )
             )
     gates = tests[(tests["family"] == "gate_vs_rest") & (tests["status"] == "ok") & (tests["p_corr"] < alpha)]
-    for row in gates.itertuples():
+    for _, row in gates.iterrows():
         out.append(
             GateDifference(
-                feature=str(row.feature),
-                group=str(row.group),
-                measure=str(row.measure),
-                challenge_age=float(row.challenge_age),
-                difference=float(row.difference),
-                low=float(row.difference_ci_low),
-                high=float(row.difference_ci_high),
-                p_corr=float(row.p_corr),
-                family_size=int(row.holm_family_size),
+                feature=str(row["feature"]),
+                group=str(row["group"]),
+                measure=str(row["measure"]),
+                challenge_age=float(row["challenge_age"]),
+                difference=Estimate.of(row, "difference"),
+                p_corr=float(row["p_corr"]),
+                family_size=int(row["holm_family_size"]),
             )
         )
     return out
 
 
-def _rate(row: pd.Series) -> GroupRate:
-    return GroupRate(
-        str(row["grouping"]),
-        str(row["group"]),
-        float(row["rate"]),
-        float(row["ci_low"]),
-        float(row["ci_high"]),
-        int(row["n"]),
-        row["status"] != "ok",
-    )
+def _gate_rate(row: pd.Series) -> Rate:
+    """A row of ``age_gate_metrics`` as a rate: small for any status but ``ok``."""
+    return Rate.of(row, small=row["status"] != "ok")
+
+
+def _group_gate_rate(row: pd.Series) -> GroupRate:
+    return GroupRate(str(row["grouping"]), str(row["group"]), _gate_rate(row))
 
 
 def audit_findings(
@@ -256,13 +256,7 @@ def audit_findings(
         return [NoFaces()]
     overall = overall_rows.iloc[0]
     out: list[Finding] = [
-        OverallError(
-            int(overall["n"]),
-            float(overall["mae"]),
-            float(overall["mae_ci_low"]),
-            float(overall["mae_ci_high"]),
-            float(overall["mean_signed_error"]),
-        )
+        OverallError(int(overall["n"]), Estimate.of(overall, "mae"), float(overall["mean_signed_error"]))
     ]
     out += _group_findings(significance_tests, group_metrics, alpha, stratum_years)
     gates = age_gate_metrics[
@@ -276,9 +270,8 @@ def audit_findings(
         # Rank only single-feature groups (intersections are in the tables).
         ranked = at[(at["grouping"] != "overall") & ~at["grouping"].str.contains("×")]
         worst = ranked.sort_values("rate", ascending=False).head(1)
-        out.append(
-            MinorsAccepted(float(tau), _rate(overall_gate.iloc[0]), _rate(worst.iloc[0]) if len(worst) else None)
-        )
+        worst_rate = _group_gate_rate(worst.iloc[0]) if len(worst) else None
+        out.append(MinorsAccepted(float(tau), _gate_rate(overall_gate.iloc[0]), worst_rate))
     if verification is not None and not verification.empty:
         headline = verification[
             (verification["grouping"] == "overall")
@@ -286,17 +279,8 @@ def audit_findings(
             & verification["metric"].isin(["challenge_false_positive", "verification_minors_pass"])
             & verification["rate"].notna()
         ]
-        for row in headline.itertuples():
-            out.append(
-                NistRate(
-                    str(row.parameters),
-                    float(row.rate),
-                    float(row.ci_low),
-                    float(row.ci_high),
-                    int(row.n),
-                    row.status == "small_group",
-                )
-            )
+        for _, row in headline.iterrows():
+            out.append(NistRate(str(row["parameters"]), Rate.of(row, small=row["status"] == "small_group")))
     usable = challenge_age_buffers[challenge_age_buffers["status"] != "no_minors"]
     for target, rows in usable.groupby("target_rate"):
         overall_buffer = rows[rows["grouping"] == "overall"]

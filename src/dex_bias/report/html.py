@@ -49,13 +49,9 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    same_name = ("years", "signed", "percent", "points", "count", "level")  # filters that are a formats function
     env.filters.update(
-        years=formats.years,
-        signed=formats.signed,
-        percent=formats.percent,
-        points=formats.points,
-        count=formats.count,
-        level=formats.level,
+        {name: getattr(formats, name) for name in same_name},
         p=formats.p_phrase,
         words=words,
         interval=lambda value, low, high: formats.interval(value, low, high),

@@ -10,6 +10,9 @@ Each statistics table has a column list here (:data:`GATE_COLUMNS`, :func:`group
 source column of each display column and its unit, and an interval column finds its bounds by
 the tables' convention (``<name>_ci_low``/``<name>_ci_high``, or ``ci_low``/``ci_high`` for a
 rate). Columns a frame lacks are left out, so one list serves the audit and the comparison.
+A table whose display columns are text made from several statistics columns (a note, "147 / 553",
+"A − B") has a function that adds them (:func:`with_note`, :func:`tests_display` …), given to
+:func:`display_table` as ``show``.
 """
 
 from __future__ import annotations
@@ -216,6 +219,7 @@ def display_table(
     frame: pd.DataFrame | None,
     columns: Sequence[Column],
     *,
+    show: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     csv: pd.DataFrame | None = None,
     collapsed: bool | None = None,
     group_by: str | None = "grouping",
@@ -226,11 +230,17 @@ def display_table(
         key: the table's name: the CSV's file name and the HTML anchor.
         frame: the statistics table (may be empty or None: a table without rows).
         columns: display columns; a column whose source is not in ``frame`` is left out.
-        csv: the frame offered as CSV (default ``frame`` itself).
+        show: adds to ``frame`` the text columns that ``columns`` read (:func:`with_note`,
+            :func:`tests_display` …); called only when ``frame`` has rows. The CSV is ``frame``
+            as it was given, without them.
+        csv: the frame offered as CSV (default ``frame`` as given).
         collapsed: start collapsed; default when it has more than :data:`COLLAPSE_ABOVE` rows.
         group_by: a column whose change of value starts a visual group of rows.
     """
     frame = pd.DataFrame() if frame is None else frame
+    csv = frame if csv is None else csv
+    if show is not None and not frame.empty:
+        frame = show(frame)
     shown = [c for c in columns if c.source in frame.columns]
     headers = [Header(c.header, callable(c.unit) or UNITS[c.unit][1], c.title) for c in shown]
     records = frame.to_dict("records")
@@ -248,7 +258,7 @@ def display_table(
         headers=headers,
         rows=rows,
         csv_name=f"{key}.csv",
-        csv_uri=csv_data_uri(frame if csv is None else csv),
+        csv_uri=csv_data_uri(csv),
         collapsed=len(rows) > COLLAPSE_ABOVE if collapsed is None else collapsed,
         row_classes=[_row_class(record, start) for record, start in zip(records, starts)],
     )
@@ -347,8 +357,6 @@ def group_metric_columns(frame: pd.DataFrame) -> list[Column]:
 
 def with_note(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with a ``note`` column: its ``notes`` in words, else its status in words."""
-    if frame is None or frame.empty:
-        return frame
     notes = frame["notes"] if "notes" in frame.columns else pd.Series("", index=frame.index)
     status = frame["status"] if "status" in frame.columns else pd.Series("", index=frame.index)
     note = [n if isinstance(n, str) and n.strip() else s for n, s in zip(notes, status)]
@@ -417,8 +425,6 @@ def _spread_unit(row: Mapping[str, object]) -> str:
 
 def spread_display(frame: pd.DataFrame) -> pd.DataFrame:
     """``group_spread`` with the highest and lowest group and their value in one text each."""
-    if frame is None or frame.empty:
-        return frame
 
     def side(row: Mapping[str, object], which: str) -> str:
         group, value = row.get(f"{which}_group"), row.get(f"{which}_value")
@@ -475,8 +481,6 @@ BUFFER_COLUMNS = [
 
 def buffers_display(frame: pd.DataFrame) -> pd.DataFrame:
     """``challenge_age_buffers`` with the age needed as text: "more than 40" where none was enough."""
-    if frame is None or frame.empty:
-        return frame
     needed = [
         ("more than " if status == "not_reached" else "") + _whole(age)
         if not formats.is_missing(age)
@@ -488,8 +492,6 @@ def buffers_display(frame: pd.DataFrame) -> pd.DataFrame:
 
 def tests_display(frame: pd.DataFrame) -> pd.DataFrame:
     """``significance_tests`` with the compared sizes in one text (``147 / 553``)."""
-    if frame is None or frame.empty:
-        return frame
     return frame.assign(
         sizes=[f"{formats.count(a)} / {formats.count(b)}" for a, b in zip(frame["n_used"], frame["n_b_used"])]
     )
@@ -557,6 +559,13 @@ GATE_TEST_COLUMNS = [
     _RESULT,
     STATUS,
 ]
+#: The families of ``significance_tests``, each shown as its own table, in the report's order.
+TEST_FAMILY_COLUMNS = {
+    "group_vs_rest": GROUP_TEST_COLUMNS,
+    "omnibus": OMNIBUS_COLUMNS,
+    "gate_vs_rest": GATE_TEST_COLUMNS,
+    "pairwise": PAIRWISE_COLUMNS,
+}
 
 QUALITY_SUMMARY_COLUMNS = [
     *GROUP,
@@ -652,8 +661,6 @@ TABLE_WORDS = {
 
 def not_computed_display(frame: pd.DataFrame) -> pd.DataFrame:
     """The "not computed" list with table names and statuses in words."""
-    if frame is None or frame.empty:
-        return frame
     examples = []
     for example in frame["example"]:
         label, _, status = str(example).rpartition(": ")
@@ -729,6 +736,4 @@ DECLARATION_LABELS = {
 
 def paired_display(frame: pd.DataFrame) -> pd.DataFrame:
     """``model_paired_tests`` with the two models in one text ("A − B")."""
-    if frame is None or frame.empty:
-        return frame
     return frame.assign(models=[f"{a} − {b}" for a, b in zip(frame["model_a"], frame["model_b"])])
