@@ -98,7 +98,7 @@ def audit_context(outputs: dict, params=None, **changes):
     """The audit report's context from ``audit_outputs`` (``changes`` replace tables by name,
     ``params`` the report parameters)."""
     from dex_bias.pipelines.report.pipeline import FIGURES, TABLES
-    from dex_bias.report.context import AuditFigures, AuditSettings, AuditTables, audit_report_context
+    from dex_bias.report.context import AuditFigures, AuditTables, audit_report_context
 
     tables = {name: outputs[name] for name in TABLES}
     tables.update(
@@ -109,15 +109,13 @@ def audit_context(outputs: dict, params=None, **changes):
     tables.update(changes)
     figures = AuditFigures(**{name: outputs[f"figure_{name}"] for name in AuditFigures.__dataclass_fields__})
     assert set(FIGURES) == {f"figure_{name}" for name in AuditFigures.__dataclass_fields__}
-    return audit_report_context(
-        AuditTables(**tables), figures, AuditSettings.from_settings(params or outputs["params"])
-    )
+    return audit_report_context(AuditTables(**tables), figures, params or outputs["params"])
 
 
 def comparison_context(outputs: dict):
     """The comparison report's context from ``comparison_outputs``."""
+    from dex_bias.pipelines.compare.nodes import comparison_settings
     from dex_bias.report.comparison import (
-        ComparisonSettings,
         ComparisonTables,
         comparison_report_context,
         model_declarations,
@@ -127,15 +125,7 @@ def comparison_context(outputs: dict):
         **{name: outputs[name] for name in ComparisonTables.__dataclass_fields__ if name != "declarations"},
         declarations=model_declarations(outputs["coverage"]["model"], outputs["models_params"]),
     )
-    board = outputs["compare_params"].leaderboard
-    settings = ComparisonSettings(
-        features=("race", "gender"),
-        gate_measure=board.gate_measure,
-        challenge_age=float(board.challenge_age),
-        alpha=0.05,
-        confidence=0.95,
-        min_n=30,
-    )
+    settings = comparison_settings(outputs["report_params"], outputs["compare_params"])
     return comparison_report_context(
         tables, [outputs["figure_mae"], outputs["figure_gates"], outputs["figure_regions"]], settings
     )

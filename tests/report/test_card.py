@@ -150,7 +150,7 @@ def test_with_an_outer_grouping_each_model_gets_its_own_card():
     import pandas as pd
 
     from dex_bias.pipelines.report import nodes
-    from dex_bias.report.context import AuditFigures, AuditSettings, AuditTables, audit_report_context
+    from dex_bias.report.context import AuditFigures, AuditTables, audit_report_context
     from dex_bias.report.figures import figure_to_image, message_figure
     from tests.report.conftest import report_parameters
     from tests.stats.conftest import synthetic_predictions
@@ -180,7 +180,7 @@ def test_with_an_outer_grouping_each_model_gets_its_own_card():
         region_weight_correlations=empty,
     )
     blank = figure_to_image(message_figure("-", "-"))
-    report = audit_report_context(tables, AuditFigures(*[blank] * 5), AuditSettings.from_settings(params))
+    report = audit_report_context(tables, AuditFigures(*[blank] * 5), params)
     assert [label for label, _ in report.cards] == ["alpha", "beta"]
     metrics = tables.group_metrics.query("band_scheme == 'audit'")
     for label, card in report.cards:

@@ -58,51 +58,6 @@ class AuditFigures:
 
 
 @dataclass(frozen=True)
-class AuditSettings:
-    """The ``report`` parameters the report's words and card depend on."""
-
-    alpha: float
-    confidence: float
-    min_n: int
-    stratum_years: int
-    gate_stratum_years: int
-    n_perm: int
-    test_features: tuple[str, ...]
-    gate_features: tuple[str, ...]
-    spread_features: tuple[str, ...]
-    challenge_ages: tuple[float, ...]
-    age_bands: tuple[tuple[int, int], ...]
-    explanation_method: str
-    article_method: str
-    accurate_above: float
-    renormalisation: str
-    outer_grouping: str | None
-
-    @classmethod
-    def from_settings(cls, report: ReportSettings) -> AuditSettings:
-        """From ``params:report`` (conf/base/parameters_report.yml)."""
-        tests, article = report.tests, report.article
-        return cls(
-            alpha=report.alpha,
-            confidence=report.confidence,
-            min_n=report.min_n,
-            stratum_years=tests.stratum_years,
-            gate_stratum_years=tests.gate_stratum_years,
-            n_perm=tests.n_perm,
-            test_features=tuple(report.test_features),
-            gate_features=tuple(report.gate_features),
-            spread_features=tuple(report.spread_features),
-            challenge_ages=tuple(float(a) for a in report.challenge_ages),
-            age_bands=report.age_bands,
-            explanation_method=report.explanation_method,
-            article_method=article.explanation_method,
-            accurate_above=article.accurate_above,
-            renormalisation=article.renormalisation,
-            outer_grouping=report.outer_grouping or None,
-        )
-
-
-@dataclass(frozen=True)
 class AuditReport:
     """Everything the audit template shows: numbers, tables and figures, no prose."""
 
@@ -110,7 +65,7 @@ class AuditReport:
     n_predictions: int
     models: list[str]
     set_aside: int
-    settings: AuditSettings
+    settings: ReportSettings
     cards: list[tuple[str, ReportCard]]
     findings: list[Finding]
     small_groups: list[SmallGroup]
@@ -152,7 +107,7 @@ def not_computed(**tables: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["table", "status", "rows", "example"])
 
 
-def gender_table(predictions: pd.DataFrame, settings: AuditSettings) -> pd.DataFrame | None:
+def gender_table(predictions: pd.DataFrame, settings: ReportSettings) -> pd.DataFrame | None:
     """The gender head's accuracy (``dex_bias.stats.gender``), or None when ``prob_female`` is empty."""
     if "prob_female" not in predictions.columns or predictions["prob_female"].isna().all():
         return None
@@ -178,7 +133,7 @@ def _lead(outer: str | None) -> list[t.Column]:
 
 def _display_tables(
     tables: AuditTables,
-    settings: AuditSettings,
+    settings: ReportSettings,
     audit_metrics: pd.DataFrame,
     gender: pd.DataFrame | None,
     outer: str | None,
@@ -262,7 +217,7 @@ def _display_tables(
 
 
 def _cards(
-    tables: AuditTables, audit_metrics: pd.DataFrame, settings: AuditSettings, outer: str | None
+    tables: AuditTables, audit_metrics: pd.DataFrame, settings: ReportSettings, outer: str | None
 ) -> list[tuple[str, ReportCard]]:
     features = [f for f in dict.fromkeys([*settings.test_features, *settings.gate_features]) if "×" not in f]
     spread_features = list(settings.spread_features)
@@ -306,7 +261,7 @@ def _cards(
 
 
 def audit_report_context(
-    tables: AuditTables, figures: AuditFigures, settings: AuditSettings, *, made: dt.datetime | None = None
+    tables: AuditTables, figures: AuditFigures, settings: ReportSettings, *, made: dt.datetime | None = None
 ) -> AuditReport:
     """The audit report's context: card, findings, display tables, figures and the facts its words need.
 
@@ -330,7 +285,7 @@ def audit_report_context(
         tables.challenge_age_buffers,
         alpha=settings.alpha,
         verification=tables.age_verification_metrics,
-        stratum_years=settings.stratum_years,
+        stratum_years=settings.tests.stratum_years,
     )
     return AuditReport(
         made=f"{made:%Y-%m-%d %H:%M} UTC",

@@ -133,6 +133,19 @@ def draw_comparison_figures(
     return tuple(figure_to_image(figure) for figure in drawn)
 
 
+def comparison_settings(report_params: ReportSettings, compare_params: CompareSettings) -> report.ComparisonSettings:
+    """What the comparison report's card and words need from ``params:report`` and ``params:compare``."""
+    board = compare_params.leaderboard
+    return report.ComparisonSettings(
+        features=tuple(compare_params.gate_features),
+        gate_measure=board.gate_measure,
+        challenge_age=float(board.challenge_age),
+        alpha=report_params.alpha,
+        confidence=report_params.confidence,
+        min_n=report_params.min_n,
+    )
+
+
 def build_comparison_report(
     report_params: ReportSettings,
     compare_params: CompareSettings,
@@ -144,7 +157,6 @@ def build_comparison_report(
     ``outputs``: the compare tables by their ``ComparisonTables`` field names (``coverage``,
     ``leaderboard`` …) and the three figures (``figure_mae``, ``figure_gates``, ``figure_regions``).
     """
-    board = compare_params.leaderboard
     tables = report.ComparisonTables(
         **{name: outputs[name] for name in report.ComparisonTables.__dataclass_fields__ if name != "declarations"},
         declarations=report.model_declarations(outputs["coverage"]["model"], models_params),
@@ -154,14 +166,7 @@ def build_comparison_report(
         outputs["figure_gates"],
         outputs["figure_regions"] if len(tables.attention) else None,
     ]
-    settings = report.ComparisonSettings(
-        features=tuple(compare_params.gate_features),
-        gate_measure=board.gate_measure,
-        challenge_age=float(board.challenge_age),
-        alpha=report_params.alpha,
-        confidence=report_params.confidence,
-        min_n=report_params.min_n,
-    )
+    settings = comparison_settings(report_params, compare_params)
     document = report.render_comparison_report(report.comparison_report_context(tables, figures, settings))
     logger.info("model_comparison_report: %d models, %.1f kB", len(tables.leaderboard), len(document) / 1024)
     return document

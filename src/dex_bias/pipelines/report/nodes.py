@@ -11,7 +11,6 @@ from PIL import Image
 from dex_bias.report import figures
 from dex_bias.report.context import (
     AuditFigures,
-    AuditSettings,
     AuditTables,
     audit_report_context,
     render_audit_report,
@@ -222,7 +221,7 @@ def build_audit_report(
         **{name: outputs[name] for name in AuditTables.__dataclass_fields__ if name in outputs},
     )
     figures = AuditFigures(**{name: outputs[f"figure_{name}"] for name in AuditFigures.__dataclass_fields__})
-    report = audit_report_context(tables, figures, AuditSettings.from_settings(params))
+    report = audit_report_context(tables, figures, params)
     document = render_audit_report(report)
     logger.info(
         "audit_report: %d findings, %d tables, %.1f kB", len(report.findings), len(report.tables), len(document) / 1024
