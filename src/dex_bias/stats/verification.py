@@ -179,73 +179,45 @@ def rate_definitions(table: pd.DataFrame, settings: AgeVerificationSettings) -> 
     """Every rate of ``age_verification_metrics`` for the rows of ``table`` (display columns)."""
     age = table["age"].to_numpy(float)
     estimate = table["predicted_age"].to_numpy(float)
+
+    def with_true_age(true_ages) -> tuple[str, np.ndarray]:
+        low, high = _range(true_ages)
+        return f"true age {_range_text(low, high)}", (age >= low) & (age <= high)
+
+    def age_range_estimate(true_ages, estimated_ages) -> RateDefinition:
+        (who, counted), (low, high) = with_true_age(true_ages), _range(estimated_ages)
+        event = _estimated_in(estimate, low, high)
+        return RateDefinition("age_range_estimate", f"{who} estimated {_range_text(low, high)}", counted, event)
+
     out = []
     challenge = settings.challenge
     for challenge_age in challenge.challenge_ages:
         for true_age in challenge.true_ages:
-            low, high = _range(true_age)
+            who, counted = with_true_age(true_age)
             out.append(
                 RateDefinition(
                     "challenge_false_positive",
-                    f"true age {_range_text(low, high)} estimated at or above {float(challenge_age):g}",
-                    (age >= low) & (age <= high),
+                    f"{who} estimated at or above {float(challenge_age):g}",
+                    counted,
                     estimate >= float(challenge_age),
                 )
             )
     age_range = settings.age_range
-    target_low, target_high = _range(age_range.target)
-    in_target = (age >= target_low) & (age <= target_high)
-    for band in age_range.estimate_bands:
-        low, high = _range(band)
-        out.append(
-            RateDefinition(
-                "age_range_estimate",
-                f"true age {_range_text(target_low, target_high)} estimated {_range_text(low, high)}",
-                in_target,
-                _estimated_in(estimate, low, high),
-            )
-        )
-    for band in age_range.neighbours:
-        low, high = _range(band)
-        out.append(
-            RateDefinition(
-                "age_range_estimate",
-                f"true age {_range_text(low, high)} estimated {_range_text(target_low, target_high)}",
-                (age >= low) & (age <= high),
-                _estimated_in(estimate, target_low, target_high),
-            )
-        )
+    out += [age_range_estimate(age_range.target, band) for band in age_range.estimate_bands]
+    out += [age_range_estimate(band, age_range.target) for band in age_range.neighbours]
     verification = settings.verification
     threshold, _, note = verification_threshold(
         table, verification.reference, verification.minor_ages, verification.pass_share
     )
     defined = bool(np.isfinite(threshold))
-    minor_low, minor_high = _range(verification.minor_ages)
-    adult_low, adult_high = _range(verification.adult_ages)
     label = f"verification at {float(verification.legal_age):g}, threshold set on reference minors"
     passes = estimate > threshold if defined else np.zeros(len(estimate), bool)
-    out.append(
-        RateDefinition(
-            "verification_minors_pass",
-            f"{label}: true age {_range_text(minor_low, minor_high)} passing",
-            (age >= minor_low) & (age <= minor_high),
-            passes,
-            threshold,
-            note,
-            defined,
-        )
-    )
-    out.append(
-        RateDefinition(
-            "verification_adults_fail",
-            f"{label}: true age {_range_text(adult_low, adult_high)} failing",
-            (age >= adult_low) & (age <= adult_high),
-            ~passes,
-            threshold,
-            note,
-            defined,
-        )
-    )
+    for metric, true_ages, event, verb in (
+        ("verification_minors_pass", verification.minor_ages, passes, "passing"),
+        ("verification_adults_fail", verification.adult_ages, ~passes, "failing"),
+    ):
+        who, counted = with_true_age(true_ages)
+        out.append(RateDefinition(metric, f"{label}: {who} {verb}", counted, event, threshold, note, defined))
     return out
 
 
