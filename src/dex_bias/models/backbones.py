@@ -32,22 +32,18 @@ def _dex_heads(
 ):
     keras = _keras()
     regularizer = keras.regularizers.L2(weight_decay) if weight_decay else None
-    gender = keras.layers.Dense(
-        2,
-        activation="softmax",
-        name=GENDER_OUTPUT,
-        use_bias=use_bias,
-        kernel_initializer=kernel_initializer,
-        kernel_regularizer=regularizer,
-    )(features)
-    age = keras.layers.Dense(
-        AGES.size,
-        activation="softmax",
-        name=AGE_OUTPUT,
-        use_bias=use_bias,
-        kernel_initializer=kernel_initializer,
-        kernel_regularizer=regularizer,
-    )(features)
+
+    def head(units: int, name: str):
+        return keras.layers.Dense(
+            units,
+            activation="softmax",
+            name=name,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            kernel_regularizer=regularizer,
+        )(features)
+
+    gender, age = head(2, GENDER_OUTPUT), head(AGES.size, AGE_OUTPUT)
     return [gender, age]
 
 
