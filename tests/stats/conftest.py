@@ -5,8 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as st
 
 from tests.conftest import base_parameters
+
+
+def scipy_interval(samples, statistic, *, n_resamples: int, seed: int, paired: bool = False, vectorized=None):
+    """scipy's percentile-bootstrap interval of ``statistic`` over ``samples``: the reference every
+    bootstrap interval of the audit is checked against (``.low``, ``.high``)."""
+    return st.bootstrap(
+        samples,
+        statistic,
+        paired=paired,
+        vectorized=vectorized,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+
+
+def assert_interval_near(low: float, high: float, reference, tolerance: float) -> None:
+    """``(low, high)`` equals scipy's ``reference`` interval up to Monte Carlo error ``tolerance``."""
+    assert low == pytest.approx(reference.low, abs=tolerance)
+    assert high == pytest.approx(reference.high, abs=tolerance)
 
 
 def verification_settings(overrides: dict | None = None):

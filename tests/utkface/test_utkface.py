@@ -70,22 +70,11 @@ def test_edge_labels_are_in_range():
 
 
 def test_age_bands_are_inclusive_ordered_and_cover_every_utkface_age():
-    ages = pd.Series([0, 12, 13, 17, 18, 24, 25, 39, 40, 59, 60, 116])
-    bands = age_bands(ages)
-    assert list(bands.astype(str)) == [
-        "0-12",
-        "0-12",
-        "13-17",
-        "13-17",
-        "18-24",
-        "18-24",
-        "25-39",
-        "25-39",
-        "40-59",
-        "40-59",
-        "60+",
-        "60+",
-    ]
+    # Each band's first and last age, with the band it must fall in.
+    expected = {0: "0-12", 12: "0-12", 13: "13-17", 17: "13-17", 18: "18-24", 24: "18-24"}
+    expected |= {25: "25-39", 39: "25-39", 40: "40-59", 59: "40-59", 60: "60+", 116: "60+"}
+    bands = age_bands(pd.Series(list(expected)))
+    assert list(bands.astype(str)) == list(expected.values())
     assert list(bands.cat.categories) == [band_label(lo, hi) for lo, hi in DEFAULT_AGE_BANDS]
     assert bands.cat.ordered
     assert age_bands(pd.Series(range(0, 117))).notna().all()
