@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import operator
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,12 @@ def base_parameters(overrides: dict[str, object] | None = None):
     if not overrides:
         return _plain_base_parameters()
     return project_parameters(REPO_ROOT / "conf", env="base", overrides=overrides)
+
+
+def base_settings(block: str, **changes):
+    """conf/base's settings block ``block`` (dotted: ``"explain.lime"``), typed, with ``changes`` made."""
+    settings = operator.attrgetter(block)(base_parameters())
+    return replace(settings, **changes) if changes else settings
 
 
 @functools.cache
@@ -190,7 +198,6 @@ def rendered_faces(folder: Path, count: int, seed: int, size: int = 128):
     """``count`` faces of the demo's renderer saved in ``folder``, with the renderer's own 68
     landmarks standing in for dlib's (crop: their box with a 40 % margin), so a pipeline after
     align runs without detecting faces: ``(faces, landmarks)``, every face in split ``test``."""
-    from dataclasses import replace
 
     import numpy as np
     import pandas as pd
@@ -202,7 +209,7 @@ def rendered_faces(folder: Path, count: int, seed: int, size: int = 128):
 
     folder.mkdir(parents=True, exist_ok=True)
     rows, marks = [], []
-    for face, rng in plan_demo(replace(base_parameters().ingest.demo, count=count, size=size, seed=seed)):
+    for face, rng in plan_demo(base_settings("ingest.demo", count=count, size=size, seed=seed)):
         image, points = render_demo_face(face, rng, size)
         path = folder / face.file_name
         Image.fromarray(image).save(path)
@@ -326,10 +333,9 @@ class KeptDataset(MemoryDataset):
 def audited_models_config():
     """Set the ``models`` parameters of pipelines built in this test (``dex_bias.model_audit``): the
     base ones with the keys given changed (``audited_models_config(audit=[...])``); restored after."""
-    from dataclasses import replace
 
     from dex_bias import model_audit
 
     before = model_audit._ACTIVE
-    yield lambda **changes: model_audit.configure(replace(base_parameters().models, **changes))
+    yield lambda **changes: model_audit.configure(base_settings("models", **changes))
     model_audit._ACTIVE = before

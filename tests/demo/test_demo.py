@@ -1,7 +1,6 @@
 """dex_bias.demo: determinism, names, label mix, the planted bias, detectability, the manifest."""
 
 import json
-from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -21,12 +20,12 @@ from dex_bias.demo import (
 )
 from dex_bias.imaging import load_rgb
 from dex_bias.utkface import parse_utkface_name
-from tests.conftest import base_parameters
+from tests.conftest import base_parameters, base_settings
 
 
 def demo_settings(**changes):
     """The base ``ingest.demo`` settings with ``changes``."""
-    return replace(base_parameters().ingest.demo, **changes)
+    return base_settings("ingest.demo", **changes)
 
 
 def _bytes(folder: Path) -> dict[str, bytes]:

@@ -1,7 +1,6 @@
 import os
 import subprocess
 import sys
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,13 +16,13 @@ from dex_bias.explain.lime_regions import (
     sample_masks,
 )
 from dex_bias.explain.regions import N_REGIONS, REGION_INDEX, region_map
-from tests.conftest import base_parameters
+from tests.conftest import base_settings
 from tests.explain.conftest import crop_landmarks
 
 
 def lime_settings(**changes):
     """conf/base's ``explain.lime`` (lime_image's choices, 1000 samples) with ``changes``."""
-    return replace(base_parameters().explain.lime, **changes)
+    return base_settings("explain.lime", **changes)
 
 
 SIZE = 64

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import random
 import sys
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -27,7 +26,7 @@ from dex_bias.faces.detect import (
     shape_predictor_path,
 )
 from tests.conftest import base_align_settings as align_settings
-from tests.conftest import base_parameters
+from tests.conftest import base_settings
 
 
 def box(left, top, right, bottom) -> Detection:
@@ -107,7 +106,7 @@ def test_landmark_model_is_found_without_importing_its_package():
 def demo_faces() -> list[tuple[np.ndarray, np.ndarray]]:
     from dex_bias.demo.generate import plan_demo, render_demo_face
 
-    demo = replace(base_parameters().ingest.demo, count=10, seed=7)
+    demo = base_settings("ingest.demo", count=10, seed=7)
     return [render_demo_face(face, rng, 200) for face, rng in plan_demo(demo)]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import dlib
 import numpy as np
 import pandas as pd
@@ -21,7 +19,7 @@ from dex_bias.faces.views import (
     margin_box_transforms,
     view_transforms,
 )
-from tests.conftest import base_align_settings, base_parameters
+from tests.conftest import base_align_settings, base_settings
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +30,7 @@ def demo_table(tmp_path_factory):
     folder = tmp_path_factory.mktemp("views")
     settings = base_align_settings()
     rows = []
-    for index, (face, rng) in enumerate(plan_demo(replace(base_parameters().ingest.demo, count=3, seed=5))):
+    for index, (face, rng) in enumerate(plan_demo(base_settings("ingest.demo", count=3, seed=5))):
         image, _ = render_demo_face(face, rng, 200)
         path = folder / f"face_{index}.png"
         Image.fromarray(image).save(path)

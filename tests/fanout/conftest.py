@@ -3,13 +3,12 @@ and explain pipelines run in-process on any engine."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import base_parameters, run_in_process
+from tests.conftest import base_parameters, base_settings, run_in_process
 
 #: Changes to the base ``dask`` parameters.
 SYNCHRONOUS = {"synchronous": True, "progress": False}
@@ -18,7 +17,7 @@ CLUSTER = {"workers": 2, "progress": False, "dashboard_address": None}
 
 def fan_out(**changes):
     """The base ``dask`` parameters with ``changes``."""
-    return replace(base_parameters().dask, **changes)
+    return base_settings("dask", **changes)
 
 
 def small_params(changes: dict | None = None):

@@ -1,7 +1,5 @@
 """Published-weights loading: exact round trips, and one clear error per wrong file."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
@@ -14,12 +12,12 @@ from dex_bias.models.weights import (
     model_card,
     save_hdf5_weights,
 )
-from tests.conftest import base_parameters
+from tests.conftest import base_settings
 
 
 def from_file(path):
     """conf/base's ``train.model``, starting from the compact model's weights in ``path``."""
-    return replace(base_parameters().train.model, source="weights_file", backbone="compact", weights_file=str(path))
+    return base_settings("train.model", source="weights_file", backbone="compact", weights_file=str(path))
 
 
 def _outputs(model, seed=0):

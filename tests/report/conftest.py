@@ -9,14 +9,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from dex_bias.stats.paper import INNER_REGIONS, OUTER_FEATURES
-from tests.conftest import base_parameters, run_in_process
+from tests.conftest import base_parameters, base_settings, run_in_process
 from tests.stats.conftest import VENDOR, synthetic_landmarks, synthetic_predictions, two_models
 
 
@@ -69,7 +67,7 @@ def comparison_outputs() -> dict:
 
     trained, vendor, attributions = two_models()
     report_params, compare_params = report_parameters(), base_parameters().compare
-    models_params = replace(base_parameters().models, audit=["trained", "vendor"], declarations={"vendor": VENDOR})
+    models_params = base_settings("models", audit=["trained", "vendor"], declarations={"vendor": VENDOR})
     compared, coverage = nodes.collect_predictions(report_params, trained=trained, vendor=vendor)
     metrics, gates = nodes.compare_metrics(compared, report_params, compare_params)
     spread = nodes.measure_spread(compared, report_params, compare_params)

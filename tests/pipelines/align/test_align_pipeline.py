@@ -19,7 +19,7 @@ from dex_bias.parameters import ParameterError
 from dex_bias.pipelines.align.nodes import align_faces, draw_contact_sheet
 from dex_bias.pipelines.align.pipeline import create_pipeline as align_pipeline
 from dex_bias.pipelines.ingest.pipeline import create_pipeline as ingest_pipeline
-from tests.conftest import SYNCHRONOUS_DASK, base_parameters, latest, run_in_process, run_kedro
+from tests.conftest import SYNCHRONOUS_DASK, base_parameters, base_settings, latest, run_in_process, run_kedro
 
 PARAMS = base_parameters().align
 DASK = base_parameters().dask
@@ -67,7 +67,7 @@ def awkward_faces(tmp_path_factory) -> pd.DataFrame:
     from dex_bias.demo.generate import plan_demo, render_demo_face
 
     folder = tmp_path_factory.mktemp("awkward")
-    demo = replace(base_parameters().ingest.demo, count=9, seed=3)
+    demo = base_settings("ingest.demo", count=9, seed=3)
     rendered = [render_demo_face(face, rng, 200)[0] for face, rng in plan_demo(demo)]
     files = {}
     for k, image in enumerate(rendered[:4]):

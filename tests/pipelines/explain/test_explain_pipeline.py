@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pandas as pd
 import pytest
 
 from dex_bias.explain.attributions import ATTRIBUTION_COLUMNS
 from dex_bias.explain.regions import REGION_NAMES
-from tests.conftest import base_parameters, rendered_faces, run_in_process, run_kedro
+from tests.conftest import base_parameters, base_settings, rendered_faces, run_in_process, run_kedro
 
 N_FACES = 10
 
@@ -40,7 +38,7 @@ def stand_in_inputs(tmp_path_factory):
     return faces, landmarks, predictions, model
 
 
-SYNCHRONOUS = replace(base_parameters().dask, synchronous=True, progress=False)
+SYNCHRONOUS = base_settings("dask", synchronous=True, progress=False)
 
 
 def _run(stand_in_inputs, params, dask=SYNCHRONOUS, store=None):
