@@ -23,20 +23,15 @@ from dex_bias.utkface import parse_utkface_name
 from tests.conftest import base_parameters, base_settings
 
 
-def demo_settings(**changes):
-    """The base ``ingest.demo`` settings with ``changes``."""
-    return base_settings("ingest.demo", **changes)
-
-
 def _bytes(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path):
-    settings = demo_settings(count=12, seed=7)
+    settings = base_settings("ingest.demo", count=12, seed=7)
     generate_demo_faces(tmp_path / "a", settings)
     generate_demo_faces(tmp_path / "b", settings)
-    generate_demo_faces(tmp_path / "c", demo_settings(count=12, seed=8))
+    generate_demo_faces(tmp_path / "c", base_settings("ingest.demo", count=12, seed=8))
     first, again, other = _bytes(tmp_path / "a"), _bytes(tmp_path / "b"), _bytes(tmp_path / "c")
     assert len(first) == 13  # 12 faces + the manifest
     assert first == again
@@ -49,7 +44,7 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path)
 
 
 def test_face_i_does_not_depend_on_the_count():
-    small, large = plan_demo(demo_settings(count=5)), plan_demo(demo_settings(count=40))
+    small, large = plan_demo(base_settings("ingest.demo", count=5)), plan_demo(base_settings("ingest.demo", count=40))
     assert [f.file_name for f, _ in small] == [f.file_name for f, _ in large[:5]]
     face, rng = small[3]
     again, rng_again = large[3]
@@ -57,10 +52,10 @@ def test_face_i_does_not_depend_on_the_count():
 
 
 def test_names_parse_as_utkface_chips_of_the_requested_size(tmp_path):
-    manifest = generate_demo_faces(tmp_path / "demo", demo_settings(count=20, size=128))
+    manifest = generate_demo_faces(tmp_path / "demo", base_settings("ingest.demo", count=20, size=128))
     names = sorted(p.name for p in (tmp_path / "demo").glob("*.jpg"))
     assert names == manifest["files"] and len(set(names)) == 20
-    labels = demo_labels(demo_settings(count=20, size=128))
+    labels = demo_labels(base_settings("ingest.demo", count=20, size=128))
     for name in names:
         parsed = parse_utkface_name(name)
         assert parsed.kind == "wild" and len(parsed.stamp) == 17
@@ -70,7 +65,7 @@ def test_names_parse_as_utkface_chips_of_the_requested_size(tmp_path):
 
 
 def test_label_mix_has_minors_and_balanced_groups():
-    labels = demo_labels(demo_settings(count=1000, seed=3))
+    labels = demo_labels(base_settings("ingest.demo", count=1000, seed=3))
     assert labels["image_id"].is_unique
     assert 0.25 <= (labels["age"] < 18).mean() <= 0.35
     assert labels["age"].between(1, 80).all() and labels["age"].nunique() > 60
@@ -79,7 +74,7 @@ def test_label_mix_has_minors_and_balanced_groups():
 
 
 def test_planted_race_shows_weakened_age_cues_and_strength_zero_plants_nothing():
-    planted = demo_labels(demo_settings(count=600, seed=5, planted_race=2, planted_strength=0.7))
+    planted = demo_labels(base_settings("ingest.demo", count=600, seed=5, planted_race=2, planted_strength=0.7))
     in_group = planted[planted["race"] == 2]
     others = planted[planted["race"] != 2]
     assert in_group["planted"].all() and not others["planted"].any()
@@ -87,7 +82,7 @@ def test_planted_race_shows_weakened_age_cues_and_strength_zero_plants_nothing()
     # Cues at 30 % strength plus unrelated noise: the cue age follows the true age far less.
     assert np.corrcoef(in_group["age"], in_group["cue_age"])[0, 1] < 0.6
     assert (in_group["cue_age"] - in_group["age"]).abs().mean() > 10
-    clean = demo_labels(demo_settings(count=600, seed=5, planted_race=2, planted_strength=0.0))
+    clean = demo_labels(base_settings("ingest.demo", count=600, seed=5, planted_race=2, planted_strength=0.0))
     assert not clean["planted"].any() and (clean["cue_age"] == clean["age"]).all()
 
 
@@ -101,7 +96,10 @@ def test_age_cues_move_with_age():
 @pytest.fixture(scope="module")
 def rendered_sample():
     """60 planned faces, rendered in memory, with their template landmarks."""
-    return [(face, *render_demo_face(face, rng, 200)) for face, rng in plan_demo(demo_settings(count=60, seed=11))]
+    return [
+        (face, *render_demo_face(face, rng, 200))
+        for face, rng in plan_demo(base_settings("ingest.demo", count=60, seed=11))
+    ]
 
 
 def test_hog_detector_finds_at_least_nine_in_ten_and_landmarks_agree(rendered_sample):
@@ -127,9 +125,9 @@ def test_hog_detector_finds_at_least_nine_in_ten_and_landmarks_agree(rendered_sa
 
 def test_demo_settings_are_checked():
     with pytest.raises(ValueError, match="planted_strength"):
-        demo_settings(planted_strength=1.5)
+        base_settings("ingest.demo", planted_strength=1.5)
     with pytest.raises(ValueError, match="planted_race"):
-        demo_settings(planted_race=5)
+        base_settings("ingest.demo", planted_race=5)
     # The ingest.demo block (with output_dir, where the demo is written) is the settings; the
     # folder is not part of what the manifest records.
     settings = base_parameters({"ingest.demo.count": 3, "ingest.demo.output_dir": "x"}).ingest.demo
@@ -138,7 +136,7 @@ def test_demo_settings_are_checked():
 
 def test_ensure_makes_then_reuses_and_never_overwrites(tmp_path):
     folder = tmp_path / "demo_faces"
-    settings = demo_settings(count=6, seed=1)
+    settings = base_settings("ingest.demo", count=6, seed=1)
     assert ensure_demo_faces(folder, settings) == "created"
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     assert manifest["count"] == 6 and manifest["seed"] == 1 and manifest["settings"]["planted_race"] == 1
@@ -147,7 +145,7 @@ def test_ensure_makes_then_reuses_and_never_overwrites(tmp_path):
     assert _bytes(folder) == before
 
     with pytest.raises(DemoFolderError, match="seed: folder has 1, parameters ask 2"):
-        ensure_demo_faces(folder, demo_settings(count=6, seed=2))
+        ensure_demo_faces(folder, base_settings("ingest.demo", count=6, seed=2))
     assert _bytes(folder) == before
 
     next(folder.glob("*.jpg")).unlink()
@@ -160,12 +158,12 @@ def test_ensure_refuses_a_folder_of_other_images(tmp_path):
     folder.mkdir()
     (folder / "30_0_0_20170101000000000.jpg").write_bytes(b"not ours")
     with pytest.raises(DemoFolderError, match="no demo_manifest.json"):
-        ensure_demo_faces(folder, demo_settings(count=3))
+        ensure_demo_faces(folder, base_settings("ingest.demo", count=3))
     assert [p.name for p in folder.iterdir()] == ["30_0_0_20170101000000000.jpg"]
 
 
 def test_ensure_fills_an_empty_existing_folder(tmp_path):
     folder = tmp_path / "empty"
     folder.mkdir()
-    assert ensure_demo_faces(folder, demo_settings(count=3)) == "created"
+    assert ensure_demo_faces(folder, base_settings("ingest.demo", count=3)) == "created"
     assert len(list(folder.glob("*.jpg"))) == 3

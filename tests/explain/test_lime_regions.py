@@ -19,12 +19,6 @@ from dex_bias.explain.regions import N_REGIONS, REGION_INDEX, region_map
 from tests.conftest import base_settings
 from tests.explain.conftest import crop_landmarks
 
-
-def lime_settings(**changes):
-    """conf/base's ``explain.lime`` (lime_image's choices, 1000 samples) with ``changes``."""
-    return base_settings("explain.lime", **changes)
-
-
 SIZE = 64
 
 
@@ -70,7 +64,7 @@ def test_attributions_equal_lime_image_on_the_same_draws(hide, hide_color):
     maps = [region_map(crop_landmarks(SIZE, shift=s), SIZE) for s in [(0, 0), (0.05, 0.02), (0, 0.55)]]
     seeds = [11, 22, 33]
     # batch_size 128 does not divide 300: model batches mix the samples of consecutive images.
-    settings = lime_settings(num_samples=300, hide=hide, batch_size=128)
+    settings = base_settings("explain.lime", num_samples=300, hide=hide, batch_size=128)
     ours = list(explain_images(zip("abc", images, maps, seeds), age, settings))
     assert [e.key for e in ours] == list("abc")
     for explanation, image, labels, seed in zip(ours, images, maps, seeds):
@@ -86,7 +80,9 @@ def test_attributions_equal_lime_image_on_the_same_draws(hide, hide_color):
 def test_empty_regions_get_weight_zero_and_a_flag():
     age = _texture_model()
     labels = region_map(crop_landmarks(SIZE, shift=(0, 0.55)), SIZE)
-    (explanation,) = explain_images([("x", _face_images(1)[0], labels, 5)], age, lime_settings(num_samples=200))
+    (explanation,) = explain_images(
+        [("x", _face_images(1)[0], labels, 5)], age, base_settings("explain.lime", num_samples=200)
+    )
     weights, empty = region_weights(explanation, N_REGIONS)
     assert empty[REGION_INDEX["chin"]] and weights[REGION_INDEX["chin"]] == 0.0
     assert not empty[REGION_INDEX["nose"]]
@@ -97,7 +93,7 @@ def test_same_seed_same_weights_other_image_other_draws():
     age = _texture_model()
     image = _face_images(1)[0]
     labels = region_map(crop_landmarks(SIZE), SIZE)
-    settings = lime_settings(num_samples=200)
+    settings = base_settings("explain.lime", num_samples=200)
 
     def run(run_seed, image_id):
         (e,) = explain_images([(image_id, image, labels, image_seed(run_seed, image_id))], age, settings)
@@ -143,7 +139,9 @@ def test_a_model_that_looks_only_at_the_nose_is_explained_by_the_nose(hide):
         # Age from the contrast of the nose pixels only: any hide mode removes it.
         return 20.0 + 0.5 * batch[:, nose].astype(np.float64).std(axis=(1, 2))
 
-    (e,) = explain_images([("n", image, labels, 9)], nose_texture_age, lime_settings(num_samples=400, hide=hide))
+    (e,) = explain_images(
+        [("n", image, labels, 9)], nose_texture_age, base_settings("explain.lime", num_samples=400, hide=hide)
+    )
     weights, _ = region_weights(e, N_REGIONS)
     assert np.argmax(np.abs(weights)) == REGION_INDEX["nose"]
     assert weights[REGION_INDEX["nose"]] > 5 * np.delete(np.abs(weights), REGION_INDEX["nose"]).max()
@@ -213,7 +211,8 @@ def test_the_articles_target_equals_lime_image_explaining_its_top_label():
     images = _face_images(3, seed=4)
     maps = [region_map(crop_landmarks(SIZE, shift=s), SIZE) for s in [(0, 0), (0.04, 0.0), (0.0, 0.05)]]
     seeds = [5, 6, 7]
-    settings = lime_settings(
+    settings = base_settings(
+        "explain.lime",
         num_samples=100,
         hide="zero",
         feature_selection="forward_selection",

@@ -3,7 +3,6 @@
 import logging
 import random
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from dex_bias.demo import generate_demo_faces
 from dex_bias.ingest.screening import FACE_COLUMNS, ImageFolderError, stratified_split
 from dex_bias.pipelines.ingest.pipeline import create_pipeline
 from dex_bias.utkface import age_bands
-from tests.conftest import base_parameters, latest, project_catalog, run_in_process
+from tests.conftest import base_parameters, base_settings, latest, project_catalog, run_in_process
 
 QUARANTINE_COLUMNS = ["path", "image_id", "reason", "detail"]
 MALFORMED_CROP_PART1 = {"61_1_20170109142408075.jpg.chip.jpg", "61_3_20170109150557335.jpg.chip.jpg"}
@@ -28,10 +27,6 @@ def ingest(image_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ingest pipeline in-process on ``image_dir``, with the base parameters: ``(faces, quarantine)``."""
     made = run_in_process(create_pipeline(), {"params:ingest.image_dir": str(image_dir)})
     return made["faces"], made["quarantine"]
-
-
-def demo_settings(**changes):
-    return replace(PARAMS.demo, **changes)
 
 
 def test_ingest_makes_the_demo_and_reconciles(tmp_path, monkeypatch, caplog):
@@ -63,7 +58,7 @@ def test_ingest_makes_the_demo_and_reconciles(tmp_path, monkeypatch, caplog):
 def messy_folder(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """A demo set plus every kind of bad input; returns the folder and the expected reasons."""
     root = tmp_path_factory.mktemp("messy") / "images"
-    generate_demo_faces(root, demo_settings(count=30, seed=4))
+    generate_demo_faces(root, base_settings("ingest.demo", count=30, seed=4))
     good = sorted(root.glob("*.jpg"))
     pixels = np.asarray(Image.open(good[0]))
     expected: dict[str, str] = {}
@@ -137,7 +132,7 @@ def test_bad_inputs_are_converted_or_quarantined_with_their_reason(messy_folder,
 
 def test_files_skipped_for_their_extension_are_counted_by_extension(tmp_path, caplog):
     root = tmp_path / "mixed"
-    generate_demo_faces(root, demo_settings(count=12, seed=5))
+    generate_demo_faces(root, base_settings("ingest.demo", count=12, seed=5))
     faces_as_jpg = sorted(root.glob("*.jpg"))
     pixels = Image.open(faces_as_jpg[0])
     pixels.save(root / "30_0_1_20170101000000001.png")
