@@ -151,7 +151,7 @@ def test_with_an_outer_grouping_each_model_gets_its_own_card():
 
     from dex_bias.pipelines.report import nodes
     from dex_bias.report.context import AuditFigures, AuditTables, audit_report_context
-    from dex_bias.report.figures import figure_to_image, message_figure
+    from dex_bias.report.figures import figure_to_image, gate_rates, message_figure
     from tests.report.conftest import report_parameters
     from tests.stats.conftest import synthetic_predictions
 
@@ -189,3 +189,10 @@ def test_with_an_outer_grouping_each_model_gets_its_own_card():
             assert (row.n, row.cells[0].value) == (source.n, source.mae)
     alpha, beta = (dict(((r.grouping, r.group), r.cells[0].flag) for r in card.rows) for _, card in report.cards)
     assert alpha[("race", "Asian")] == "higher" and beta[("race", "Asian")] is None
+    # The figures draw each model's groups as their own bars (the gate figure once failed on the
+    # repeated group labels).
+    drawn = nodes.draw_figures(predictions, gates, empty, params)
+    assert len(drawn) == 5
+    gate_figure = gate_rates(gates, "race", outer="model_name", confidence=params.confidence)
+    bars = [t.get_text() for t in gate_figure.axes[0].get_xticklabels()]
+    assert {"alpha · White", "beta · White", "alpha · all"} <= set(bars)

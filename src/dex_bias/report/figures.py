@@ -77,13 +77,24 @@ def error_distributions(df: pd.DataFrame, by: str = "race", bands: Sequence[Sequ
 
 
 def gate_rates(
-    gates: pd.DataFrame, grouping: str = "race", measures: Sequence[str] = ("minors_accepted", "adults_challenged")
+    gates: pd.DataFrame,
+    grouping: str = "race",
+    measures: Sequence[str] = ("minors_accepted", "adults_challenged"),
+    *,
+    outer: str | None = None,
+    confidence: float = 0.95,
 ) -> Figure:
-    """Age-gate rates with Wilson intervals: one panel per measure, bars per group and τ."""
+    """Age-gate rates with Wilson intervals: one panel per measure, bars per group and τ.
+
+    ``outer``: the column whose values the table holds side by side (``report.outer_grouping``,
+    e.g. ``model_name``); each bar is then labelled ``<value> · <group>``.
+    """
     figure = Figure(figsize=(11, 3.4 * len(measures)), layout="constrained")
     axes = figure.subplots(len(measures), 1, squeeze=False)[:, 0]
     for ax, measure in zip(axes, measures):
         part = gates[(gates["measure"] == measure) & gates["grouping"].isin(["overall", grouping])]
+        if outer and outer in part.columns:
+            part = part.assign(group=part[outer].astype(str) + " · " + part["group"].astype(str))
         groups = list(dict.fromkeys(part["group"]))
         taus = sorted(part["challenge_age"].unique())
         width = 0.8 / max(len(taus), 1)
@@ -104,7 +115,7 @@ def gate_rates(
         ax.set_xticks(range(len(groups)), groups)
         ax.set_ylabel("rate")
         ax.set_ylim(0, 1)
-        ax.set_title(measure.replace("_", " ") + " (Wilson 95% CI)")
+        ax.set_title(f"{measure.replace('_', ' ')} (Wilson {100 * confidence:g}% CI)")
         ax.legend(fontsize=8)
     return figure
 

@@ -182,7 +182,7 @@ def draw_figures(
     drawn = [
         figures.error_distributions(predictions, "race", bands),
         figures.error_distributions(predictions, "gender", bands),
-        figures.gate_rates(age_gates, "race"),
+        figures.gate_rates(age_gates, "race", outer=_outer(params, age_gates), confidence=params.confidence),
         figures.predicted_vs_true(predictions, "race"),
     ]
     has_attributions = region_attributions is not None and not region_attributions.empty
