@@ -71,27 +71,50 @@ def transform_to_columns(transforms: np.ndarray) -> dict[str, np.ndarray]:
 def _sample_grid(transform: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Image coordinates (x, y), each (size, size), of the crop's pixel centres."""
     centres = (np.arange(size, dtype=np.float64) + 0.5) / size
-    u, v = np.meshgrid(centres, centres)  # u varies along columns, v along rows
+    u, v = centres[None, :], centres[:, None]  # u varies along columns, v along rows
     (a, b, c), (d, e, f) = transform
     return a * u + b * v + c, d * u + e * v + f
 
 
+def _corners(coordinates: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coordinates clipped to ``[0, length - 1]``: the pixel below, the pixel above (the same at
+    the last) and the weight of the one above."""
+    coordinates = np.clip(coordinates, 0.0, length - 1.0)
+    low = coordinates.astype(np.intp)  # floor: the coordinates are not negative
+    return low, np.minimum(low + 1, length - 1), coordinates - low
+
+
 def _bilinear(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear sample of ``image`` (H, W, C) at (x, y); coordinates are clipped to the image,
-    so anything outside takes the nearest edge value (no wrap-around by construction)."""
+    """Bilinear sample of ``image`` (H, W, C) at (x, y), each (n, m), as (n, m, C) float64; coordinates
+    are clipped to the image, so anything outside takes the nearest edge value (no wrap-around by
+    construction). Only the pixels around the samples are read, each channel gathered as one
+    plane (``np.take``: several times faster than fancy-indexing (H, W, C) rows)."""
+    height, width, channels = image.shape
+    x0, x1, wx = _corners(x, width)
+    y0, y1, wy = _corners(y, height)
+    left, top, right, bottom = x0.min(), y0.min(), x1.max() + 1, y1.max() + 1
+    window = right - left
+    planes = np.ascontiguousarray(np.moveaxis(image[top:bottom, left:right], 2, 0)).reshape(channels, -1)
+
+    def at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return np.take(planes, (rows - top) * window + (cols - left), axis=1)
+
+    upper = at(y0, x0) * (1.0 - wx) + at(y0, x1) * wx
+    lower = at(y1, x0) * (1.0 - wx) + at(y1, x1) * wx
+    return np.moveaxis(upper * (1.0 - wy) + lower * wy, 0, -1)
+
+
+def _bilinear_separable(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """:func:`_bilinear` on the grid ``x`` (m,) × ``y`` (n,) of an axis-aligned crop, as (n, m, C):
+    the same arithmetic, on the two rows each crop row needs."""
     height, width = image.shape[:2]
-    x = np.clip(x, 0.0, width - 1.0)
-    y = np.clip(y, 0.0, height - 1.0)
-    x0 = np.floor(x).astype(np.intp)
-    y0 = np.floor(y).astype(np.intp)
-    x1 = np.minimum(x0 + 1, width - 1)
-    y1 = np.minimum(y0 + 1, height - 1)
-    wx = (x - x0)[..., None]
-    wy = (y - y0)[..., None]
-    pixels = image.astype(np.float32)
-    top = pixels[y0, x0] * (1.0 - wx) + pixels[y0, x1] * wx
-    bottom = pixels[y1, x0] * (1.0 - wx) + pixels[y1, x1] * wx
-    return top * (1.0 - wy) + bottom * wy
+    x0, x1, wx = _corners(x, width)
+    y0, y1, wy = _corners(y, height)
+    wx, wy = wx[None, :, None], wy[:, None, None]
+    above, below = image[y0], image[y1]  # (n, W, C)
+    upper = np.take(above, x0, axis=1) * (1.0 - wx) + np.take(above, x1, axis=1) * wx
+    lower = np.take(below, x0, axis=1) * (1.0 - wx) + np.take(below, x1, axis=1) * wx
+    return upper * (1.0 - wy) + lower * wy
 
 
 def crop_image(
@@ -126,7 +149,7 @@ def crop_image(
         transform = transform / factor
         transform[:, 2] += 0.5 / factor - 0.5
 
-    x, y = _sample_grid(transform, size)
+    shift = 0.0
     if padding == "constant":
         # A one-pixel frame of the fill colour: coordinates beyond it clip onto the frame, and
         # the image edge blends smoothly into the fill.
@@ -134,8 +157,16 @@ def crop_image(
         framed = np.empty((image.shape[0] + 2, image.shape[1] + 2, 3), dtype=image.dtype)
         framed[...] = colour
         framed[1:-1, 1:-1] = image
-        image, x, y = framed, x + 1.0, y + 1.0
-    sampled = _bilinear(image, x, y)
+        image, shift = framed, 1.0
+    if transform[0, 1] == 0.0 and transform[1, 0] == 0.0:
+        # Axis-aligned (align's default `box` crops, margin boxes): x depends on the column only.
+        centres = (np.arange(size, dtype=np.float64) + 0.5) / size
+        x = transform[0, 0] * centres + transform[0, 2] + shift
+        y = transform[1, 1] * centres + transform[1, 2] + shift
+        sampled = _bilinear_separable(image, x, y)
+    else:
+        x, y = _sample_grid(transform, size)
+        sampled = _bilinear(image, x + shift, y + shift)
     return np.clip(np.rint(sampled), 0, 255).astype(np.uint8)
 
 
