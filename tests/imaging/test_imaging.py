@@ -233,3 +233,19 @@ def test_exif_orientation_is_applied_when_decoded_smaller(tmp_path, photo, orien
     assert reduction.scale == 2 and rgb.shape == (upright.shape[0] // 2, upright.shape[1] // 2, 3)
     full = np.asarray(Image.fromarray(upright).reduce(2), dtype=int)
     assert np.abs(rgb.astype(int) - full).mean() < 2  # upright, not the stored way round
+
+
+@pytest.mark.parametrize("layout", ["cmyk", "grayscale", "progressive"])
+def test_cmyk_grayscale_and_progressive_jpegs_decode_smaller_to_rgb(tmp_path, photo, layout):
+    path = tmp_path / f"{layout}.jpg"
+    image = Image.fromarray(photo)
+    if layout == "cmyk":
+        image.convert("CMYK").save(path, quality=95)
+    elif layout == "grayscale":
+        image.convert("L").save(path, quality=95)
+    else:
+        image.save(path, quality=95, progressive=True)
+    rgb, reduction = load_rgb_reduced(path, 4)
+    assert reduction.scale == 4 and rgb.shape == (20, 24, 3) and rgb.dtype == np.uint8
+    full = np.asarray(Image.fromarray(load_rgb(path)).reduce(4), dtype=int)
+    assert np.abs(rgb.astype(int) - full).mean() < 2
