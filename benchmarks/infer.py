@@ -6,12 +6,14 @@ Both sides use the same model (random weights: speed only), the same images and 
 
 1. ours: :func:`dex_bias.models.inference.predict_faces`, what each infer task runs on its chunk
    (the node fans chunks out on Dask: ``benchmarks/scale.py`` measures that), in this process:
-   decode each image file (``dex_bias.imaging.load_rgb``), cut its crop from the stored crop
-   transform (``dex_bias.faces.iter_crop_batches``, the next batch cut on a thread pool while
-   the model runs), the spec's preprocessing and the compiled ``model(x, training=False)``,
+   decode each image file no larger than its crop needs (``dex_bias.faces.crops.read_image_reduced``:
+   a 200 px JPEG chip at 1/2 for the 64 px crop, at full size for 224 px), cut its crop from the
+   stored crop transform (``dex_bias.faces.iter_crop_batches``, the next batch cut on a thread
+   pool while the model runs), the spec's preprocessing and the compiled ``model(x, training=False)``,
    expected age, and the ``predictions`` table with 101 probability columns;
-2. bare: ``model(batch, training=False)`` on crops already cut, preprocessed and held in memory
-   (none of that timed): the cost of the network alone.
+2. bare: ``model(batch, training=False)`` on crops already cut (``dex_bias.faces.cut_crops``: the
+   same pixels the pipeline cuts), preprocessed and held in memory (none of that timed): the cost
+   of the network alone. Both sides' probabilities are checked to agree.
 
 Images: a seeded sample of ``--images`` UTKFace chips from ``../shared/data/utkface_crop_part1.tar``
 where present, else demo faces made by ``dex_bias.demo``; the crop transform spans the whole
@@ -19,11 +21,15 @@ where present, else demo faces made by ``dex_bias.demo``; the crop transform spa
 may be shared). The last line is ``ratio=<ours predictions/s over bare predictions/s>``
 (target ≥ 0.85).
 
-Measured here (2 shared CPU cores, UTKFace chips): efficientnet_b3, batch 32: ours 22.9/s, bare
-16.9/s, ratio 1.36 (the compiled call beats an eager one; decoding hides behind the network).
-compact, batch 64: ours 434/s, bare 685/s, ratio 0.63: the network costs 1.5 ms a face, and
-decoding a 200 px JPEG and cutting its crop about 0.9 ms more on the same two cores, so the
-small model is decode-bound (Pillow's JPEG draft mode in the crop reader would cut that).
+Measured here (2 CPU cores, sometimes shared with another job; UTKFace chips): compact, batch 64,
+five runs at load average 0.03-0.9: ratio 0.90, 1.03, 1.03, 1.00, 0.99 (e.g. ours 1,466/s, bare
+1,461/s); before decoding at the size needed, 0.58, 0.62 and 0.73 on the same machine (ours
+670-1,100/s). The network takes about 0.7 ms a face on both cores; on one core, decoding the chip
+at 1/2 (libjpeg's DCT scaling) takes 0.20 ms instead of 0.26 ms in full, cutting the crop
+0.15-0.2 ms instead of 0.45 ms (box-averaging the full image by 3, then a numpy bilinear that
+fancy-indexed (H, W, 3) rows), the ``predictions`` table 0.01 ms. efficientnet_b3, batch 32, 256
+images: ours 53.8/s, bare 22.7/s, ratio 2.38 (1.97 at load 2; the compiled call beats an eager
+one; 224 px crops of 200 px chips decode at full size, behind the network).
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ the PNG it is. Every colour layout Pillow reads is converted to RGB ``uint8``:
 - EXIF orientation applied, so that a phone photo's face is upright;
 - multi-frame files (GIF, TIFF): the first frame.
 
+:func:`load_rgb_reduced` decodes a JPEG at 1/2, 1/4 or 1/8 of its size where the caller can use
+that (libjpeg's DCT scaling: cheaper than decoding every pixel and shrinking afterwards), with
+the same checks, and says in a :class:`Reduction` where the full-size pixels went.
+
 What cannot be decoded raises :class:`ImageDecodeError` with a short ``reason`` code (see
 :data:`DECODE_REASONS`); its message names the file, what is wrong and what to do.
 """
@@ -76,6 +80,31 @@ class ImageInfo:
     source_mode: str
 
 
+@dataclass(frozen=True)
+class Reduction:
+    """Where a full-size (upright) pixel coordinate lies in an array decoded at ``1/scale`` of the size.
+
+    Pixel centres at integer coordinates (as in :mod:`dex_bias.faces.crops`): decoded pixel ``k``
+    covers full-size pixels ``[k·scale, (k+1)·scale)`` of the stored image, so full-size ``x`` lies at
+    ``(x + 0.5) / scale - 0.5 + offset_x`` (``y`` likewise). The offsets are non-zero only on an axis
+    that EXIF orientation mirrors and whose side is not a multiple of ``scale``: the part-filled
+    last block of the stored image then comes first.
+    """
+
+    scale: int = 1
+    offset_x: float = 0.0
+    offset_y: float = 0.0
+
+
+#: A decode at full size.
+FULL_SIZE = Reduction()
+#: The reductions JPEG decoding applies itself (DCT scaling), largest first.
+JPEG_DRAFT_SCALES = (8, 4, 2)
+#: EXIF orientations that mirror the upright image's (x, y) axes (ImageOps.exif_transpose's transposes).
+_MIRRORED = {2: (True, False), 3: (True, True), 4: (False, True), 6: (True, False), 7: (True, True), 8: (False, True)}
+_TURNED = (5, 6, 7, 8)
+
+
 def _open(path: Path, max_pixels: int) -> Image.Image:
     """Open (header only) with the decode errors mapped to reason codes."""
     try:
@@ -130,8 +159,19 @@ def _decode(path: Path, image: Image.Image) -> Image.Image:
         raise ImageDecodeError(path, "corrupt", f"decoding failed: {type(exc).__name__}: {exc}") from None
 
 
-def _check_size(path: Path, image: Image.Image, min_side: int) -> None:
+def _draft(image: Image.Image, max_reduction: float) -> int:
+    """Ask a JPEG's decoder for the largest DCT scaling 1/s (s ≤ ``max_reduction``) before decoding: s."""
     width, height = image.size
+    scale = next((s for s in JPEG_DRAFT_SCALES if s <= max_reduction and min(width, height) >= s), 1)
+    if scale == 1 or image.format != "JPEG":
+        return 1
+    drafted = image.draft(None, (width // scale, height // scale))
+    # Pillow picks the scale from the requested size; read back the one it chose.
+    return 1 if drafted is None else round(width / drafted[1][2])
+
+
+def _check_size(path: Path, size: tuple[int, int], min_side: int) -> None:
+    width, height = size
     if min(width, height) < min_side:
         raise ImageDecodeError(
             path, "too_small", f"{width}x{height} pixels; the shorter side must be at least {min_side}"
@@ -173,17 +213,35 @@ def _to_rgb(path: Path, image: Image.Image) -> np.ndarray:
 
 
 @contextmanager
-def _decoded(path: Path, min_side: int, max_pixels: int) -> Iterator[tuple[Image.Image, ImageInfo]]:
+def _decoded(
+    path: Path, min_side: int, max_pixels: int, max_reduction: float = 1
+) -> Iterator[tuple[Image.Image, ImageInfo, Reduction]]:
     """The file's first frame fully decoded, upright and at least ``min_side`` pixels a side,
-    with its :class:`ImageInfo`; the file stays open while the ``with`` block uses the pixels."""
+    with its :class:`ImageInfo` (full-size) and, where the format allowed decoding it up to
+    ``max_reduction`` times smaller, its :class:`Reduction`; the file stays open while the
+    ``with`` block uses the pixels."""
     image = _open(path, max_pixels)
     with image:
-        # Read from the header, before decoding: the file's own format and mode.
+        # Read from the header, before decoding: the file's own format, mode and size.
         source_format, source_mode = image.format or "unknown", image.mode
+        stored_size = image.size
+        scale = _draft(image, max_reduction) if max_reduction >= 2 else 1
         decoded = _decode(path, image)
-        _check_size(path, decoded, min_side)
-        width, height = decoded.size
-        yield decoded, ImageInfo(width=width, height=height, source_format=source_format, source_mode=source_mode)
+        reduction = FULL_SIZE
+        if scale == 1:
+            width, height = decoded.size
+        else:
+            orientation = image.getexif().get(0x0112, 1)  # what exif_transpose just applied
+            width, height = stored_size[::-1] if orientation in _TURNED else stored_size
+            mirrored_x, mirrored_y = _MIRRORED.get(orientation, (False, False))
+            reduction = Reduction(
+                scale,
+                decoded.width - width / scale if mirrored_x else 0.0,
+                decoded.height - height / scale if mirrored_y else 0.0,
+            )
+        _check_size(path, (width, height), min_side)
+        info = ImageInfo(width=width, height=height, source_format=source_format, source_mode=source_mode)
+        yield decoded, info, reduction
 
 
 def probe_image(
@@ -197,7 +255,7 @@ def probe_image(
     Every pixel is decoded (a truncated JPEG's header alone looks fine), but nothing is
     converted or kept, so this is the cheap check for ingest. Raises :class:`ImageDecodeError`.
     """
-    with _decoded(Path(path), min_side, max_pixels) as (_, info):
+    with _decoded(Path(path), min_side, max_pixels) as (_, info, _):
         return info
 
 
@@ -209,7 +267,7 @@ def decode_image(
 ) -> tuple[np.ndarray, ImageInfo]:
     """Decode ``path`` to an (H, W, 3) uint8 RGB array together with its :class:`ImageInfo`."""
     path = Path(path)
-    with _decoded(path, min_side, max_pixels) as (decoded, info):
+    with _decoded(path, min_side, max_pixels) as (decoded, info, _):
         return _to_rgb(path, decoded), info
 
 
@@ -228,3 +286,24 @@ def load_rgb(
     ``min_side`` pixels, ``too_large`` above ``max_pixels`` pixels).
     """
     return decode_image(path, min_side=min_side, max_pixels=max_pixels)[0]
+
+
+def load_rgb_reduced(
+    path: str | os.PathLike,
+    max_reduction: float,
+    *,
+    min_side: int = DEFAULT_MIN_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[np.ndarray, Reduction]:
+    """:func:`load_rgb`, decoded up to ``max_reduction`` times smaller where the format does it cheaply.
+
+    A JPEG is decoded at 1/s of its size, s the largest of 8, 4, 2 not above ``max_reduction``
+    (libjpeg's DCT scaling, through Pillow's ``draft``); any other file, or ``max_reduction`` < 2,
+    at full size. Returns the (h, w, 3) uint8 RGB array and its :class:`Reduction` (``scale`` 1
+    at full size). The checks and reasons are :func:`load_rgb`'s: every block is still decoded
+    (a truncated file is refused), EXIF orientation is applied, ``min_side`` and ``max_pixels``
+    apply to the full-size image.
+    """
+    path = Path(path)
+    with _decoded(path, min_side, max_pixels, max_reduction) as (decoded, _, reduction):
+        return _to_rgb(path, decoded), reduction

@@ -20,7 +20,8 @@ from dex_bias.faces import (
     landmarks_in_crop,
     transform_to_columns,
 )
-from dex_bias.imaging import ImageDecodeError
+from dex_bias.faces.crops import crop_reduction, read_image_reduced, reduced_transform
+from dex_bias.imaging import ImageDecodeError, Reduction, load_rgb
 
 SIDE = 60
 
@@ -186,3 +187,84 @@ def test_iter_crop_batches_streams_in_order_and_reports_bad_files(image_files, t
 
     with pytest.raises(ImageDecodeError, match="broken.jpg"):
         list(iter_crop_batches(table, 16, 3))
+
+
+# --- crops from an image decoded smaller (JPEG DCT scaling) -----------------------------------------
+
+
+def structured_image(height: int = 157, width: int = 203) -> np.ndarray:
+    """Waves of different periods in each channel: a crop sampled half a pixel off shows."""
+    y, x = np.mgrid[0:height, 0:width]
+    waves = [np.sin(2 * np.pi * x / 24) * 100, np.sin(2 * np.pi * y / 30) * 100, np.sin(2 * np.pi * (x + y) / 34) * 80]
+    return (128 + np.stack(waves, axis=-1)).round().astype(np.uint8)
+
+
+ROTATED = np.array([[140 * np.cos(0.3), -140 * np.sin(0.3), 40.0], [140 * np.sin(0.3), 140 * np.cos(0.3), 5.0]])
+
+
+def test_the_decode_reduction_is_the_crops_sample_spacing():
+    assert crop_reduction(pixel_aligned(0, 0, 64), 64) == pytest.approx(1.0)
+    assert crop_reduction(np.array([[200.0, 0, -0.5], [0, 200.0, -0.5]]), 64) == pytest.approx(3.125)
+    assert crop_reduction(np.array([[150.0, 0, 0], [0, 120.0, 0]]), 60) == pytest.approx(2.0)  # the denser axis
+    assert crop_reduction(ROTATED, 32) == pytest.approx(140 / 32)
+
+
+def test_reduced_transform_puts_reduced_pixel_centres_where_box_averaging_puts_them():
+    # Box-averaged by 4, pixel k is the mean of pixels 4k .. 4k+3: centre 4k + 1.5 in the image.
+    image = coded_image(SIDE)
+    reduced = np.asarray(Image.fromarray(image).reduce(4))
+    transform = reduced_transform(pixel_aligned(1.5, 5.5, 60), 4)  # image pixel 1.5 -> reduced pixel 0
+    np.testing.assert_allclose(transform, [[15.0, 0.0, -0.125], [0.0, 15.0, 0.875]])
+    # A 4 px crop, 4 image pixels a crop pixel, centred on x = 1.5 + 4j, y = 5.5 + 4i: reduced (i + 1, j).
+    every_fourth = np.array([[16.0, 0.0, -0.5], [0.0, 16.0, 3.5]])
+    crop = crop_image(reduced, reduced_transform(every_fourth, 4), 4)
+    np.testing.assert_array_equal(crop, reduced[1:5, :4])
+    mirrored = reduced_transform(np.eye(2, 3), Reduction(4, 0.25, 0.75))
+    np.testing.assert_allclose(mirrored[:, 2], [0.125 - 0.5 + 0.25, 0.125 - 0.5 + 0.75])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize(
+    "transform, size, scale", [(np.array([[150.0, 0, 20], [0, 120.0, 15]]), 60, 2), (ROTATED, 32, 4)]
+)
+def test_a_crop_from_the_jpeg_decoded_smaller_matches_the_crop_from_the_full_decode(
+    tmp_path, orientation, transform, size, scale
+):
+    """Every EXIF orientation, on a side that is not a multiple of the scale (the mirrored axes'
+    part-filled last block comes first): the crop lands on the same pixels, within JPEG and
+    resampling noise, while a transform without the half-pixel term or the mirror offsets is
+    several grey levels off."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "waves.jpg"
+    Image.fromarray(structured_image()).save(path, quality=95, subsampling=0, exif=exif.tobytes())
+    full = crop_image(load_rgb(path), transform, size).astype(int)
+
+    (fast,) = cut_crops([str(path)], transform[None], size)  # the pipeline's own path
+    small, reduction = read_image_reduced(path, crop_reduction(transform, size))
+    assert reduction.scale == scale
+    np.testing.assert_array_equal(fast, crop_image(small, reduced_transform(transform, reduction), size))
+    error = np.abs(fast - full).mean()
+    assert error < 3.5
+
+    def error_of(moved: np.ndarray) -> float:
+        return np.abs(crop_image(small, moved, size) - full).mean()
+
+    assert error_of(transform / scale) > max(6.0, 2 * error)  # scaled, without the half-pixel term
+    if reduction != Reduction(scale):  # a mirrored axis: without its offset
+        assert error_of(reduced_transform(transform, Reduction(scale))) > max(6.0, 2 * error)
+
+
+def test_crops_of_real_chips_decoded_smaller_stay_close_to_the_full_decode(utkface_dir):
+    """300 UTKFace chips (200 px JPEGs): the infer benchmark's whole-chip 64 px crop (decoded at
+    1/2, where the full decode was box-averaged by 3) and a face-sized 140 px box at 64 px."""
+    paths = sorted(str(p) for p in utkface_dir.glob("*.jpg.chip.jpg"))[::30][:300]
+    assert len(paths) == 300
+    for transform, bound in [
+        (np.array([[200.0, 0, -0.5], [0, 200.0, -0.5]]), 2.5),
+        (np.array([[140.0, 0, 29.5], [0, 140.0, 29.5]]), 0.6),
+    ]:
+        fast = cut_crops(paths, np.repeat(transform[None], len(paths), axis=0), 64, workers=2).astype(int)
+        full = np.stack([crop_image(load_rgb(path), transform, 64) for path in paths])
+        assert read_image_reduced(paths[0], crop_reduction(transform, 64))[1].scale == 2
+        assert np.abs(fast - full).mean() < bound

@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dex_bias.faces import crop_image, crop_to_image, landmarks_in_crop
+from dex_bias.faces import crop_image, crop_to_image, crop_transforms, cut_crops, landmarks_in_crop
 from dex_bias.faces.detect import align_image, five_point_model
 from dex_bias.faces.views import (
     STORED_CROP,
     CropSpec,
     chip_details,
     chip_transform,
+    decode_reduction,
     iter_view_batches,
     margin_box_transforms,
     view_transforms,
@@ -128,3 +129,29 @@ def test_views_stream_every_view_of_each_image_once_and_report_bad_files(demo_ta
     assert rows["image_id"].tolist() == demo_table["image_id"].tolist() and failures == ["broken"]
     shapes = {tuple(crops.shape[1:]) for _, views_ in batches for crops in views_}
     assert shapes == {(64, 64, 3), (32, 32, 3), (48, 48, 3)}
+
+
+def test_a_dlib_chip_gets_the_full_size_image_even_beside_a_view_that_allows_less(demo_table, tmp_path):
+    """JPEG files: the 32 px stored crop alone would decode them at 1/4 (200 px → 50 px); with a
+    dlib chip in the same views every image is decoded at full size, and the chip is dlib's own."""
+    table = demo_table.copy()
+    for index, row in table.iterrows():
+        path = tmp_path / f"face_{index}.jpg"
+        Image.open(row["path"]).save(path, quality=95)
+        table.loc[index, "path"] = str(path)
+    chip = CropSpec(style="dlib_chip", padding=0.2, landmarks=5)
+    assert decode_reduction(chip, 64) == 1.0
+    stored = crop_transforms(table)
+    assert all(decode_reduction(STORED_CROP, 32, transform) >= 2 for transform in stored)
+
+    _, (chips, alone_and_beside) = next(iter_view_batches(table, [(chip, 64), (STORED_CROP, 32)], 8))
+    _, (alone,) = next(iter_view_batches(table, [(STORED_CROP, 32)], 8))
+    for index, row in table.iterrows():
+        image = np.asarray(Image.open(row["path"]).convert("RGB"))
+        theirs = dlib.extract_image_chip(image, chip_details(five_points(row), 64, 0.2))
+        np.testing.assert_array_equal(chips[index], np.asarray(theirs))
+        # Beside the chip, the stored crop is cut from the full-size image.
+        np.testing.assert_array_equal(alone_and_beside[index], crop_image(image, stored[index], 32))
+    # Alone, it is decoded smaller: cut_crops cuts the same pixels, close to the full-size crop.
+    np.testing.assert_array_equal(alone, cut_crops(table["path"].tolist(), stored, 32))
+    assert np.abs(alone.astype(int) - alone_and_beside).mean() < 3

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dex_bias.imaging import ImageDecodeError, decode_image, load_rgb, probe_image
+from dex_bias.imaging import (
+    FULL_SIZE,
+    ImageDecodeError,
+    Reduction,
+    decode_image,
+    load_rgb,
+    load_rgb_reduced,
+    probe_image,
+)
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +161,91 @@ def test_decode_error_survives_pickling(tmp_path):
     error = ImageDecodeError(tmp_path / "x.jpg", "truncated", "cut short")
     again = pickle.loads(pickle.dumps(error))
     assert (again.path, again.reason, again.detail, str(again)) == (error.path, error.reason, error.detail, str(error))
+
+
+# --- decoding no larger than needed (JPEG DCT scaling) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "max_reduction, scale", [(1, 1), (1.9, 1), (2, 2), (3.9, 2), (4, 4), (7.5, 4), (8, 8), (50, 8)]
+)
+def test_a_jpeg_decodes_at_the_largest_dct_scale_not_above_the_reduction_asked(tmp_path, photo, max_reduction, scale):
+    path = _write_jpeg(tmp_path / "a.jpg", photo)
+    rgb, reduction = load_rgb_reduced(path, max_reduction)
+    assert reduction == Reduction(scale) and rgb.dtype == np.uint8
+    assert rgb.shape == (-(-80 // scale), -(-96 // scale), 3)
+    # The same picture, smaller: the full decode box-averaged by the scale.
+    full = np.asarray(Image.fromarray(load_rgb(path)).reduce(scale), dtype=int)
+    assert np.abs(rgb.astype(int) - full).mean() < 2
+
+
+def test_other_formats_decode_at_full_size(tmp_path, photo):
+    path = tmp_path / "30_0_0_20170101000000000.jpg"
+    Image.fromarray(photo).save(path, format="PNG")  # a PNG named .jpg: no DCT to scale
+    rgb, reduction = load_rgb_reduced(path, 8)
+    assert reduction == FULL_SIZE
+    np.testing.assert_array_equal(rgb, photo)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_a_truncated_jpeg_is_refused_when_decoded_smaller_too(tmp_path, photo, keep):
+    whole = _write_jpeg(tmp_path / "whole.jpg", photo).read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(whole[: int(len(whole) * keep)])
+    for max_reduction in (2, 4, 8):
+        with pytest.raises(ImageDecodeError) as caught:
+            load_rgb_reduced(path, max_reduction)
+        assert caught.value.reason == "truncated"
+
+
+def test_a_corrupt_or_missing_file_keeps_its_reason_when_decoded_smaller(tmp_path, photo):
+    whole = bytearray(_write_jpeg(tmp_path / "whole.jpg", photo).read_bytes())
+    whole[2:40] = b"\x00" * 38
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(bytes(whole))
+    with pytest.raises(ImageDecodeError) as caught:
+        load_rgb_reduced(path, 4)
+    assert caught.value.reason in {"corrupt", "truncated", "not_an_image"}
+    with pytest.raises(ImageDecodeError) as caught:
+        load_rgb_reduced(tmp_path / "gone.jpg", 4)
+    assert caught.value.reason == "missing_file"
+
+
+def test_min_side_and_max_pixels_apply_to_the_full_size_image_when_decoded_smaller(tmp_path, photo):
+    path = _write_jpeg(tmp_path / "small.jpg", photo[:40, :48])
+    rgb, reduction = load_rgb_reduced(path, 4, min_side=32)  # decoded 10 x 12, but 40 x 48 is large enough
+    assert rgb.shape == (10, 12, 3) and reduction.scale == 4
+    with pytest.raises(ImageDecodeError) as caught:
+        load_rgb_reduced(path, 4, min_side=41)
+    assert caught.value.reason == "too_small" and "40" in caught.value.detail
+    with pytest.raises(ImageDecodeError) as caught:
+        load_rgb_reduced(path, 4, max_pixels=40 * 48 - 1)
+    assert caught.value.reason == "too_large"
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_when_decoded_smaller(tmp_path, photo, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = _write_jpeg(tmp_path / "phone.jpg", photo, exif=exif.tobytes())
+    upright = load_rgb(path)
+    rgb, reduction = load_rgb_reduced(path, 2)
+    assert reduction.scale == 2 and rgb.shape == (upright.shape[0] // 2, upright.shape[1] // 2, 3)
+    full = np.asarray(Image.fromarray(upright).reduce(2), dtype=int)
+    assert np.abs(rgb.astype(int) - full).mean() < 2  # upright, not the stored way round
+
+
+@pytest.mark.parametrize("layout", ["cmyk", "grayscale", "progressive"])
+def test_cmyk_grayscale_and_progressive_jpegs_decode_smaller_to_rgb(tmp_path, photo, layout):
+    path = tmp_path / f"{layout}.jpg"
+    image = Image.fromarray(photo)
+    if layout == "cmyk":
+        image.convert("CMYK").save(path, quality=95)
+    elif layout == "grayscale":
+        image.convert("L").save(path, quality=95)
+    else:
+        image.save(path, quality=95, progressive=True)
+    rgb, reduction = load_rgb_reduced(path, 4)
+    assert reduction.scale == 4 and rgb.shape == (20, 24, 3) and rgb.dtype == np.uint8
+    full = np.asarray(Image.fromarray(load_rgb(path)).reduce(4), dtype=int)
+    assert np.abs(rgb.astype(int) - full).mean() < 2

@@ -7,7 +7,7 @@ A *view* is a crop style and a side in pixels (:class:`CropSpec`, ``size``). Two
   margin, eye levelling and edge); with a margin, the axis-aligned box from ``box_*``, padded
   (``edge: pad``) or cut at the image edge and stretched (``edge: clamp``, as yu4u's demo does).
   Cut by :func:`dex_bias.faces.crops.crop_image` (bilinear, box-averaged first when shrinking 2×
-  or more).
+  or more), from the image decoded no larger than the crop needs (:func:`decode_reduction`).
 - ``dlib_chip``: dlib's aligned face chip, ``get_face_chip_details(shape, size, padding)`` of the
   5-point (``x5_*``, ``y5_*``) or 68-point landmarks, cut by dlib's own ``extract_image_chip``
   (an image pyramid, then bilinear; black outside the image). dlib's networks were trained on
@@ -35,7 +35,8 @@ from dex_bias.faces.columns import (
     LANDMARK_X_COLUMNS,
     LANDMARK_Y_COLUMNS,
 )
-from dex_bias.faces.crops import crop_image, crop_transforms, read_image
+from dex_bias.faces.crops import crop_image, crop_reduction, crop_transforms, read_image_reduced, reduced_transform
+from dex_bias.imaging import Reduction
 
 BOX_COLUMNS = ("box_left", "box_top", "box_right", "box_bottom")
 
@@ -168,30 +169,53 @@ def view_transforms(table: pd.DataFrame, crop: CropSpec, size: int) -> np.ndarra
     return margin_box_transforms(table, crop.margin, crop.edge)
 
 
-def _cutters(
-    table: pd.DataFrame, views: Sequence[View], padding: str, fill
-) -> list[Callable[[np.ndarray, int], np.ndarray]]:
-    """One ``cut(image, row_position) -> crop`` per view, with the per-row geometry computed once."""
+Cutter = Callable[[np.ndarray, Reduction, int], np.ndarray]
+
+
+def decode_reduction(crop: CropSpec, size: int, transform: np.ndarray | None = None) -> float:
+    """How many times smaller an image may be decoded to cut this view from it: the one place that decides.
+
+    ``margin_box``: the crop's sample spacing (:func:`dex_bias.faces.crops.crop_reduction`, from
+    its ``transform``): never fewer image pixels than crop pixels. ``dlib_chip``: 1, dlib's own
+    sampler gets the full-size image (its networks were trained on exactly those pixels). An image
+    cut into several views is decoded for the least of theirs.
+    """
+    if crop.style == "dlib_chip":
+        return 1.0
+    if transform is None:
+        raise ValueError("a margin_box view's reduction depends on its crop transform; pass it")
+    return crop_reduction(transform, size)
+
+
+def _cutters(table: pd.DataFrame, views: Sequence[View], padding: str, fill) -> tuple[list[Cutter], np.ndarray]:
+    """One ``cut(image, reduction, row_position) -> crop`` per view, with the per-row geometry computed
+    once, and (N,) how many times smaller each row's image may be decoded for all of them."""
     cutters = []
+    reductions = np.full(len(table), np.inf)
     for crop, size in views:
         if crop.style == "dlib_chip":
             points = _landmark_points(table, crop.landmarks)
+            reductions = np.minimum(reductions, decode_reduction(crop, size))
 
-            def cut(image, index, points=points, size=size, crop=crop):
+            def cut(image, reduction, index, points=points, size=size, crop=crop):
                 import dlib
 
+                if reduction.scale != 1:
+                    raise ValueError("a dlib chip is cut from the full-size image; decode it at full size")
                 chip = dlib.extract_image_chip(
                     np.ascontiguousarray(image), chip_details(points[index], size, crop.padding)
                 )
                 return np.asarray(chip, dtype=np.uint8)
         else:
             transforms = view_transforms(table, crop, size)
+            reductions = np.minimum(reductions, [decode_reduction(crop, size, t) for t in transforms])
 
-            def cut(image, index, transforms=transforms, size=size):
-                return crop_image(image, transforms[index], size, padding=padding, fill=fill)
+            def cut(image, reduction, index, transforms=transforms, size=size):
+                transform = reduced_transform(transforms[index], reduction)
+                return crop_image(image, transform, size, padding=padding, fill=fill)
 
         cutters.append(cut)
-    return cutters
+    return cutters, reductions
 
 
 def _cut_views_batch(
@@ -202,13 +226,13 @@ def _cut_views_batch(
     pool: ThreadPoolExecutor,
     on_error: Callable[[pd.Series, Exception], None] | None,
 ) -> tuple[pd.DataFrame, list[np.ndarray]]:
-    cutters = _cutters(batch, views, padding, fill)
+    cutters, reductions = _cutters(batch, views, padding, fill)
     paths = batch["path"].tolist()
 
     def cut(index: int):
         try:
-            image = read_image(paths[index])
-            return [cutter(image, index) for cutter in cutters]
+            image, reduction = read_image_reduced(paths[index], reductions[index])
+            return [cutter(image, reduction, index) for cutter in cutters]
         except Exception as exc:  # reported below, per row, or re-raised
             if on_error is None:
                 raise
