@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -126,40 +125,6 @@ def empty_predictions(estimator: AgeEstimator, model_version: str | None = None)
     return prediction_frame(rows, nothing, estimator, model_version)
 
 
-def iter_predictions(
-    model,
-    table: pd.DataFrame,
-    *,
-    batch_size: int = 64,
-    padding: str = "edge",
-    workers: int = 2,
-    model_version: str | None = None,
-    failures: list[dict[str, str]] | None = None,
-) -> Iterable[pd.DataFrame]:
-    """Stream ``predictions`` chunks for ``table`` (faces joined with landmarks), ``batch_size`` faces at a time.
-
-    ``model``: an :class:`~dex_bias.models.runtime.AgeEstimator` or a Keras model of a known
-    layout. An image that cannot be decoded or cut is appended to ``failures`` (``image_id``,
-    ``reason = "unreadable_image"``, ``detail``) and left out; nothing else is dropped.
-    """
-    from dex_bias.faces.views import iter_view_batches
-
-    estimator = as_estimator(model)
-    failures = failures if failures is not None else []
-
-    def record(row: pd.Series, error: Exception) -> None:
-        reason_code = getattr(error, "reason", type(error).__name__)
-        failures.append(
-            {"image_id": str(row["image_id"]), "reason": "unreadable_image", "detail": f"{reason_code}: {error}"}
-        )
-
-    views = [spec.view for spec in estimator.views]
-    for rows, crops in iter_view_batches(table, views, batch_size, padding=padding, workers=workers, on_error=record):
-        if len(rows) == 0:
-            continue
-        yield prediction_frame(rows, estimator.predict(crops), estimator, model_version)
-
-
 def predict_faces(
     model,
     table: pd.DataFrame,
@@ -170,78 +135,61 @@ def predict_faces(
     model_version: str | None = None,
     log_every: int = 20,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predict every face of ``table``: ``(predictions, failures)``, with progress in the log.
+    """Predict every face of ``table`` (faces joined with landmarks): ``(predictions, failures)``.
 
-    ``len(predictions) + len(failures) == len(table)`` always holds.
+    ``model``: an :class:`~dex_bias.models.runtime.AgeEstimator` or a Keras model of a known
+    layout. Crops are cut ``batch_size`` faces at a time, the next batch while the model works on
+    this one. An image that cannot be decoded or cut becomes a ``failures`` row (``image_id``,
+    ``reason = "unreadable_image"``, ``detail``); nothing else is dropped, and
+    ``len(predictions) + len(failures) == len(table)`` always holds. ``log_every``: progress in
+    the log every that many batches, and a summary at the end (0: silent).
     """
+    from dex_bias.faces.views import iter_view_batches
+
+    estimator = as_estimator(model)
     failures: list[dict[str, str]] = []
+
+    def record(row: pd.Series, error: Exception) -> None:
+        reason_code = getattr(error, "reason", type(error).__name__)
+        failures.append(
+            {"image_id": str(row["image_id"]), "reason": "unreadable_image", "detail": f"{reason_code}: {error}"}
+        )
+
+    views = [spec.view for spec in estimator.views]
     chunks = []
     started = time.perf_counter()
     done = 0
-    batches = max(1, -(-len(table) // batch_size))
-    for position, chunk in enumerate(
-        iter_predictions(
-            model,
-            table,
-            batch_size=batch_size,
-            padding=padding,
-            workers=workers,
-            model_version=model_version,
-            failures=failures,
-        ),
-        start=1,
-    ):
-        chunks.append(chunk)
-        done += len(chunk)
+    batches = iter_view_batches(table, views, batch_size, padding=padding, workers=workers, on_error=record)
+    for position, (rows, crops) in enumerate(batches, start=1):
+        if len(rows):
+            chunks.append(prediction_frame(rows, estimator.predict(crops), estimator, model_version))
+            done += len(rows)
         if log_every and (position % log_every == 0):
             elapsed = time.perf_counter() - started
             logger.info("predicted %d/%d faces (%.0f faces/s)", done, len(table), done / max(elapsed, 1e-9))
-    predictions = (
-        pd.concat(chunks, ignore_index=True) if chunks else empty_predictions(as_estimator(model), model_version)
-    )
+    predictions = pd.concat(chunks, ignore_index=True) if chunks else empty_predictions(estimator, model_version)
     failed = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
-    elapsed = time.perf_counter() - started
-    logger.info(
-        "Predicted %d faces in %.1f s (%d batches of up to %d); %d unreadable.",
-        len(predictions),
-        elapsed,
-        batches,
-        batch_size,
-        len(failed),
-    )
+    if log_every:
+        logger.info(
+            "Predicted %d faces in %.1f s (batches of up to %d); %d unreadable.",
+            len(predictions),
+            time.perf_counter() - started,
+            batch_size,
+            len(failed),
+        )
     if len(predictions) + len(failed) != len(table):
         raise RuntimeError(f"inference lost faces: {len(table)} in, {len(predictions)} predicted, {len(failed)} failed")
     return predictions, failed
 
 
-def predict_chunk(
-    rows: pd.DataFrame,
-    model,
-    *,
-    batch_size: int = 64,
-    padding: str = "edge",
-    workers: int = 2,
-    model_version: str | None = None,
-) -> dict[str, pd.DataFrame]:
+def predict_chunk(rows: pd.DataFrame, model, **settings) -> dict[str, pd.DataFrame]:
     """One Dask task: ``{"predictions", "failures"}`` of ``rows`` (faces joined with landmarks).
 
-    ``model``: a :class:`~dex_bias.models.shipping.ModelRef` (the model loaded on this worker).
+    ``model``: a :class:`~dex_bias.models.shipping.ModelRef` (the model loaded on this worker);
+    ``settings``: :func:`predict_faces`'s ``batch_size``, ``padding``, ``workers``, ``model_version``.
     """
-    estimator = model.estimator()
-    failures: list[dict[str, str]] = []
-    chunks = list(
-        iter_predictions(
-            estimator,
-            rows,
-            batch_size=batch_size,
-            padding=padding,
-            workers=workers,
-            model_version=model_version,
-            failures=failures,
-        )
-    )
-    predictions = pd.concat(chunks, ignore_index=True) if chunks else empty_predictions(estimator, model_version)
-    return {"predictions": predictions, "failures": pd.DataFrame(failures, columns=FAILURE_COLUMNS)}
+    predictions, failures = predict_faces(model.estimator(), rows, log_every=0, **settings)
+    return {"predictions": predictions, "failures": failures}
 
 
 def predict_table(
