@@ -1,15 +1,17 @@
 """The ``align`` pipeline: faces → landmarks and alignment failures → a contact sheet."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
 from dex_bias.pipelines.align.nodes import align_faces, draw_contact_sheet
+from dex_bias.wiring import pipeline_of
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """``faces`` → ``landmarks`` + ``alignment_failures`` → ``align_contact_sheet``."""
-    return Pipeline(
+    return pipeline_of(
+        "align",
         [
-            Node(
+            (
                 align_faces,
                 [
                     "faces",
@@ -20,15 +22,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:dask",
                 ],
                 ["landmarks", "alignment_failures"],
-                name="align_faces",
             ),
-            Node(
+            (
                 draw_contact_sheet,
                 ["faces", "landmarks", "params:align.contact_sheet", "params:align.crop"],
                 "align_contact_sheet",
-                name="draw_contact_sheet",
             ),
         ],
-        namespace="align",
-        prefix_datasets_with_namespace=False,
     )

@@ -7,7 +7,7 @@ for the run's list of models; with fewer than two it is empty.
 
 import warnings
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
 from dex_bias.model_audit import audited, dataset_name
 from dex_bias.pipelines.compare.nodes import (
@@ -20,6 +20,7 @@ from dex_bias.pipelines.compare.nodes import (
     rank_models,
     test_model_pairs,
 )
+from dex_bias.wiring import pipeline_of
 
 FIGURES = ["figure_model_mae", "figure_model_gates", "figure_model_regions"]
 #: The comparison report's inputs: its argument names and their datasets.
@@ -52,48 +53,33 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 
 def _pipeline(predictions: dict[str, str], attributions: dict[str, str]) -> Pipeline:
-    return Pipeline(
+    return pipeline_of(
+        "compare",
         [
-            Node(
+            (
                 collect_predictions,
                 {"report_params": "params:report", **predictions},
                 ["compared_predictions", "model_coverage"],
-                name="collect_predictions",
             ),
-            Node(
+            (
                 compare_metrics,
                 ["compared_predictions", "params:report", "params:compare"],
                 ["model_comparison_metrics", "model_comparison_gates"],
-                name="compare_metrics",
             ),
-            Node(
-                measure_spread,
-                ["compared_predictions", "params:report", "params:compare"],
-                "model_group_spread",
-                name="measure_spread",
-            ),
-            Node(
-                rank_models, ["model_comparison_metrics", "model_group_spread"], "model_leaderboard", name="rank_models"
-            ),
-            Node(
-                test_model_pairs,
-                ["compared_predictions", "params:report", "params:compare"],
-                "model_paired_tests",
-                name="test_model_pairs",
-            ),
-            Node(
+            (measure_spread, ["compared_predictions", "params:report", "params:compare"], "model_group_spread"),
+            (rank_models, ["model_comparison_metrics", "model_group_spread"], "model_leaderboard"),
+            (test_model_pairs, ["compared_predictions", "params:report", "params:compare"], "model_paired_tests"),
+            (
                 compare_region_attention,
                 {"compared": "compared_predictions", "report_params": "params:report", **attributions},
                 "model_region_attention",
-                name="compare_region_attention",
             ),
-            Node(
+            (
                 draw_comparison_figures,
                 ["model_comparison_metrics", "model_comparison_gates", "model_region_attention", "params:compare"],
                 FIGURES,
-                name="draw_comparison_figures",
             ),
-            Node(
+            (
                 build_comparison_report,
                 {
                     "report_params": "params:report",
@@ -102,9 +88,6 @@ def _pipeline(predictions: dict[str, str], attributions: dict[str, str]) -> Pipe
                     **REPORT_INPUTS,
                 },
                 "model_comparison_report",
-                name="build_comparison_report",
             ),
         ],
-        namespace="compare",
-        prefix_datasets_with_namespace=False,
     )

@@ -120,7 +120,7 @@ def collect_attributions(region_rows: pd.DataFrame, quickshift_rows: pd.DataFram
     return attribution_table(region_rows, quickshift_rows)
 
 
-def measure_quality(
+def measure_explanation_quality(
     targets: pd.DataFrame,
     region_attributions: pd.DataFrame,
     age_model,

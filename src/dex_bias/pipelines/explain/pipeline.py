@@ -1,6 +1,6 @@
 """The ``explain`` pipeline: predictions + landmarks + age_model -> region attributions, group maps, quality."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
 from dex_bias.pipelines.explain.nodes import (
     attribution_group_maps,
@@ -8,22 +8,23 @@ from dex_bias.pipelines.explain.nodes import (
     draw_regions_figure,
     explain_with_quickshift,
     explain_with_regions,
-    measure_quality,
+    measure_explanation_quality,
     select_images,
 )
+from dex_bias.wiring import pipeline_of
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """select images -> LIME over regions (and quickshift) -> attributions, group maps, quality, figures."""
-    return Pipeline(
+    return pipeline_of(
+        "explain",
         [
-            Node(
+            (
                 select_images,
                 ["predictions", "landmarks", "faces", "params:explain"],
                 ["explain_targets", "explain_selection_failures"],
-                name="select_images",
             ),
-            Node(
+            (
                 explain_with_regions,
                 [
                     "explain_targets",
@@ -34,22 +35,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:dask",
                 ],
                 ["region_attribution_rows", "explanation_failures", "explain_crop_frame"],
-                name="explain_with_regions",
             ),
-            Node(
+            (
                 explain_with_quickshift,
                 ["explain_targets", "age_model", "explain_chunks", "params:explain", "params:dask"],
                 "quickshift_attribution_rows",
-                name="explain_with_quickshift",
             ),
-            Node(
-                collect_attributions,
-                ["region_attribution_rows", "quickshift_attribution_rows"],
-                "region_attributions",
-                name="collect_attributions",
-            ),
-            Node(
-                measure_quality,
+            (collect_attributions, ["region_attribution_rows", "quickshift_attribution_rows"], "region_attributions"),
+            (
+                measure_explanation_quality,
                 [
                     "explain_targets",
                     "region_attributions",
@@ -59,21 +53,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:dask",
                 ],
                 "explanation_quality",
-                name="measure_explanation_quality",
             ),
-            Node(
+            (
                 attribution_group_maps,
                 ["region_attributions", "explain_targets", "explain_crop_frame", "params:explain"],
                 ["group_attributions", "group_attribution_maps"],
-                name="attribution_group_maps",
             ),
-            Node(
-                draw_regions_figure,
-                ["explain_targets", "explain_crop_frame", "params:explain"],
-                "facial_regions_figure",
-                name="draw_regions_figure",
-            ),
+            (draw_regions_figure, ["explain_targets", "explain_crop_frame", "params:explain"], "facial_regions_figure"),
         ],
-        namespace="explain",
-        prefix_datasets_with_namespace=False,
     )

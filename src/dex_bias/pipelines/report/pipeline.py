@@ -1,7 +1,7 @@
 """The ``report`` pipeline: predictions -> metrics, tests, gate and verification rates, image quality,
 article tables, figures, HTML."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
 from dex_bias.pipelines.report.nodes import (
     build_audit_report,
@@ -16,6 +16,7 @@ from dex_bias.pipelines.report.nodes import (
     make_region_weight_correlations,
     prepare_report_input,
 )
+from dex_bias.wiring import pipeline_of
 
 FIGURES = [
     "figure_error_by_race",
@@ -40,69 +41,32 @@ TABLES = [
 
 def create_pipeline(**kwargs) -> Pipeline:
     """prepare -> metrics, tests, gates, verification, quality, article tables -> figures -> audit_report."""
-    return Pipeline(
+    return pipeline_of(
+        "report",
         [
-            Node(
-                prepare_report_input,
-                ["predictions", "params:report"],
-                ["report_predictions", "report_input_quarantine"],
-                name="prepare_report_input",
-            ),
-            Node(
-                compute_group_metrics,
-                ["report_predictions", "params:report"],
-                "group_metrics",
-                name="compute_group_metrics",
-            ),
-            Node(
-                compute_significance_tests,
-                ["report_predictions", "params:report"],
-                "significance_tests",
-                name="compute_significance_tests",
-            ),
-            Node(
-                compute_age_gates,
-                ["report_predictions", "params:report"],
-                ["age_gate_metrics", "challenge_age_buffers"],
-                name="compute_age_gates",
-            ),
-            Node(
+            (prepare_report_input, ["predictions", "params:report"], ["report_predictions", "report_input_quarantine"]),
+            (compute_group_metrics, ["report_predictions", "params:report"], "group_metrics"),
+            (compute_significance_tests, ["report_predictions", "params:report"], "significance_tests"),
+            (compute_age_gates, ["report_predictions", "params:report"], ["age_gate_metrics", "challenge_age_buffers"]),
+            (
                 compute_age_verification,
                 ["report_predictions", "params:report"],
                 ["age_verification_metrics", "group_spread"],
-                name="compute_age_verification",
             ),
-            Node(
-                compute_image_quality,
-                ["report_predictions", "landmarks", "params:report"],
-                "image_quality_metrics",
-                name="compute_image_quality",
-            ),
-            Node(
-                make_paper_normality_table,
-                ["report_predictions", "params:report"],
-                "paper_normality_table",
-                name="make_paper_normality_table",
-            ),
-            Node(
+            (compute_image_quality, ["report_predictions", "landmarks", "params:report"], "image_quality_metrics"),
+            (make_paper_normality_table, ["report_predictions", "params:report"], "paper_normality_table"),
+            (
                 make_paper_correlation_table,
                 ["report_predictions", "region_attributions", "params:report"],
                 "paper_correlation_table",
-                name="make_paper_correlation_table",
             ),
-            Node(
+            (
                 make_region_weight_correlations,
                 ["report_predictions", "region_attributions", "params:report"],
                 "region_weight_correlations",
-                name="make_region_weight_correlations",
             ),
-            Node(
-                draw_figures,
-                ["report_predictions", "age_gate_metrics", "region_attributions", "params:report"],
-                FIGURES,
-                name="draw_figures",
-            ),
-            Node(
+            (draw_figures, ["report_predictions", "age_gate_metrics", "region_attributions", "params:report"], FIGURES),
+            (
                 build_audit_report,
                 {
                     "predictions": "report_predictions",
@@ -112,9 +76,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                     **{name: name for name in TABLES + FIGURES},
                 },
                 "audit_report",
-                name="build_audit_report",
             ),
         ],
-        namespace="report",
-        prefix_datasets_with_namespace=False,
     )
