@@ -50,20 +50,12 @@ from dex_bias.imaging import FULL_SIZE, Reduction, load_rgb, load_rgb_reduced
 PADDING_MODES = ("edge", "constant")
 
 
-def read_image(path: str | PathLike) -> np.ndarray:
-    """Decode ``path`` to (H, W, 3) uint8 RGB (:func:`dex_bias.imaging.load_rgb`).
-
-    Raises :class:`dex_bias.imaging.ImageDecodeError` with a reason code.
-    """
-    return load_rgb(path)
-
-
 def read_image_reduced(path: str | PathLike, max_reduction: float) -> tuple[np.ndarray, Reduction]:
     """Decode ``path`` at up to ``max_reduction`` times smaller (a JPEG; see :func:`crop_reduction`).
 
     Returns the (h, w, 3) uint8 RGB array and its :class:`dex_bias.imaging.Reduction`, which
     :func:`reduced_transform` applies to a crop transform. Raises
-    :class:`dex_bias.imaging.ImageDecodeError` with a reason code, as :func:`read_image`.
+    :class:`dex_bias.imaging.ImageDecodeError` with a reason code (:func:`dex_bias.imaging.load_rgb`'s).
     """
     if max_reduction < 2:
         return load_rgb(path), FULL_SIZE
