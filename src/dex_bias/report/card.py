@@ -14,12 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from dex_bias.report import formats
 from dex_bias.report.tables import Shown, metric_label, words
+
+if TYPE_CHECKING:
+    from dex_bias.report.comparison import ComparisonSettings
 
 
 @dataclass(frozen=True)
@@ -422,18 +426,15 @@ def comparison_card(
     metrics: pd.DataFrame,
     gates: pd.DataFrame,
     spread: pd.DataFrame,
-    *,
-    features: Sequence[str],
-    gate_measure: str,
-    challenge_age: float,
-    min_n: int,
-    alpha: float,
+    settings: ComparisonSettings,
 ) -> ReportCard:
     """The comparison's card: per group of ``features``, each model's MAE and gate rate side by side.
 
     Columns are measure × model; each measure's scale is shared by every model, so the whiskers
     of two models compare directly. Spread lines are each model's, from ``model_group_spread``.
     """
+    features, gate_measure, challenge_age = settings.features, settings.gate_measure, settings.challenge_age
+    min_n, alpha = settings.min_n, settings.alpha
     models = list(dict.fromkeys(metrics["model"]))
     gate_rows = gates[(gates["measure"] == gate_measure) & (gates["challenge_age"] == float(challenge_age))]
     measures = []

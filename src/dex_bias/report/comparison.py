@@ -239,14 +239,16 @@ def comparison_findings(
     metrics: pd.DataFrame,
     gates: pd.DataFrame,
     paired: pd.DataFrame,
-    *,
-    features: Sequence[str],
-    challenge_age: float,
-    gate_measure: str,
-    alpha: float,
+    settings: ComparisonSettings,
 ) -> list[ComparisonFinding]:
     """The comparison's findings as records: who is more accurate, who is fairer by which measure,
     the leaderboard's gate rate per model, and what the paired tests show (overall and per group)."""
+    features, gate_measure, challenge_age, alpha = (
+        settings.features,
+        settings.gate_measure,
+        settings.challenge_age,
+        settings.alpha,
+    )
     out: list[ComparisonFinding] = []
     board = leaderboard.set_index("model")
     out.append(
@@ -464,26 +466,8 @@ def comparison_report_context(
     """
     made = made or dt.datetime.now(dt.UTC)
     features = list(settings.features)
-    findings = comparison_findings(
-        tables.leaderboard,
-        tables.metrics,
-        tables.gates,
-        tables.paired,
-        features=features,
-        challenge_age=settings.challenge_age,
-        gate_measure=settings.gate_measure,
-        alpha=settings.alpha,
-    )
-    card = comparison_card(
-        tables.metrics,
-        tables.gates,
-        tables.spread,
-        features=features,
-        gate_measure=settings.gate_measure,
-        challenge_age=settings.challenge_age,
-        min_n=settings.min_n,
-        alpha=settings.alpha,
-    )
+    findings = comparison_findings(tables.leaderboard, tables.metrics, tables.gates, tables.paired, settings)
+    card = comparison_card(tables.metrics, tables.gates, tables.spread, settings)
     gate_label = f"{t.words(settings.gate_measure)} at {settings.challenge_age:g}"
     display = {
         "declarations": t.transposed_table("model_declarations", tables.declarations, "model", t.DECLARATION_LABELS),
