@@ -45,7 +45,7 @@ import pandas as pd
 from PIL import Image
 
 from dex_bias.faces.columns import CROP_COLUMNS, LANDMARK_X_COLUMNS, LANDMARK_Y_COLUMNS
-from dex_bias.imaging import FULL_SIZE, Reduction, load_rgb, load_rgb_reduced
+from dex_bias.imaging import FULL_SIZE, Reduction, load_rgb_reduced
 
 PADDING_MODES = ("edge", "constant")
 
@@ -57,23 +57,18 @@ def read_image_reduced(path: str | PathLike, max_reduction: float) -> tuple[np.n
     :func:`reduced_transform` applies to a crop transform. Raises
     :class:`dex_bias.imaging.ImageDecodeError` with a reason code (:func:`dex_bias.imaging.load_rgb`'s).
     """
-    if max_reduction < 2:
-        return load_rgb(path), FULL_SIZE
     return load_rgb_reduced(path, max_reduction)
 
 
-def _spacing(transform: np.ndarray, size: int) -> float:
-    """Source pixels between neighbouring crop pixels, along the crop's denser axis."""
-    return min(np.hypot(transform[0, 0], transform[1, 0]), np.hypot(transform[0, 1], transform[1, 1])) / size
-
-
 def crop_reduction(transform: np.ndarray, size: int) -> float:
-    """How many times smaller the image may be decoded for this (size × size) crop: its sample spacing.
+    """The crop's sample spacing: source pixels between neighbouring crop pixels, along its denser axis.
 
-    Decoded up to that many times smaller, the image still holds at least one pixel per crop pixel
-    along both of the crop's axes, so the crop keeps its resolution.
+    It is how many times smaller the image may be decoded for this (size × size) crop (decoded up
+    to that many times smaller, the image still holds at least one pixel per crop pixel along both
+    of the crop's axes), and :func:`crop_image` box-averages by its whole part first.
     """
-    return float(_spacing(np.asarray(transform, dtype=np.float64).reshape(2, 3), size))
+    (a, b, _), (d, e, _) = np.asarray(transform, dtype=np.float64).reshape(2, 3)
+    return float(min(np.hypot(a, d), np.hypot(b, e)) / size)
 
 
 def reduced_transform(transform: np.ndarray, reduction: Reduction | int) -> np.ndarray:
@@ -189,7 +184,7 @@ def crop_image(
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
 
     # Source pixels per crop pixel along u and v; at 2x or more, box-average first.
-    factor = int(math.floor(_spacing(transform, size)))
+    factor = int(math.floor(crop_reduction(transform, size)))
     if factor >= 2:
         image = np.asarray(Image.fromarray(image).reduce(factor))
         # A reduced pixel k covers original pixels [k·f, (k+1)·f): x' = (x + 0.5) / f - 0.5.
